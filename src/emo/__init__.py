@@ -1,0 +1,49 @@
+"""emo: one portrait + one audio track -> a talking or singing video (the EMO architecture).
+
+``import emo`` is cheap: torch, transformers, PyAV and soundfile are imported
+only when a name that needs them is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from emo import errors, plugins
+from emo._version import __version__
+
+if TYPE_CHECKING:
+    from emo.audio.loading import load_audio
+    from emo.io.reader import read_video
+    from emo.pipelines.emo_pipeline import EMOPipeline, EMOPipelineOutput
+
+__all__ = [
+    "EMOPipeline",
+    "EMOPipelineOutput",
+    "__version__",
+    "errors",
+    "load_audio",
+    "plugins",
+    "read_video",
+]
+
+# Public name -> module that defines it; imported on first attribute access.
+_LAZY = {
+    "EMOPipeline": "emo.pipelines.emo_pipeline",
+    "EMOPipelineOutput": "emo.pipelines.emo_pipeline",
+    "load_audio": "emo.audio.loading",
+    "read_video": "emo.io.reader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'emo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

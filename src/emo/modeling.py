@@ -1,0 +1,235 @@
+"""``ModelMixin``: a :class:`torch.nn.Module` with a config and safetensors persistence."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from emo.configuration import ConfigMixin, class_path, import_class, load_config
+from emo.errors import CheckpointError, ConfigError, EMOWarning
+
+__all__ = ["WEIGHTS_NAME", "LoadReport", "ModelMixin", "load_state_dict_file"]
+
+WEIGHTS_NAME = "model.safetensors"
+
+_M = TypeVar("_M", bound="ModelMixin")
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What happened when a state dict was loaded into a model.
+
+    Attributes
+    ----------
+    missing_keys
+        Model parameters/buffers the checkpoint did not provide (kept at their init).
+    unexpected_keys
+        Checkpoint tensors the model has no place for (ignored).
+    """
+
+    missing_keys: tuple[str, ...] = field(default_factory=tuple)
+    unexpected_keys: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        """True when every key matched."""
+        return not self.missing_keys and not self.unexpected_keys
+
+    def describe(self, limit: int = 20) -> str:
+        """A human-readable list of the mismatched keys (at most ``limit`` of each)."""
+        parts = []
+        for label, keys in (("missing", self.missing_keys), ("unexpected", self.unexpected_keys)):
+            if keys:
+                shown = ", ".join(keys[:limit])
+                more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+                parts.append(f"{len(keys)} {label} keys: {shown}{more}")
+        return "; ".join(parts) or "all keys matched"
+
+
+def load_state_dict_file(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` file, or a PyTorch ``.bin``/``.pt``/``.ckpt`` file, into a state dict.
+
+    Pickled files are read with ``weights_only=True``; a ``{"state_dict": ...}``
+    wrapper (as in Lightning and AnimateDiff checkpoints) is unwrapped.
+
+    Raises
+    ------
+    CheckpointError
+        If the file is missing or cannot be parsed.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"weights file {os.fspath(file)!r} does not exist")
+    try:
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return dict(load_file(os.fspath(file), device=str(device)))
+        loaded = torch.load(os.fspath(file), map_location=device, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read weights file {os.fspath(file)!r}: {exc}") from exc
+    if isinstance(loaded, Mapping) and "state_dict" in loaded:
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in loaded.values()
+    ):
+        raise CheckpointError(f"{os.fspath(file)!r} does not hold a flat tensor state dict")
+    return {str(k): v for k, v in loaded.items()}
+
+
+class ModelMixin(nn.Module, ConfigMixin):
+    """Base of every emo network: config capture plus ``save_pretrained``/``from_pretrained``.
+
+    A folder written by :meth:`save_pretrained` holds ``config.json`` (the
+    ``__init__`` arguments) and ``model.safetensors`` (the state dict).
+    """
+
+    weights_name: ClassVar[str] = WEIGHTS_NAME
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the first parameter (CPU for a parameter-free module)."""
+        for tensor in self.parameters():
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Dtype of the first floating-point parameter (float32 for a parameter-free module)."""
+        for tensor in self.parameters():
+            if tensor.is_floating_point():
+                return tensor.dtype
+        return torch.float32
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Number of parameters (works on the meta device)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``.
+
+        Both files are written under temporary names and renamed when complete,
+        so an interrupted save never leaves a truncated file behind.
+
+        Returns
+        -------
+        Path
+            The folder.
+        """
+        from safetensors.torch import save_file
+
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        if any(v.is_meta for v in state.values()):
+            raise CheckpointError(f"{type(self).__name__} is on the meta device; nothing to save")
+        fd, tmp = tempfile.mkstemp(prefix=".weights.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            save_file(state, tmp, metadata={"format": "pt", "emo_class": class_path(type(self))})
+            os.replace(tmp, folder / self.weights_name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.save_config(folder)
+        return folder
+
+    @classmethod
+    def from_pretrained(
+        cls: type[_M],
+        directory: str | os.PathLike[str],
+        *,
+        dtype: torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        strict: bool = True,
+        **overrides: Any,
+    ) -> _M:
+        """Build a model from a folder written by :meth:`save_pretrained`.
+
+        Parameters
+        ----------
+        directory
+            The folder with ``config.json`` and ``model.safetensors``.
+        dtype
+            Cast floating-point weights to this dtype (default: as saved).
+        device
+            Where to put the model. ``"meta"`` builds it without allocating or
+            reading any weights.
+        strict
+            Raise :class:`~emo.errors.CheckpointError` on missing or unexpected
+            keys; with ``False`` they are reported in an :class:`~emo.errors.EMOWarning`
+            and missing ones keep their fresh initialisation.
+        **overrides
+            Config values to replace.
+        """
+        config = load_config(directory, cls.config_name)
+        target = cls
+        stamped = config.get("_class_name")
+        if isinstance(stamped, str) and stamped != class_path(cls):
+            found = import_class(stamped)
+            if not issubclass(found, cls):
+                raise ConfigError(
+                    f"{os.fspath(directory)!r} holds a {stamped}, not a {class_path(cls)}"
+                )
+            target = found
+        if device is not None and torch.device(device).type == "meta":
+            with torch.device("meta"):
+                model = target.from_config(config, **overrides)
+            return model.to(dtype=dtype) if dtype is not None else model
+        weights = Path(directory) / cls.weights_name
+        state = load_state_dict_file(weights, device=device or "cpu")
+        model = target.from_config(config, **overrides)
+        report = model.load_weights(state, strict=strict)
+        if not report.ok:
+            warnings.warn(
+                f"loading {os.fspath(weights)!r}: {report.describe()}", EMOWarning, stacklevel=2
+            )
+        if device is not None or dtype is not None:
+            model = model.to(device=device, dtype=dtype)
+        return model
+
+    def load_weights(
+        self, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True
+    ) -> LoadReport:
+        """Copy ``state_dict`` into this model, checking names and shapes first.
+
+        Raises
+        ------
+        CheckpointError
+            On any shape mismatch, and on missing or unexpected keys when ``strict``.
+        """
+        own = self.state_dict()
+        mismatched = [
+            f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+            for k, v in state_dict.items()
+            if k in own and tuple(v.shape) != tuple(own[k].shape)
+        ]
+        if mismatched:
+            raise CheckpointError(
+                f"{type(self).__name__}: {len(mismatched)} tensors have the wrong shape "
+                f"(was the checkpoint made for another config?): {'; '.join(mismatched[:10])}"
+            )
+        report = LoadReport(
+            missing_keys=tuple(k for k in own if k not in state_dict),
+            unexpected_keys=tuple(k for k in state_dict if k not in own),
+        )
+        if strict and not report.ok:
+            raise CheckpointError(
+                f"{type(self).__name__}: checkpoint does not fit: {report.describe()}; "
+                "pass strict=False to load what fits"
+            )
+        with torch.no_grad():
+            for key, value in state_dict.items():
+                if key in own:
+                    own[key].copy_(value)
+        return report
