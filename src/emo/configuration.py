@@ -109,7 +109,8 @@ class FrozenConfig(Mapping[str, Any]):
         if not isinstance(other, Mapping):
             return NotImplemented
         frozen = other if isinstance(other, FrozenConfig) else FrozenConfig(other)
-        return self._data == frozen._data
+        same: bool = self._data == frozen._data
+        return same
 
     def __hash__(self) -> int:
         return hash(json.dumps(self.to_dict(), sort_keys=True))
@@ -186,7 +187,9 @@ def load_config(directory: str | os.PathLike[str], name: str = CONFIG_NAME) -> F
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"no {name} in {os.fspath(directory)!r}; is this a saved emo folder?")
+        raise ConfigError(
+            f"no {name} in {os.fspath(directory)!r}; is this a saved emo folder?"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{os.fspath(path)!r} is not readable JSON: {exc}") from exc
     if not isinstance(data, dict):
@@ -245,13 +248,14 @@ class ConfigMixin:
         if init is not None and not getattr(init, "_emo_wraps_config", False):
             wrapped = _wrap_init(init)
             wrapped._emo_wraps_config = True  # type: ignore[attr-defined]
-            cls.__init__ = wrapped  # type: ignore[misc]
+            cls.__init__ = wrapped  # type: ignore[method-assign]
 
     @property
     def config(self) -> FrozenConfig:
         """The frozen ``__init__`` arguments, plus ``_class_name``, ``_plugin_name``, ``_emo_version``."""
         try:
-            return self.__dict__["_config"]  # type: ignore[no-any-return]
+            config: FrozenConfig = self.__dict__["_config"]
+            return config
         except KeyError:
             raise AttributeError(
                 f"{type(self).__name__} has no config: its __init__ was not wrapped "

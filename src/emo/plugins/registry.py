@@ -6,7 +6,9 @@ a plugin is imported the first time it is asked for and then cached.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as metadata
+import inspect
 import os
 import re
 import threading
@@ -137,7 +139,9 @@ class _Registry:
                     dist = getattr(ep, "dist", None)
                     dist_name = dist.metadata["Name"] if dist is not None else None
                     version = dist.version if dist is not None else None
-                    builtin = dist_name is not None and _canonical(dist_name) == BUILTIN_DISTRIBUTION
+                    builtin = (
+                        dist_name is not None and _canonical(dist_name) == BUILTIN_DISTRIBUTION
+                    )
                     builtin = builtin and ep.value.startswith("emo.")
                     if not builtin and (
                         all_off
@@ -161,7 +165,10 @@ class _Registry:
                 for candidates in per_name.values():
                     # Deterministic winner: built-in first, then by distribution name.
                     candidates.sort(
-                        key=lambda c: (c[0].source != "builtin", _canonical(c[0].distribution or ""))
+                        key=lambda c: (
+                            c[0].source != "builtin",
+                            _canonical(c[0].distribution or ""),
+                        )
                     )
                 found[kind] = per_name
             self._discovered = found
@@ -226,10 +233,15 @@ class _Registry:
                 try:
                     obj = ep.load()
                 except Exception as exc:
+                    advice = (
+                        "reinstall emo (this is a built-in)"
+                        if info.source == "builtin"
+                        else f"reinstall or fix that package, or set {DISABLE_ENV}="
+                        f"{info.distribution} to skip it"
+                    )
                     raise PluginLoadError(
                         f"{spec.kind} plugin {name!r} failed to import from {info.origin}: "
-                        f"{type(exc).__name__}: {exc}; reinstall or fix that package, or set "
-                        f"{DISABLE_ENV}={info.distribution} to skip it"
+                        f"{type(exc).__name__}: {exc}; {advice}"
                     ) from exc
                 _check_contract(spec, name, obj, origin=info.origin)
             self._cache[(spec.kind, name)] = obj
@@ -254,13 +266,32 @@ _REGISTRY = _Registry()
 
 
 def _describe(obj: Any) -> str:
-    target = obj if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__") else type(obj)
+    target = (
+        obj
+        if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
+        else type(obj)
+    )
     return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(target))}"
+
+
+def _has_method(obj: Any, method: str) -> bool:
+    """True if ``obj`` (class or instance) really defines ``method``.
+
+    Looked up on the class's MRO, not through ``getattr``: every class is callable
+    through ``type.__call__``, which must not count as a face mask's ``__call__``.
+    """
+    cls = obj if isinstance(obj, type) else type(obj)
+    for klass in cls.__mro__:
+        if klass is not object and method in vars(klass):
+            return callable(getattr(obj, method, None))
+    return not isinstance(obj, type) and callable(
+        vars(obj).get(method) if hasattr(obj, "__dict__") else None
+    )
 
 
 def _check_contract(spec: KindSpec, name: str, obj: Any, origin: str) -> None:
     """Raise :class:`PluginContractError` unless ``obj`` (class or instance) fits ``spec``."""
-    missing = [m for m in spec.methods if not callable(getattr(obj, m, None))]
+    missing = [m for m in spec.methods if not _has_method(obj, m)]
     if not isinstance(obj, type):
         missing += [a for a in spec.attributes if not hasattr(obj, a)]
     if missing:
@@ -321,7 +352,8 @@ def create(kind: str, spec: Any, /, **kwargs: Any) -> Any:
         label = spec
     else:
         obj, label = spec, _describe(spec)
-    if isinstance(obj, type) or (callable(obj) and not _fits(kind_spec, obj)):
+    # Classes and factory functions are called; anything else is a built instance.
+    if isinstance(obj, (type, functools.partial)) or inspect.isroutine(obj):
         instance = obj(**kwargs)
     else:
         if kwargs:
@@ -334,14 +366,10 @@ def create(kind: str, spec: Any, /, **kwargs: Any) -> Any:
     return instance
 
 
-def _fits(spec: KindSpec, obj: Any) -> bool:
-    return all(callable(getattr(obj, m, None)) for m in spec.methods) and all(
-        hasattr(obj, a) for a in spec.attributes
-    )
-
-
 @overload
-def register(kind: str, name: str, obj: None = None, *, override: bool = False) -> Callable[[_T], _T]: ...
+def register(
+    kind: str, name: str, obj: None = None, *, override: bool = False
+) -> Callable[[_T], _T]: ...
 @overload
 def register(kind: str, name: str, obj: _T, *, override: bool = False) -> _T: ...
 def register(kind: str, name: str, obj: Any = None, *, override: bool = False) -> Any:
@@ -416,7 +444,7 @@ def plugin_name_of(kind: str, obj: Any) -> str | None:
         if registered is cls or registered is obj:
             return name
     declared = getattr(cls, "name", None)
-    candidates: Iterable[str] = ([declared] if isinstance(declared, str) and declared else [])
+    candidates: Iterable[str] = [declared] if isinstance(declared, str) and declared else []
     for name in [*candidates, *_REGISTRY.names(spec)]:
         try:
             if _REGISTRY.load(spec, name) is cls:

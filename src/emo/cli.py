@@ -1,0 +1,114 @@
+"""The ``emo`` command line: ``emo plugins`` and ``emo generate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from emo._version import __version__
+from emo.errors import EMOError
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from emo import plugins
+
+    statuses = plugins.check(args.kind)
+    broken = 0
+    for kind in plugins.KINDS if args.kind is None else [plugins.normalize_kind(args.kind).kind]:
+        spec = plugins.KINDS[kind]
+        print(f"{kind} ({spec.group})")
+        rows = [s for s in statuses if s.info.kind == kind]
+        if not rows:
+            print("  (none)")
+        for status in rows:
+            info = status.info
+            dist = info.distribution or "in-process"
+            if info.version:
+                dist = f"{dist} {info.version}"
+            state = "ok" if status.loads else "BROKEN"
+            print(f"  {info.name:<14} {state:<7} {dist:<24} {info.value}")
+            if status.error:
+                broken += 1
+                print(f"      error: {status.error}")
+            for other in status.shadowed:
+                print(f"      shadows: {other.origin} (ignored)")
+    return EXIT_ERROR if broken and args.strict else EXIT_OK
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from emo.cli_generate import run_generate
+
+    return run_generate(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``emo`` command."""
+    parser = argparse.ArgumentParser(
+        prog="emo",
+        description="EMO: one portrait + one audio track -> a talking or singing video.",
+    )
+    parser.add_argument("--version", action="version", version=f"emo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("plugins", help="list every plugin of every kind and whether it loads")
+    p.add_argument("--kind", default=None, help="only this kind (audio_encoder, scheduler, ...)")
+    p.add_argument("--strict", action="store_true", help="exit with 1 if any plugin is broken")
+    p.set_defaults(func=_cmd_plugins)
+
+    g = sub.add_parser("generate", help="generate a video from a portrait and an audio file")
+    g.add_argument("image", help="portrait image (png, jpg, webp, ...)")
+    g.add_argument(
+        "audio", help="speech or singing audio (wav, flac, mp3, m4a, or a video's audio)"
+    )
+    g.add_argument("-o", "--output", required=True, help="output video (.mp4, .webm, .gif, folder)")
+    g.add_argument(
+        "--model", default=None, help="saved pipeline folder (default: tiny random demo)"
+    )
+    g.add_argument("--steps", type=int, default=None, help="denoising steps")
+    g.add_argument("--seed", type=int, default=0, help="random seed")
+    g.add_argument("--scheduler", default=None, help="scheduler plugin name")
+    g.add_argument("--face-mask", default=None, help="face mask plugin name (auto, box, full)")
+    g.add_argument("--writer", default=None, help="video writer plugin name (default: from suffix)")
+    g.add_argument("--fps", type=float, default=None, help="frames per second")
+    g.add_argument("--size", type=int, default=None, help="output height and width in pixels")
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
+    g.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16", "bfloat16"],
+        help="weights dtype",
+    )
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=_cmd_generate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``emo`` command; return its exit code.
+
+    Exit codes: 0 success, 1 an emo error (bad input, broken plugin, ...),
+    2 bad usage, 130 interrupted.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = int(args.func(args))
+    except EMOError as exc:
+        print(f"emo: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("emo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
