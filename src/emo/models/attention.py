@@ -1,0 +1,350 @@
+"""Attention layers of the UNet family: attention, GEGLU feed-forward, spatial transformer.
+
+Parameter names follow the Stable Diffusion 1.x checkpoint layout
+(``to_q``/``to_k``/``to_v``/``to_out.0``; ``norm1``/``attn1``/``norm2``/``attn2``/
+``norm3``/``ff.net.0.proj``/``ff.net.2``; ``norm``/``proj_in``/``proj_out``).
+
+Two EMO extensions live here, both off unless asked for:
+
+* *reference attention*: the self-attention ``attn1`` of a transformer block
+  attends over ``[own tokens ; reference tokens]`` (no new parameters);
+* *audio attention*: ``audio_norm`` + ``audio_attn``, a cross-attention from
+  the tokens of one frame to that frame's audio tokens, added after the block,
+  its output projection zero-initialised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+__all__ = ["GEGLU", "Attention", "BasicTransformerBlock", "FeedForward", "SpatialTransformer"]
+
+
+class Attention(nn.Module):
+    """Multi-head (cross-)attention through :func:`torch.nn.functional.scaled_dot_product_attention`.
+
+    Parameters
+    ----------
+    query_dim
+        Width of the query tokens (and of the output).
+    cross_attention_dim
+        Width of the context tokens (default: ``query_dim``, self-attention).
+    heads
+        Number of heads.
+    dim_head
+        Width of one head; the inner width is ``heads * dim_head``.
+    dropout
+        Dropout after the output projection.
+    bias
+        Whether ``to_q``/``to_k``/``to_v`` have a bias (not in Stable Diffusion).
+    """
+
+    def __init__(
+        self,
+        query_dim: int,
+        cross_attention_dim: int | None = None,
+        heads: int = 8,
+        dim_head: int = 64,
+        dropout: float = 0.0,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        inner = heads * dim_head
+        context_dim = query_dim if cross_attention_dim is None else cross_attention_dim
+        self.heads = heads
+        self.dim_head = dim_head
+        self.to_q = nn.Linear(query_dim, inner, bias=bias)
+        self.to_k = nn.Linear(context_dim, inner, bias=bias)
+        self.to_v = nn.Linear(context_dim, inner, bias=bias)
+        self.to_out = nn.ModuleList([nn.Linear(inner, query_dim), nn.Dropout(dropout)])
+
+    def forward(
+        self, hidden_states: torch.Tensor, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Attend from ``hidden_states`` to ``context``.
+
+        Parameters
+        ----------
+        hidden_states
+            Queries ``(b, n, query_dim)``.
+        context
+            Keys/values ``(b, m, cross_attention_dim)``; ``None`` means ``hidden_states``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, n, query_dim)``.
+        """
+        context = hidden_states if context is None else context
+        q = rearrange(self.to_q(hidden_states), "b n (h d) -> b h n d", h=self.heads)
+        k = rearrange(self.to_k(context), "b m (h d) -> b h m d", h=self.heads)
+        v = rearrange(self.to_v(context), "b m (h d) -> b h m d", h=self.heads)
+        out = F.scaled_dot_product_attention(q, k, v)
+        out = rearrange(out, "b h n d -> b n (h d)").to(q.dtype)
+        for layer in self.to_out:
+            out = layer(out)
+        return out
+
+
+class GEGLU(nn.Module):
+    """Gated GELU: ``proj`` doubles the width, one half gates the other through GELU.
+
+    Parameters
+    ----------
+    dim_in
+        Input width.
+    dim_out
+        Output width.
+    """
+
+    def __init__(self, dim_in: int, dim_out: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out * 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(..., dim_in)`` to ``(..., dim_out)``."""
+        hidden, gate = self.proj(x).chunk(2, dim=-1)
+        out: torch.Tensor = hidden * F.gelu(gate)
+        return out
+
+
+class FeedForward(nn.Module):
+    """GEGLU feed-forward ``net = [GEGLU, Dropout, Linear]`` with a 4x inner width.
+
+    Parameters
+    ----------
+    dim
+        Input and output width.
+    mult
+        Inner width multiplier.
+    dropout
+        Dropout between the two projections.
+    """
+
+    def __init__(self, dim: int, mult: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        inner = dim * mult
+        self.net = nn.ModuleList([GEGLU(dim, inner), nn.Dropout(dropout), nn.Linear(inner, dim)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(..., dim)`` to ``(..., dim)``."""
+        for layer in self.net:
+            x = layer(x)
+        return x
+
+
+class BasicTransformerBlock(nn.Module):
+    """Self-attention, optional text cross-attention, GEGLU feed-forward; pre-LayerNorm residuals.
+
+    Parameters
+    ----------
+    dim
+        Token width.
+    num_attention_heads
+        Heads of every attention.
+    attention_head_dim
+        Width of one head.
+    cross_attention_dim
+        Width of the text tokens of ``attn2``.
+    dropout
+        Dropout of the attentions and the feed-forward.
+    audio_cross_attention_dim
+        Width of the audio tokens; when set, ``audio_norm`` and ``audio_attn``
+        (zero-initialised output) are added.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_attention_heads: int,
+        attention_head_dim: int,
+        cross_attention_dim: int | None = None,
+        dropout: float = 0.0,
+        audio_cross_attention_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.key = ""  # stable layer path; set by the owning network
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn1 = Attention(dim, None, num_attention_heads, attention_head_dim, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.attn2 = Attention(
+            dim, cross_attention_dim, num_attention_heads, attention_head_dim, dropout
+        )
+        self.norm3 = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim, dropout=dropout)
+        self.audio_norm: nn.LayerNorm | None = None
+        self.audio_attn: Attention | None = None
+        if audio_cross_attention_dim is not None:
+            self.audio_norm = nn.LayerNorm(dim)
+            self.audio_attn = Attention(
+                dim, audio_cross_attention_dim, num_attention_heads, attention_head_dim, dropout
+            )
+            out = self.audio_attn.to_out[0]
+            assert isinstance(out, nn.Linear)
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None,
+        audio_tokens: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Apply the block.
+
+        Parameters
+        ----------
+        hidden_states
+            Tokens ``(b, n, dim)``.
+        encoder_hidden_states
+            Text tokens ``(b, t, d)``; ``None`` skips ``attn2`` altogether.
+        reference
+            Reference tokens ``(b, m, dim)`` appended to the keys/values of ``attn1``.
+        audio_tokens
+            Audio tokens ``(b, k, d_audio)`` for ``audio_attn`` (ignored when the
+            block has none).
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            The new tokens ``(b, n, dim)`` and the normalised tokens that entered
+            ``attn1`` ``(b, n, dim)`` (the reference features of this layer).
+        """
+        normed = self.norm1(hidden_states)
+        context = normed if reference is None else torch.cat([normed, reference], dim=1)
+        hidden_states = hidden_states + self.attn1(normed, context)
+        if encoder_hidden_states is not None:
+            hidden_states = hidden_states + self.attn2(
+                self.norm2(hidden_states), encoder_hidden_states
+            )
+        hidden_states = hidden_states + self.ff(self.norm3(hidden_states))
+        if audio_tokens is not None and self.audio_attn is not None and self.audio_norm is not None:
+            hidden_states = hidden_states + self.audio_attn(
+                self.audio_norm(hidden_states), audio_tokens
+            )
+        return hidden_states, normed
+
+
+class SpatialTransformer(nn.Module):
+    """GroupNorm, ``proj_in``, transformer blocks over the ``h*w`` tokens, ``proj_out``, residual.
+
+    Parameters
+    ----------
+    num_attention_heads
+        Heads of every attention.
+    attention_head_dim
+        Width of one head.
+    in_channels
+        Channels of the feature map.
+    num_layers
+        Number of transformer blocks.
+    cross_attention_dim
+        Width of the text tokens.
+    norm_num_groups
+        Groups of the input GroupNorm.
+    use_linear_projection
+        ``proj_in``/``proj_out`` are linear layers on tokens (SD 2.x style)
+        rather than 1x1 convolutions (SD 1.x).
+    dropout
+        Dropout inside the blocks.
+    audio_cross_attention_dim
+        Width of the audio tokens, or ``None`` for no audio attention.
+    """
+
+    def __init__(
+        self,
+        num_attention_heads: int,
+        attention_head_dim: int,
+        in_channels: int,
+        num_layers: int = 1,
+        cross_attention_dim: int | None = None,
+        norm_num_groups: int = 32,
+        use_linear_projection: bool = False,
+        dropout: float = 0.0,
+        audio_cross_attention_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        inner = num_attention_heads * attention_head_dim
+        self.use_linear_projection = use_linear_projection
+        self.norm = nn.GroupNorm(norm_num_groups, in_channels, eps=1e-6, affine=True)
+        self.proj_in: nn.Module
+        self.proj_out: nn.Module
+        if use_linear_projection:
+            self.proj_in = nn.Linear(in_channels, inner)
+            self.proj_out = nn.Linear(inner, in_channels)
+        else:
+            self.proj_in = nn.Conv2d(in_channels, inner, kernel_size=1)
+            self.proj_out = nn.Conv2d(inner, in_channels, kernel_size=1)
+        self.block_keys: list[str] = [f"transformer_blocks.{k}" for k in range(num_layers)]
+        self.transformer_blocks = nn.ModuleList(
+            [
+                BasicTransformerBlock(
+                    inner,
+                    num_attention_heads,
+                    attention_head_dim,
+                    cross_attention_dim=cross_attention_dim,
+                    dropout=dropout,
+                    audio_cross_attention_dim=audio_cross_attention_dim,
+                )
+                for _ in range(num_layers)
+            ]
+        )
+
+    def assign_keys(self, prefix: str) -> None:
+        """Name the transformer blocks ``{prefix}.transformer_blocks.{k}`` (feature keys)."""
+        keys = []
+        for k, block in enumerate(self.transformer_blocks):
+            assert isinstance(block, BasicTransformerBlock)
+            block.key = f"{prefix}.transformer_blocks.{k}"
+            keys.append(block.key)
+        self.block_keys = keys
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        reference: Sequence[torch.Tensor] | None = None,
+        audio_tokens: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Apply the transformer to a feature map.
+
+        Parameters
+        ----------
+        hidden_states
+            Feature map ``(b, c, h, w)``.
+        encoder_hidden_states
+            Text tokens ``(b, t, d)`` or ``None`` (no ``attn2``).
+        reference
+            One reference token tensor ``(b, m, inner)`` per transformer block, or ``None``.
+        audio_tokens
+            Audio tokens ``(b, k, d_audio)`` or ``None``.
+
+        Returns
+        -------
+        tuple
+            The new feature map ``(b, c, h, w)`` and, per transformer block, the
+            normalised tokens ``(b, h*w, inner)`` that entered its ``attn1``.
+        """
+        _, _, height, width = hidden_states.shape
+        residual = hidden_states
+        x = self.norm(hidden_states)
+        if self.use_linear_projection:
+            x = self.proj_in(rearrange(x, "b c h w -> b (h w) c"))
+        else:
+            x = rearrange(self.proj_in(x), "b c h w -> b (h w) c")
+        entered: list[torch.Tensor] = []
+        for i, block in enumerate(self.transformer_blocks):
+            ref = None if reference is None else reference[i]
+            x, normed = block(x, encoder_hidden_states, ref, audio_tokens)
+            entered.append(normed)
+        if self.use_linear_projection:
+            x = rearrange(self.proj_out(x), "b (h w) c -> b c h w", h=height, w=width)
+        else:
+            x = self.proj_out(rearrange(x, "b (h w) c -> b c h w", h=height, w=width))
+        return x + residual, entered
