@@ -1,0 +1,956 @@
+"""``AutoencoderKL``: the Stable Diffusion VAE, for images and video clips.
+
+The parameter names and shapes equal those of the diffusers ``AutoencoderKL``
+(``encoder.down_blocks.0.resnets.0.norm1.weight``, ...), so the ``vae/`` folder
+of any Stable Diffusion 1.x model loads as is (:meth:`AutoencoderKL.from_diffusers`),
+and the VAE of an original single-file checkpoint loads through
+:mod:`emo.models.convert_single_file` (:meth:`AutoencoderKL.from_single_file`).
+
+Video tensors ``(b, c, f, h, w)`` are encoded and decoded frame by frame, in
+slices of :attr:`AutoencoderKL.frame_slice_size` frames, so peak memory is
+bounded by the slice and not by the clip length.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from emo.errors import CheckpointError, ConfigError, EMOWarning, InputError
+from emo.modeling import LoadReport, ModelMixin, load_state_dict_file
+from emo.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
+
+__all__ = [
+    "AutoencoderKL",
+    "DiagonalGaussian",
+    "VAEAttention",
+    "VAEDecoder",
+    "VAEEncoder",
+    "convert_diffusers_vae_state_dict",
+]
+
+logger = logging.getLogger(__name__)
+
+_DIFFUSERS_WEIGHT_NAMES = (
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.bin",
+    "diffusion_pytorch_model.fp16.safetensors",
+    "diffusion_pytorch_model.fp16.bin",
+)
+# diffusers config keys that carry nothing for an SD 1.x VAE when at these values.
+_HARMLESS_DIFFUSERS_KEYS: dict[str, Any] = {
+    "force_upcast": None,  # any value: emo leaves dtype choices to the caller
+    "latents_mean": None,
+    "latents_std": None,
+    "shift_factor": None,
+    "norm_type": "group",
+    "double_z": True,
+}
+_LEGACY_ATTENTION_NAMES = {
+    "query": "to_q",
+    "key": "to_k",
+    "value": "to_v",
+    "proj_attn": "to_out.0",
+}
+
+
+class DiagonalGaussian:
+    """A diagonal Gaussian over latents, as the VAE encoder predicts it.
+
+    Parameters
+    ----------
+    parameters
+        Mean and log-variance stacked on the channel axis:
+        ``(b, 2 * c, h, w)`` or ``(b, 2 * c, f, h, w)``.
+
+    Attributes
+    ----------
+    mean
+        ``(b, c, ...)``.
+    logvar
+        ``(b, c, ...)``, clamped to ``[-30, 20]`` as in Stable Diffusion.
+    std
+        ``exp(logvar / 2)``.
+    var
+        ``exp(logvar)``.
+    """
+
+    def __init__(self, parameters: torch.Tensor) -> None:
+        self.parameters = parameters
+        mean, logvar = torch.chunk(parameters, 2, dim=1)
+        self.mean = mean
+        self.logvar = torch.clamp(logvar, -30.0, 20.0)
+        self.std = torch.exp(0.5 * self.logvar)
+        self.var = torch.exp(self.logvar)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``mean + std * eps`` with ``eps ~ N(0, I)`` from ``generator``.
+
+        Parameters
+        ----------
+        generator
+            The source of randomness; ``None`` uses torch's global generator.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, c, ...)``, same dtype and device as :attr:`mean`.
+        """
+        noise = torch.randn(
+            self.mean.shape, generator=generator, device=self.mean.device, dtype=torch.float32
+        ).to(self.mean.dtype)
+        return self.mean + self.std * noise
+
+    def mode(self) -> torch.Tensor:
+        """The most likely latent, i.e. :attr:`mean` ``(b, c, ...)``."""
+        return self.mean
+
+    def kl(self, other: DiagonalGaussian | None = None) -> torch.Tensor:
+        """KL divergence to ``other`` (default: the standard normal), summed per sample.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b,)``.
+        """
+        dims = list(range(1, self.mean.ndim))
+        if other is None:
+            return 0.5 * torch.sum(self.mean.pow(2) + self.var - 1.0 - self.logvar, dim=dims)
+        return 0.5 * torch.sum(
+            (self.mean - other.mean).pow(2) / other.var
+            + self.var / other.var
+            - 1.0
+            - self.logvar
+            + other.logvar,
+            dim=dims,
+        )
+
+    def nll(self, sample: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of ``sample`` ``(b, c, ...)``, summed per sample ``(b,)``."""
+        dims = list(range(1, self.mean.ndim))
+        return 0.5 * torch.sum(
+            math.log(2.0 * math.pi) + self.logvar + (sample - self.mean).pow(2) / self.var,
+            dim=dims,
+        )
+
+
+class VAEAttention(nn.Module):
+    """Single-head spatial self-attention with a GroupNorm and a residual, as in the SD VAE.
+
+    Parameters
+    ----------
+    channels
+        Channels ``c`` of the feature map (also the head width).
+    groups
+        Groups of ``group_norm``.
+    eps
+        Epsilon of ``group_norm``.
+    """
+
+    def __init__(self, channels: int, groups: int = 32, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.channels = channels
+        self.group_norm = nn.GroupNorm(groups, channels, eps=eps, affine=True)
+        self.to_q = nn.Linear(channels, channels)
+        self.to_k = nn.Linear(channels, channels)
+        self.to_v = nn.Linear(channels, channels)
+        self.to_out = nn.ModuleList([nn.Linear(channels, channels), nn.Dropout(0.0)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend over all ``h * w`` positions.
+
+        Parameters
+        ----------
+        x
+            ``(b, c, h, w)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, c, h, w)``.
+        """
+        height, width = x.shape[-2:]
+        h = rearrange(self.group_norm(x), "b c h w -> b (h w) c")
+        q = self.to_q(h)[:, None]
+        k = self.to_k(h)[:, None]
+        v = self.to_v(h)[:, None]
+        h = F.scaled_dot_product_attention(q, k, v)[:, 0]
+        for layer in self.to_out:
+            h = layer(h)
+        out: torch.Tensor = x + rearrange(h, "b (h w) c -> b c h w", h=height, w=width)
+        return out
+
+
+class _MidBlock(nn.Module):
+    """Resnet, optional attention, resnet (``resnets.0``, ``attentions.0``, ``resnets.1``)."""
+
+    def __init__(self, channels: int, groups: int, add_attention: bool) -> None:
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            [
+                ResnetBlock2D(channels, channels, temb_channels=None, groups=groups, eps=1e-6)
+                for _ in range(2)
+            ]
+        )
+        self.attentions = nn.ModuleList(
+            [VAEAttention(channels, groups=groups, eps=1e-6)] if add_attention else []
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.resnets[0](x)
+        for attention in self.attentions:
+            x = attention(x)
+        out: torch.Tensor = self.resnets[1](x)
+        return out
+
+
+class _DownEncoderBlock(nn.Module):
+    """``resnets.*`` then an optional stride-2 ``downsamplers.0`` (right/bottom padded)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, layers: int, groups: int, downsample: bool
+    ) -> None:
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            [
+                ResnetBlock2D(
+                    in_channels if i == 0 else out_channels,
+                    out_channels,
+                    temb_channels=None,
+                    groups=groups,
+                    eps=1e-6,
+                )
+                for i in range(layers)
+            ]
+        )
+        self.downsamplers = (
+            nn.ModuleList([Downsample2D(out_channels, out_channels, padding=0)])
+            if downsample
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for resnet in self.resnets:
+            x = resnet(x)
+        if self.downsamplers is not None:
+            for sampler in self.downsamplers:
+                x = sampler(x)
+        return x
+
+
+class _UpDecoderBlock(nn.Module):
+    """``resnets.*`` then an optional nearest-x2 ``upsamplers.0``."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, layers: int, groups: int, upsample: bool
+    ) -> None:
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            [
+                ResnetBlock2D(
+                    in_channels if i == 0 else out_channels,
+                    out_channels,
+                    temb_channels=None,
+                    groups=groups,
+                    eps=1e-6,
+                )
+                for i in range(layers)
+            ]
+        )
+        self.upsamplers = (
+            nn.ModuleList([Upsample2D(out_channels, out_channels)]) if upsample else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for resnet in self.resnets:
+            x = resnet(x)
+        if self.upsamplers is not None:
+            for sampler in self.upsamplers:
+                x = sampler(x)
+        return x
+
+
+def _run(block: nn.Module, x: torch.Tensor, use_checkpoint: bool) -> torch.Tensor:
+    if use_checkpoint and torch.is_grad_enabled() and x.requires_grad:
+        out: torch.Tensor = checkpoint(block, x, use_reentrant=False)
+        return out
+    result: torch.Tensor = block(x)
+    return result
+
+
+class VAEEncoder(nn.Module):
+    """Image ``(b, c_in, h, w)`` -> Gaussian parameters ``(b, 2 * latent, h / s, w / s)``.
+
+    ``s = 2 ** (len(block_out_channels) - 1)``. Parameter names: ``conv_in``,
+    ``down_blocks.N.{resnets.M, downsamplers.0.conv}``,
+    ``mid_block.{resnets, attentions.0}``, ``conv_norm_out``, ``conv_out``.
+
+    Parameters
+    ----------
+    in_channels
+        Image channels.
+    latent_channels
+        Latent channels (the output has twice as many: mean and log-variance).
+    block_out_channels
+        Channels of each resolution level.
+    layers_per_block
+        Resnets per level.
+    norm_num_groups
+        GroupNorm groups.
+    mid_block_add_attention
+        Whether the mid block has its attention layer.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        latent_channels: int,
+        block_out_channels: tuple[int, ...],
+        layers_per_block: int,
+        norm_num_groups: int,
+        mid_block_add_attention: bool = True,
+    ) -> None:
+        super().__init__()
+        self.gradient_checkpointing = False
+        self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
+        blocks = []
+        previous = block_out_channels[0]
+        for i, channels in enumerate(block_out_channels):
+            blocks.append(
+                _DownEncoderBlock(
+                    previous,
+                    channels,
+                    layers_per_block,
+                    norm_num_groups,
+                    downsample=i < len(block_out_channels) - 1,
+                )
+            )
+            previous = channels
+        self.down_blocks = nn.ModuleList(blocks)
+        self.mid_block = _MidBlock(block_out_channels[-1], norm_num_groups, mid_block_add_attention)
+        self.conv_norm_out = nn.GroupNorm(norm_num_groups, block_out_channels[-1], eps=1e-6)
+        self.conv_act = nn.SiLU()
+        self.conv_out = nn.Conv2d(block_out_channels[-1], 2 * latent_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode ``(b, c_in, h, w)`` to ``(b, 2 * latent, h / s, w / s)``."""
+        x = self.conv_in(x)
+        for block in self.down_blocks:
+            x = _run(block, x, self.gradient_checkpointing)
+        x = _run(self.mid_block, x, self.gradient_checkpointing)
+        out: torch.Tensor = self.conv_out(self.conv_act(self.conv_norm_out(x)))
+        return out
+
+
+class VAEDecoder(nn.Module):
+    """Latents ``(b, latent, h, w)`` -> image ``(b, c_out, h * s, w * s)``.
+
+    Parameter names: ``conv_in``, ``mid_block.*``,
+    ``up_blocks.N.{resnets.M, upsamplers.0.conv}`` (``up_blocks.0`` is the
+    lowest resolution), ``conv_norm_out``, ``conv_out``.
+
+    Parameters
+    ----------
+    out_channels
+        Image channels.
+    latent_channels
+        Latent channels.
+    block_out_channels
+        Channels of each level, listed from the image side (as in the encoder).
+    layers_per_block
+        Each up block has ``layers_per_block + 1`` resnets.
+    norm_num_groups
+        GroupNorm groups.
+    mid_block_add_attention
+        Whether the mid block has its attention layer.
+    """
+
+    def __init__(
+        self,
+        out_channels: int,
+        latent_channels: int,
+        block_out_channels: tuple[int, ...],
+        layers_per_block: int,
+        norm_num_groups: int,
+        mid_block_add_attention: bool = True,
+    ) -> None:
+        super().__init__()
+        self.gradient_checkpointing = False
+        reversed_channels = list(reversed(block_out_channels))
+        self.conv_in = nn.Conv2d(latent_channels, reversed_channels[0], kernel_size=3, padding=1)
+        self.mid_block = _MidBlock(reversed_channels[0], norm_num_groups, mid_block_add_attention)
+        blocks = []
+        previous = reversed_channels[0]
+        for i, channels in enumerate(reversed_channels):
+            blocks.append(
+                _UpDecoderBlock(
+                    previous,
+                    channels,
+                    layers_per_block + 1,
+                    norm_num_groups,
+                    upsample=i < len(reversed_channels) - 1,
+                )
+            )
+            previous = channels
+        self.up_blocks = nn.ModuleList(blocks)
+        self.conv_norm_out = nn.GroupNorm(norm_num_groups, block_out_channels[0], eps=1e-6)
+        self.conv_act = nn.SiLU()
+        self.conv_out = nn.Conv2d(block_out_channels[0], out_channels, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode ``(b, latent, h, w)`` to ``(b, c_out, h * s, w * s)``."""
+        x = self.conv_in(z)
+        x = _run(self.mid_block, x, self.gradient_checkpointing)
+        for block in self.up_blocks:
+            x = _run(block, x, self.gradient_checkpointing)
+        out: torch.Tensor = self.conv_out(self.conv_act(self.conv_norm_out(x)))
+        return out
+
+
+def convert_diffusers_vae_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """Bring an older diffusers VAE state dict to the current attention names.
+
+    Old diffusers checkpoints name the mid-block attention
+    ``query``/``key``/``value``/``proj_attn`` (sometimes as 1x1 convolution
+    weights); they become ``to_q``/``to_k``/``to_v``/``to_out.0`` linear weights
+    ``(c, c)``. Other keys pass through unchanged.
+
+    Parameters
+    ----------
+    state_dict
+        A diffusers-layout ``AutoencoderKL`` state dict.
+
+    Returns
+    -------
+    dict[str, torch.Tensor]
+        The state dict with current names.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        parts = key.split(".")
+        if ".mid_block.attentions." in key and len(parts) >= 2:
+            name = parts[-2]
+            if name in _LEGACY_ATTENTION_NAMES:
+                key = ".".join([*parts[:-2], _LEGACY_ATTENTION_NAMES[name], parts[-1]])
+            if name != "group_norm" and value.ndim > 2:
+                value = value.reshape(value.shape[0], value.shape[1])
+        out[key] = value
+    return out
+
+
+class AutoencoderKL(ModelMixin):
+    """The KL-regularised autoencoder of Stable Diffusion: image <-> latents, 8x smaller.
+
+    Parameter names and shapes equal diffusers' ``AutoencoderKL``; the defaults
+    are the Stable Diffusion 1.x VAE (83,653,863 parameters).
+
+    Parameters
+    ----------
+    in_channels
+        Image channels of the encoder input.
+    out_channels
+        Image channels of the decoder output.
+    down_block_types
+        One ``"DownEncoderBlock2D"`` per resolution level (the only type supported).
+    up_block_types
+        One ``"UpDecoderBlock2D"`` per level (the only type supported).
+    block_out_channels
+        Channels of each level, image side first.
+    layers_per_block
+        Resnets per encoder level (the decoder has one more per level).
+    act_fn
+        Activation; only ``"silu"``.
+    latent_channels
+        Latent channels ``c`` (4 for SD).
+    norm_num_groups
+        GroupNorm groups.
+    sample_size
+        Nominal image size the model was trained at (informational).
+    scaling_factor
+        Latents are multiplied by this after encoding (and divided before
+        decoding) in :meth:`encode_to_latents` / :meth:`decode_latents`, so the
+        diffusion model sees roughly unit-variance latents.
+    use_quant_conv
+        Apply the 1x1 ``quant_conv`` to the encoder output.
+    use_post_quant_conv
+        Apply the 1x1 ``post_quant_conv`` to the decoder input.
+    mid_block_add_attention
+        Whether both mid blocks have their attention layer.
+
+    Attributes
+    ----------
+    frame_slice_size
+        At most this many frames (images) go through the encoder or decoder at
+        once; ``None`` processes everything at once. Default 8. Set it with
+        :meth:`enable_slicing`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> vae = AutoencoderKL(block_out_channels=(32, 64), norm_num_groups=8, layers_per_block=1)
+    >>> video = torch.rand(1, 3, 5, 32, 32) * 2 - 1  # (b, c, f, h, w)
+    >>> latents = vae.encode_to_latents(video, generator=torch.Generator().manual_seed(0))
+    >>> latents.shape
+    torch.Size([1, 4, 5, 16, 16])
+    >>> vae.decode_latents(latents).shape
+    torch.Size([1, 3, 5, 32, 32])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        down_block_types: tuple[str, ...] = ("DownEncoderBlock2D",) * 4,
+        up_block_types: tuple[str, ...] = ("UpDecoderBlock2D",) * 4,
+        block_out_channels: tuple[int, ...] = (128, 256, 512, 512),
+        layers_per_block: int = 2,
+        act_fn: str = "silu",
+        latent_channels: int = 4,
+        norm_num_groups: int = 32,
+        sample_size: int = 512,
+        scaling_factor: float = 0.18215,
+        use_quant_conv: bool = True,
+        use_post_quant_conv: bool = True,
+        mid_block_add_attention: bool = True,
+    ) -> None:
+        super().__init__()
+        channels = tuple(int(c) for c in block_out_channels)
+        if not channels:
+            raise ConfigError("AutoencoderKL: block_out_channels must list at least one level")
+        if len(down_block_types) != len(channels) or len(up_block_types) != len(channels):
+            raise ConfigError(
+                f"AutoencoderKL: down_block_types ({len(down_block_types)}), up_block_types "
+                f"({len(up_block_types)}) and block_out_channels ({len(channels)}) must have "
+                "one entry per level"
+            )
+        bad = sorted(
+            {t for t in down_block_types if t != "DownEncoderBlock2D"}
+            | {t for t in up_block_types if t != "UpDecoderBlock2D"}
+        )
+        if bad:
+            raise ConfigError(
+                f"AutoencoderKL: unsupported block types {bad}; only DownEncoderBlock2D and "
+                "UpDecoderBlock2D (the Stable Diffusion VAE) are implemented"
+            )
+        if act_fn != "silu":
+            raise ConfigError(f"AutoencoderKL: act_fn={act_fn!r} is not supported; use 'silu'")
+        bad_groups = [c for c in channels if c % norm_num_groups]
+        if bad_groups:
+            raise ConfigError(
+                f"AutoencoderKL: norm_num_groups={norm_num_groups} does not divide the channel "
+                f"counts {bad_groups}; pick a divisor of every entry of block_out_channels"
+            )
+        self.encoder = VAEEncoder(
+            in_channels,
+            latent_channels,
+            channels,
+            layers_per_block,
+            norm_num_groups,
+            mid_block_add_attention,
+        )
+        self.decoder = VAEDecoder(
+            out_channels,
+            latent_channels,
+            channels,
+            layers_per_block,
+            norm_num_groups,
+            mid_block_add_attention,
+        )
+        self.quant_conv = (
+            nn.Conv2d(2 * latent_channels, 2 * latent_channels, 1) if use_quant_conv else None
+        )
+        self.post_quant_conv = (
+            nn.Conv2d(latent_channels, latent_channels, 1) if use_post_quant_conv else None
+        )
+        self.in_channels = in_channels
+        self.latent_channels = latent_channels
+        self.scaling_factor = float(scaling_factor)
+        self.downscale_factor = 2 ** (len(channels) - 1)
+        self.frame_slice_size: int | None = 8
+
+    # ------------------------------------------------------------------ switches
+
+    def enable_slicing(self, frame_slice_size: int = 8) -> None:
+        """Encode/decode at most ``frame_slice_size`` frames (or images) at a time."""
+        if frame_slice_size < 1:
+            raise InputError(f"frame_slice_size must be >= 1, got {frame_slice_size}")
+        self.frame_slice_size = int(frame_slice_size)
+
+    def disable_slicing(self) -> None:
+        """Encode/decode all frames of a call at once (fastest, most memory)."""
+        self.frame_slice_size = None
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        """Whether encoder and decoder blocks recompute activations in the backward pass."""
+        return bool(self.encoder.gradient_checkpointing)
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Trade compute for memory in training: recompute block activations on backward."""
+        self.encoder.gradient_checkpointing = True
+        self.decoder.gradient_checkpointing = True
+
+    def disable_gradient_checkpointing(self) -> None:
+        """Keep block activations (the default)."""
+        self.encoder.gradient_checkpointing = False
+        self.decoder.gradient_checkpointing = False
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check(self, x: torch.Tensor, channels: int, what: str, multiple: int) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"AutoencoderKL.{what} expects a torch.Tensor, got {type(x).__name__}")
+        if x.ndim not in (4, 5):
+            raise InputError(
+                f"AutoencoderKL.{what} expects (b, c, h, w) or (b, c, f, h, w), got shape "
+                f"{tuple(x.shape)}"
+            )
+        if x.shape[1] != channels:
+            raise InputError(
+                f"AutoencoderKL.{what} expects {channels} channels on axis 1, got shape "
+                f"{tuple(x.shape)}; video must be (b, c, f, h, w)"
+            )
+        if multiple > 1 and (x.shape[-1] % multiple or x.shape[-2] % multiple):
+            raise InputError(
+                f"AutoencoderKL.{what}: height and width {tuple(x.shape[-2:])} must be multiples "
+                f"of {multiple}; crop or resize the input"
+            )
+        if not x.is_floating_point():
+            raise InputError(
+                f"AutoencoderKL.{what} expects a floating-point tensor in [-1, 1], got {x.dtype}"
+            )
+        device = self.device
+        if x.device.type != device.type:
+            raise InputError(
+                f"AutoencoderKL.{what}: input is on {x.device} but the model is on {device}; "
+                "move one of them"
+            )
+        return x.to(dtype=self.dtype)
+
+    def _per_frame(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+    ) -> torch.Tensor:
+        """Apply ``fn`` to ``(n, c, h, w)`` batches of at most ``frame_slice_size`` frames."""
+        video = x.ndim == 5
+        batch = x.shape[0]
+        frames = rearrange(x, "b c f h w -> (b f) c h w") if video else x
+        size = self.frame_slice_size or frames.shape[0]
+        if frames.shape[0] <= size:
+            out = fn(frames)
+        else:
+            out = torch.cat([fn(chunk) for chunk in torch.split(frames, size)], dim=0)
+        if video:
+            result: torch.Tensor = rearrange(out, "(b f) c h w -> b c f h w", b=batch)
+            return result
+        return out
+
+    def _encode_frames(self, x: torch.Tensor) -> torch.Tensor:
+        moments: torch.Tensor = self.encoder(x)
+        if self.quant_conv is not None:
+            moments = self.quant_conv(moments)
+        return moments
+
+    def _decode_frames(self, z: torch.Tensor) -> torch.Tensor:
+        if self.post_quant_conv is not None:
+            z = self.post_quant_conv(z)
+        out: torch.Tensor = self.decoder(z)
+        return out
+
+    # ------------------------------------------------------------------ API
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+        """Encode images or video frames to a Gaussian over latents.
+
+        Parameters
+        ----------
+        x
+            Images ``(b, c, h, w)`` or video ``(b, c, f, h, w)`` with values in
+            ``[-1, 1]``; ``h`` and ``w`` multiples of 8 (for SD). Cast to the
+            model's dtype.
+
+        Returns
+        -------
+        DiagonalGaussian
+            Parameters ``(b, 2 * latent, h / 8, w / 8)`` or
+            ``(b, 2 * latent, f, h / 8, w / 8)`` (unscaled latents).
+
+        Raises
+        ------
+        InputError
+            On a wrong rank, channel count, size, dtype or device.
+        """
+        x = self._check(x, self.in_channels, "encode", self.downscale_factor)
+        return DiagonalGaussian(self._per_frame(self._encode_frames, x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode (unscaled) latents to images or video frames.
+
+        Parameters
+        ----------
+        z
+            ``(b, latent, h, w)`` or ``(b, latent, f, h, w)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, c, 8h, 8w)`` or ``(b, c, f, 8h, 8w)``, roughly in ``[-1, 1]``
+            (not clamped).
+
+        Raises
+        ------
+        InputError
+            On a wrong rank, channel count, dtype or device.
+        """
+        z = self._check(z, self.latent_channels, "decode", 1)
+        return self._per_frame(self._decode_frames, z)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        sample_posterior: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Reconstruct ``x``: encode, take the mean (or a sample), decode.
+
+        Parameters
+        ----------
+        x
+            ``(b, c, h, w)`` or ``(b, c, f, h, w)`` in ``[-1, 1]``.
+        sample_posterior
+            Sample the latent (with ``generator``) instead of taking the mean.
+        generator
+            Randomness for the sample.
+
+        Returns
+        -------
+        torch.Tensor
+            Same shape as ``x``.
+        """
+        posterior = self.encode(x)
+        z = posterior.sample(generator) if sample_posterior else posterior.mode()
+        return self.decode(z)
+
+    def encode_to_latents(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        sample: bool = True,
+    ) -> torch.Tensor:
+        """Encode to the scaled latents a diffusion model works with.
+
+        Parameters
+        ----------
+        x
+            ``(b, c, h, w)`` or ``(b, c, f, h, w)`` in ``[-1, 1]``.
+        generator
+            Randomness for the posterior sample (``None``: torch's global generator).
+        sample
+            Sample the posterior (as Stable Diffusion does); ``False`` takes its mean.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, latent, h / 8, w / 8)`` or ``(b, latent, f, h / 8, w / 8)``,
+            multiplied by ``scaling_factor``.
+        """
+        posterior = self.encode(x)
+        z = posterior.sample(generator) if sample else posterior.mode()
+        return z * self.scaling_factor
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Decode scaled latents (divided by ``scaling_factor`` first) to images.
+
+        Parameters
+        ----------
+        latents
+            ``(b, latent, h, w)`` or ``(b, latent, f, h, w)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, c, 8h, 8w)`` or ``(b, c, f, 8h, 8w)``, roughly in ``[-1, 1]``.
+        """
+        if not isinstance(latents, torch.Tensor):
+            raise InputError(
+                f"AutoencoderKL.decode_latents expects a torch.Tensor, got {type(latents).__name__}"
+            )
+        return self.decode(latents / self.scaling_factor)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def config_from_diffusers(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Translate a diffusers ``vae/config.json`` mapping into our ``__init__`` arguments.
+
+        Keys we have no use for are dropped (logged at INFO level); keys whose
+        value would change the model in a way we do not implement (e.g. a
+        ``shift_factor``, ``latents_mean``) are dropped with an
+        :class:`~emo.errors.EMOWarning`.
+
+        Raises
+        ------
+        ConfigError
+            If the config names a class other than ``AutoencoderKL``.
+        """
+        named = config.get("_class_name")
+        if named is not None and named != "AutoencoderKL":
+            raise ConfigError(
+                f"the config describes a {named!r}, not an AutoencoderKL; point at a Stable "
+                "Diffusion 'vae' folder"
+            )
+        import inspect
+
+        accepted = {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+        kwargs: dict[str, Any] = {}
+        dropped: list[str] = []
+        for key, value in config.items():
+            if key.startswith("_"):
+                continue
+            if key in accepted:
+                kwargs[key] = tuple(value) if isinstance(value, list) else value
+            elif key in _HARMLESS_DIFFUSERS_KEYS and (
+                key == "force_upcast" or value == _HARMLESS_DIFFUSERS_KEYS[key]
+            ):
+                dropped.append(key)
+            else:
+                warnings.warn(
+                    f"AutoencoderKL: diffusers config key {key}={value!r} is not supported "
+                    "and is ignored",
+                    EMOWarning,
+                    stacklevel=3,
+                )
+        if dropped:
+            logger.info("AutoencoderKL: ignoring diffusers config keys %s", sorted(dropped))
+        if kwargs.get("scaling_factor") is None:
+            kwargs.pop("scaling_factor", None)
+        return kwargs
+
+    @classmethod
+    def from_diffusers(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        dtype: torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        strict: bool = True,
+    ) -> AutoencoderKL:
+        """Load a diffusers-format VAE folder (``config.json`` + weights).
+
+        Parameters
+        ----------
+        folder
+            The ``vae/`` folder, or a Stable Diffusion pipeline folder holding one.
+            Weights: ``diffusion_pytorch_model.safetensors`` (or ``.bin``, or the
+            ``.fp16`` variants).
+        dtype
+            Cast the weights to this dtype (default: float32 as built).
+        device
+            Where to put the model.
+        strict
+            Raise on missing or unexpected keys; with ``False`` they are
+            reported in an :class:`~emo.errors.EMOWarning` instead.
+
+        Returns
+        -------
+        AutoencoderKL
+            The model in eval mode; ``model.load_report`` holds the
+            :class:`~emo.modeling.LoadReport`.
+
+        Raises
+        ------
+        CheckpointError
+            If the folder or its weights are missing, a tensor has the wrong
+            shape, or (``strict``) keys do not match.
+        ConfigError
+            If ``config.json`` is unreadable or describes another model.
+        """
+        root = Path(folder)
+        if not (root / "config.json").is_file() and (root / "vae" / "config.json").is_file():
+            root = root / "vae"
+        config_path = root / "config.json"
+        if not config_path.is_file():
+            raise CheckpointError(
+                f"no config.json in {os.fspath(folder)!r} (or its 'vae' sub-folder); point at "
+                "a diffusers VAE folder"
+            )
+        try:
+            raw = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{os.fspath(config_path)!r} is not readable JSON: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{os.fspath(config_path)!r} must hold a JSON object")
+        weights = next(
+            (root / name for name in _DIFFUSERS_WEIGHT_NAMES if (root / name).is_file()), None
+        )
+        if weights is None:
+            raise CheckpointError(
+                f"no weights in {os.fspath(root)!r}: expected one of {list(_DIFFUSERS_WEIGHT_NAMES)}"
+            )
+        model = cls(**cls.config_from_diffusers(raw))
+        state = convert_diffusers_vae_state_dict(load_state_dict_file(weights))
+        model._load_checked(state, strict=strict, source=os.fspath(weights))
+        return model.to(device=device, dtype=dtype).eval()
+
+    @classmethod
+    def from_single_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        dtype: torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        strict: bool = True,
+    ) -> AutoencoderKL:
+        """Load the VAE of an original single-file Stable Diffusion 1.x checkpoint.
+
+        Parameters
+        ----------
+        path
+            A ``.safetensors`` or ``.ckpt`` file in the LDM layout: a full
+            checkpoint (``first_stage_model.*`` keys) or a standalone VAE file
+            (``encoder.*``/``decoder.*`` keys).
+        dtype, device, strict
+            As in :meth:`from_diffusers`.
+
+        Returns
+        -------
+        AutoencoderKL
+            The SD 1.x VAE, in eval mode.
+
+        Raises
+        ------
+        CheckpointError
+            If the file cannot be read or does not hold an SD 1.x VAE.
+        """
+        from emo.models.convert_single_file import load_ldm_vae_single_file
+
+        config, state = load_ldm_vae_single_file(path)
+        model = cls(**config)
+        model._load_checked(state, strict=strict, source=os.fspath(path))
+        return model.to(device=device, dtype=dtype).eval()
+
+    def _load_checked(
+        self, state: Mapping[str, torch.Tensor], *, strict: bool, source: str
+    ) -> LoadReport:
+        try:
+            report = self.load_weights(state, strict=strict)
+        except CheckpointError as exc:
+            raise CheckpointError(f"loading {source!r}: {exc}") from exc
+        if not report.ok:
+            warnings.warn(f"loading {source!r}: {report.describe()}", EMOWarning, stacklevel=3)
+        self.load_report = report
+        return report
