@@ -668,7 +668,7 @@ def _vae_config() -> dict[str, Any]:
 
 
 def load_ldm_vae_single_file(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str], config: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Read the VAE of a single-file checkpoint (full SD 1.x, or a standalone LDM VAE file).
 
@@ -681,6 +681,9 @@ def load_ldm_vae_single_file(
     ----------
     path
         A ``.safetensors`` or ``.ckpt`` file.
+    config
+        Values that replace those of the SD 1.x VAE config (for VAEs of
+        another size in the same layout).
 
     Returns
     -------
@@ -703,9 +706,12 @@ def load_ldm_vae_single_file(
             f"{os.fspath(file)!r} holds no VAE tensors ('first_stage_model.*' or 'encoder.*' "
             "keys); is it a Stable Diffusion checkpoint?"
         )
-    config = _vae_config()
-    state = convert_ldm_vae_state_dict(checkpoint, num_up_blocks=len(config["up_block_types"]))
-    return config, state
+    vae_config = _vae_config()
+    vae_config.update(config or {})
+    state = convert_ldm_vae_state_dict(
+        checkpoint, num_up_blocks=len(vae_config["block_out_channels"])
+    )
+    return vae_config, state
 
 
 def load_sd15_single_file(

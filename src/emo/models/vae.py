@@ -914,6 +914,7 @@ class AutoencoderKL(ModelMixin):
         dtype: torch.dtype | None = None,
         device: str | torch.device | None = None,
         strict: bool = True,
+        config: Mapping[str, Any] | None = None,
     ) -> AutoencoderKL:
         """Load the VAE of an original single-file Stable Diffusion 1.x checkpoint.
 
@@ -925,6 +926,9 @@ class AutoencoderKL(ModelMixin):
             (``encoder.*``/``decoder.*`` keys).
         dtype, device, strict
             As in :meth:`from_diffusers`.
+        config
+            ``__init__`` values that replace the SD 1.x defaults (for other
+            VAE sizes in the same layout).
 
         Returns
         -------
@@ -938,8 +942,8 @@ class AutoencoderKL(ModelMixin):
         """
         from emo.models.convert_single_file import load_ldm_vae_single_file
 
-        config, state = load_ldm_vae_single_file(path)
-        model = cls(**config)
+        vae_config, state = load_ldm_vae_single_file(path, config)
+        model = cls(**vae_config)
         model._load_checked(state, strict=strict, source=os.fspath(path))
         return model.to(device=device, dtype=dtype).eval()
 
