@@ -201,7 +201,7 @@ def test_missing_unexpected_and_mismatched_keys(
     with pytest.raises(CheckpointError, match="wrong shape"):
         AutoencoderKL.from_diffusers(write(wrong, config), strict=False)
 
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
         AutoencoderKL.from_diffusers(tmp_path / "nowhere")
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -239,7 +239,7 @@ def test_bad_inputs_raise_input_error(ours: AutoencoderKL) -> None:
         ours.decode(torch.zeros(4, 8, 8))
     with pytest.raises(InputError, match="floating-point"):
         ours.encode(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
-    with pytest.raises(InputError, match="torch.Tensor"):
+    with pytest.raises(InputError, match=r"torch\.Tensor"):
         ours.decode_latents([1, 2])  # type: ignore[arg-type]
     with pytest.raises(InputError):
         ours.enable_slicing(0)
@@ -272,7 +272,7 @@ def test_gradient_checkpointing_gives_same_gradients() -> None:
     checkpointed = grads()
     vae.disable_gradient_checkpointing()
     assert len(plain) == len(checkpointed) == len(list(vae.parameters()))
-    for a, b in zip(plain, checkpointed):
+    for a, b in zip(plain, checkpointed, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 

@@ -501,7 +501,13 @@ class AutoencoderKL(ModelMixin):
     Examples
     --------
     >>> import torch
-    >>> vae = AutoencoderKL(block_out_channels=(32, 64), norm_num_groups=8, layers_per_block=1)
+    >>> vae = AutoencoderKL(
+    ...     down_block_types=("DownEncoderBlock2D",) * 2,
+    ...     up_block_types=("UpDecoderBlock2D",) * 2,
+    ...     block_out_channels=(32, 64),
+    ...     norm_num_groups=8,
+    ...     layers_per_block=1,
+    ... )
     >>> video = torch.rand(1, 3, 5, 32, 32) * 2 - 1  # (b, c, f, h, w)
     >>> latents = vae.encode_to_latents(video, generator=torch.Generator().manual_seed(0))
     >>> latents.shape
