@@ -1,0 +1,376 @@
+"""Backbone: the Stable Diffusion 1.x UNet inflated to video, with EMO's new branches.
+
+``(b, c, f, h, w)`` noisy latents in, ``(b, c_out, f, h, w)`` out. All spatial
+layers run on the ``(b f)`` frames; the new branches are
+
+- *reference attention*: every ``attn1`` attends over ``[own tokens ; reference
+  tokens]`` of the same layer (from :class:`~emo.models.ReferenceNet`; no new
+  parameters);
+- *audio attention*: ``audio_norm`` + ``audio_attn`` in every spatial transformer
+  block, from each frame's tokens to that frame's audio tokens;
+- *temporal modules* ``{down_blocks.i|up_blocks.i}.motion_modules.j`` after every
+  layer and ``mid_block.motion_modules.0`` (AnimateDiff placement and names),
+  given the motion frames' features of the same layer and the speed embedding;
+- *speed encoder* ``speed_encoder``: head-rotation speed per frame -> embedding.
+
+Every new branch's output projection starts at zero, so a fresh Backbone with
+the weights of a 2D UNet equals that UNet frame by frame.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from emo.errors import InputError
+from emo.modeling import LoadReport
+from emo.models.blocks import BlockContext
+from emo.models.reference_net import ReferenceFeatures, UNetSource
+from emo.models.unet_2d import TimestepLike, UNetBase
+
+__all__ = ["Backbone"]
+
+
+class Backbone(UNetBase):
+    """The EMO denoising network: a video UNet with reference, audio, temporal and speed branches.
+
+    The first parameters are those of :class:`~emo.models.UNet2D` (same meaning);
+    the rest configure the new branches.
+
+    Parameters
+    ----------
+    sample_size
+        Nominal latent size (informative).
+    in_channels
+        Latent channels in.
+    out_channels
+        Channels out.
+    down_block_types
+        ``"CrossAttnDownBlock2D"`` or ``"DownBlock2D"`` per resolution.
+    up_block_types
+        ``"CrossAttnUpBlock2D"`` or ``"UpBlock2D"`` per resolution.
+    block_out_channels
+        Channels per resolution.
+    layers_per_block
+        Layers per down block.
+    attention_head_dim
+        Number of spatial attention heads (the SD 1.x naming), per block or for all.
+    cross_attention_dim
+        Width of the text tokens (``attn2``; unused by EMO, kept for the weights).
+    use_linear_projection
+        Linear or 1x1-convolution ``proj_in``/``proj_out``.
+    norm_num_groups
+        Groups of every spatial GroupNorm.
+    norm_eps
+        Epsilon of the resnet and output GroupNorms.
+    flip_sin_to_cos
+        Cosines first in the timestep embedding.
+    freq_shift
+        Frequency shift of the timestep embedding.
+    dropout
+        Dropout of resnets and transformers.
+    mid_block_type
+        ``"UNetMidBlock2DCrossAttn"``.
+    num_attention_heads
+        If given, overrides ``attention_head_dim`` as the number of heads.
+    transformer_layers_per_block
+        Transformer blocks per spatial transformer.
+    audio_cross_attention_dim
+        Width ``d_audio`` of the audio tokens; ``None`` builds no audio attention.
+    use_motion_modules
+        Build the temporal modules.
+    temporal_in_mid_block
+        Also put one temporal module in the mid block (AnimateDiff v2).
+    motion_num_attention_heads
+        Heads of the temporal attentions.
+    motion_num_transformer_blocks
+        Transformer blocks per temporal module.
+    motion_norm_num_groups
+        Groups of the temporal GroupNorm (default: ``norm_num_groups``).
+    motion_max_positions
+        Longest sequence (motion frames + frames) the temporal positions cover.
+    motion_norm_across_frames
+        See :class:`~emo.models.temporal.TemporalModule`.
+    speed_embed_dim
+        Width of the speed embedding; ``None`` builds no speed encoder.
+    speed_encoder_kwargs
+        Further keyword arguments of :class:`~emo.models.speed.SpeedEncoder`
+        (bucket centres and radii).
+    """
+
+    def __init__(
+        self,
+        sample_size: int = 64,
+        in_channels: int = 4,
+        out_channels: int = 4,
+        down_block_types: Sequence[str] = (
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "DownBlock2D",
+        ),
+        up_block_types: Sequence[str] = (
+            "UpBlock2D",
+            "CrossAttnUpBlock2D",
+            "CrossAttnUpBlock2D",
+            "CrossAttnUpBlock2D",
+        ),
+        block_out_channels: Sequence[int] = (320, 640, 1280, 1280),
+        layers_per_block: int | Sequence[int] = 2,
+        attention_head_dim: int | Sequence[int] = 8,
+        cross_attention_dim: int = 768,
+        use_linear_projection: bool = False,
+        norm_num_groups: int = 32,
+        norm_eps: float = 1e-5,
+        flip_sin_to_cos: bool = True,
+        freq_shift: float = 0,
+        dropout: float = 0.0,
+        mid_block_type: str | None = "UNetMidBlock2DCrossAttn",
+        num_attention_heads: int | Sequence[int] | None = None,
+        transformer_layers_per_block: int | Sequence[int] = 1,
+        audio_cross_attention_dim: int | None = 768,
+        use_motion_modules: bool = True,
+        temporal_in_mid_block: bool = True,
+        motion_num_attention_heads: int = 8,
+        motion_num_transformer_blocks: int = 1,
+        motion_norm_num_groups: int | None = None,
+        motion_max_positions: int = 32,
+        motion_norm_across_frames: bool = False,
+        speed_embed_dim: int | None = 320,
+        speed_encoder_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        temporal_kwargs: dict[str, Any] | None = None
+        if use_motion_modules:
+            temporal_kwargs = {
+                "num_attention_heads": motion_num_attention_heads,
+                "num_transformer_blocks": motion_num_transformer_blocks,
+                "norm_num_groups": motion_norm_num_groups or norm_num_groups,
+                "max_positions": motion_max_positions,
+                "speed_embed_dim": speed_embed_dim,
+                "norm_across_frames": motion_norm_across_frames,
+            }
+        self._build(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            down_block_types=down_block_types,
+            up_block_types=up_block_types,
+            mid_block_type=mid_block_type,
+            block_out_channels=block_out_channels,
+            layers_per_block=layers_per_block,
+            attention_head_dim=attention_head_dim,
+            num_attention_heads=num_attention_heads,
+            transformer_layers_per_block=transformer_layers_per_block,
+            cross_attention_dim=cross_attention_dim,
+            use_linear_projection=use_linear_projection,
+            norm_num_groups=norm_num_groups,
+            norm_eps=norm_eps,
+            flip_sin_to_cos=flip_sin_to_cos,
+            freq_shift=freq_shift,
+            dropout=dropout,
+            with_head=True,
+            temporal_kwargs=temporal_kwargs,
+            temporal_in_mid_block=temporal_in_mid_block,
+            audio_cross_attention_dim=audio_cross_attention_dim,
+        )
+        self.speed_encoder: nn.Module | None = None
+        if speed_embed_dim is not None and use_motion_modules:
+            from emo.models.speed import SpeedEncoder
+
+            self.speed_encoder = SpeedEncoder(speed_embed_dim, **dict(speed_encoder_kwargs or {}))
+        self._attention_keys = self.attention_keys
+        self._motion_keys = [
+            name
+            for name, _ in self.named_modules()
+            if name.rsplit(".", 2)[-2:-1] == ["motion_modules"]
+        ]
+
+    # ----------------------------------------------------------------------------------------
+    @classmethod
+    def from_unet2d(
+        cls, source: UNetSource, *, strict: bool = True, **backbone_kwargs: Any
+    ) -> Backbone:
+        """Build a Backbone holding the weights of a 2D UNet; new branches stay fresh.
+
+        Parameters
+        ----------
+        source
+            A :class:`~emo.models.UNet2D`, a ``(config, state_dict)`` pair, a bare
+            state dict (config from ``backbone_kwargs`` and the defaults), or the
+            path of a diffusers-format SD folder / ``unet`` folder.
+        strict
+            Raise :class:`~emo.errors.CheckpointError` when a spatial weight is
+            missing or a tensor has no place.
+        **backbone_kwargs
+            Backbone config values (new-branch settings, or replacements).
+        """
+        from emo.models.convert_sd import build_from_unet_source
+
+        model, _ = build_from_unet_source(cls, source, strict=strict, **backbone_kwargs)
+        return model
+
+    def load_motion_modules(
+        self, source: str | os.PathLike[str] | Mapping[str, torch.Tensor], *, strict: bool = False
+    ) -> LoadReport:
+        """Load AnimateDiff motion-module weights into the temporal modules.
+
+        Delegates to :func:`emo.models.convert_animatediff.load_motion_module_weights`
+        (original or diffusers layout, file or state dict).
+        """
+        from emo.models.convert_animatediff import load_motion_module_weights
+
+        return load_motion_module_weights(self, source, strict=strict)
+
+    @property
+    def motion_module_keys(self) -> list[str]:
+        """Paths of the temporal modules (the keys of motion features it reads)."""
+        return list(self._motion_keys)
+
+    # ----------------------------------------------------------------------------------------
+    def _expand_reference(
+        self, features: ReferenceFeatures, batch: int, frames: int
+    ) -> dict[str, torch.Tensor]:
+        missing = [k for k in self._attention_keys if k not in features.attention]
+        if missing:
+            raise InputError(
+                f"Backbone: reference_features lack {len(missing)} layers (e.g. {missing[0]!r}); "
+                "compute them with a ReferenceNet of the same config"
+            )
+        out: dict[str, torch.Tensor] = {}
+        for key in self._attention_keys:
+            ref = features.attention[key]
+            if ref.ndim != 3 or ref.shape[0] not in (1, batch):
+                raise InputError(
+                    f"Backbone: reference features {key!r} must be (b={batch} or 1, m, c), got "
+                    f"{tuple(ref.shape)}"
+                )
+            if ref.shape[0] == 1:
+                out[key] = ref.expand(batch * frames, -1, -1)
+            else:
+                out[key] = ref.repeat_interleave(frames, dim=0)
+        return out
+
+    def _expand_motion(self, features: ReferenceFeatures, batch: int) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for key in self._motion_keys:
+            if key not in features.layers:
+                raise InputError(
+                    f"Backbone: motion_features lack layer {key!r}; compute them with a "
+                    "ReferenceNet of the same config on the (b n) motion frames"
+                )
+            layer = features.layers[key]
+            if layer.ndim != 4 or layer.shape[0] % batch:
+                raise InputError(
+                    f"Backbone: motion features {key!r} must be ((b n), c, h, w) with b={batch}, "
+                    f"got {tuple(layer.shape)}"
+                )
+            out[key] = rearrange(layer, "(b n) c h w -> b c n h w", b=batch)
+        return out
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: TimestepLike,
+        *,
+        reference_features: ReferenceFeatures | None = None,
+        audio_tokens: torch.Tensor | None = None,
+        motion_features: ReferenceFeatures | None = None,
+        speed: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Denoise a clip.
+
+        Parameters
+        ----------
+        sample
+            Noisy latents ``(b, c, f, h, w)`` (face-locator features already added).
+        timestep
+            A number or a ``(b,)`` tensor.
+        reference_features
+            :class:`~emo.models.ReferenceFeatures` of the reference image, batch
+            ``b`` or 1 (broadcast); ``None`` disables reference attention.
+        audio_tokens
+            Per-frame audio tokens ``(b, f, k, d_audio)`` (batch 1 broadcasts);
+            ``None`` disables audio attention.
+        motion_features
+            :class:`~emo.models.ReferenceFeatures` of the ``n`` motion frames, batch
+            laid out ``(b n)`` (use :meth:`ReferenceFeatures.repeat_interleave` to
+            reuse one clip's features for a larger batch). Ignored without
+            temporal modules.
+        speed
+            Head-rotation speed per frame ``(b, f)`` (batch 1 broadcasts).
+        encoder_hidden_states
+            Text tokens ``(b, t, d)``; ``None`` (EMO) skips ``attn2``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, out_channels, f, h, w)``.
+        """
+        self._check_sample(sample, 5, "(b, c, f, h, w)")
+        batch, _, frames = sample.shape[:3]
+        dtype = sample.dtype
+        x = rearrange(sample, "b c f h w -> (b f) c h w")
+        temb = self._time_embedding(timestep, batch, dtype, sample.device)
+        temb = temb.repeat_interleave(frames, dim=0)
+        if encoder_hidden_states is not None:
+            self._check_text(encoder_hidden_states, batch)
+            encoder_hidden_states = (
+                encoder_hidden_states.to(dtype).expand(batch, -1, -1).repeat_interleave(frames, 0)
+            )
+        reference = None
+        if reference_features is not None:
+            reference = self._expand_reference(reference_features.to(dtype=dtype), batch, frames)
+        audio = None
+        if audio_tokens is not None:
+            dim = self.config["audio_cross_attention_dim"]
+            if dim is None:
+                raise InputError(
+                    "Backbone: audio_tokens were given but this Backbone has no audio attention; "
+                    "build it with audio_cross_attention_dim=d"
+                )
+            if (
+                audio_tokens.ndim != 4
+                or audio_tokens.shape[0] not in (1, batch)
+                or audio_tokens.shape[1] != frames
+                or audio_tokens.shape[3] != dim
+            ):
+                raise InputError(
+                    f"Backbone: audio_tokens must be (b={batch}, f={frames}, k, d={dim}), got "
+                    f"{tuple(audio_tokens.shape)}"
+                )
+            audio = rearrange(
+                audio_tokens.to(dtype).expand(batch, -1, -1, -1), "b f k d -> (b f) k d"
+            )
+        motion = None
+        if motion_features is not None and self._motion_keys:
+            motion = self._expand_motion(motion_features.to(dtype=dtype), batch)
+        speed_embedding = None
+        if speed is not None:
+            if self.speed_encoder is None:
+                raise InputError(
+                    "Backbone: speed was given but this Backbone has no speed encoder; build it "
+                    "with speed_embed_dim=d and use_motion_modules=True"
+                )
+            if speed.ndim != 2 or speed.shape[0] not in (1, batch) or speed.shape[1] != frames:
+                raise InputError(
+                    f"Backbone: speed must be (b={batch}, f={frames}), got {tuple(speed.shape)}"
+                )
+            speed_embedding = self.speed_encoder(speed.to(dtype))
+        ctx = BlockContext(
+            encoder_hidden_states=encoder_hidden_states,
+            num_frames=frames,
+            reference=reference,
+            audio_tokens=audio,
+            motion=motion,
+            speed_embedding=speed_embedding,
+            checkpointing=self.gradient_checkpointing,
+        )
+        out = self._unet(x, temb, ctx, head=True)
+        result: torch.Tensor = rearrange(out, "(b f) c h w -> b c f h w", b=batch)
+        return result
