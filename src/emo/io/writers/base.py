@@ -1,0 +1,642 @@
+"""The video-writer contract, its base classes and the input checks they share.
+
+A writer plugin streams frames to a target: ``open()`` returns a session,
+``session.write(frames)`` adds frames as they are generated and
+``session.close(audio=...)`` finishes the file. Sessions are context managers;
+an exception (Ctrl-C included) inside the ``with`` block aborts the session, and
+an aborted session leaves nothing at the target path. File writers write
+under a temporary name in the target's folder and rename it into place only on
+a successful close, so an existing file at the target survives until the new one
+is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import weakref
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from emo.errors import InputError, VideoError
+from emo.plugins.base import PluginBase
+
+__all__ = [
+    "FileSession",
+    "FolderSession",
+    "VideoWriter",
+    "VideoWriterBase",
+    "VideoWriterSession",
+    "WriterSession",
+    "WrittenVideo",
+    "as_video_frames",
+    "fit_audio",
+    "prepare_audio",
+    "to_fraction",
+]
+
+
+@dataclass(frozen=True)
+class WrittenVideo:
+    """What a closed session wrote.
+
+    Attributes
+    ----------
+    path
+        The final file or folder (``None`` for the in-memory writer).
+    num_frames
+        Frames written.
+    fps
+        Frame rate, exact.
+    width, height
+        Frame size as stored (after any padding to even sizes).
+    sample_rate
+        Sample rate of the stored audio, ``None`` when there is no audio.
+    frames
+        Only for the in-memory writer: uint8 ``(f, h, w, 3)``.
+    audio
+        Only for the in-memory writer: float32 ``(c, n)`` trimmed or padded to the video.
+    """
+
+    path: Path | None
+    num_frames: int
+    fps: Fraction
+    width: int
+    height: int
+    sample_rate: int | None = None
+    frames: torch.Tensor | None = None
+    audio: torch.Tensor | None = None
+
+    @property
+    def duration(self) -> float:
+        """Video duration in seconds, ``num_frames / fps``."""
+        return float(self.num_frames / self.fps)
+
+
+def to_fraction(fps: Any) -> Fraction:
+    """Return ``fps`` as an exact :class:`~fractions.Fraction`.
+
+    NTSC rates given as floats map to their exact value: ``29.97`` becomes
+    ``30000/1001`` and ``23.976`` becomes ``24000/1001``.
+
+    Raises
+    ------
+    InputError
+        If ``fps`` is not a positive finite number.
+    """
+    if isinstance(fps, Fraction):
+        value = fps
+    else:
+        try:
+            value = Fraction(str(fps)) if isinstance(fps, str) else Fraction(fps)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"fps must be a positive number, got {fps!r}") from None
+        if isinstance(fps, float):
+            ntsc = round(fps * 1.001)
+            if ntsc > 0 and abs(fps * 1.001 - ntsc) < 5e-3 and abs(fps - ntsc) > 1e-6:
+                value = Fraction(ntsc * 1000, 1001)
+            else:
+                value = value.limit_denominator(1001)
+    if value <= 0 or value > 1000:
+        raise InputError(f"fps must be in (0, 1000], got {fps!r}")
+    return value
+
+
+def as_video_frames(frames: Any, *, name: str = "frames") -> np.ndarray:
+    """Validate frames for a writer; return a contiguous uint8 numpy array ``(f, h, w, 3)``.
+
+    Parameters
+    ----------
+    frames
+        numpy or torch, uint8 or float in ``[0, 1]`` (clipped), ``(f, h, w, 3)``
+        or one frame ``(h, w, 3)``.
+    name
+        What to call the input in error messages.
+
+    Raises
+    ------
+    InputError
+        On another type, shape or dtype, or NaN/inf values.
+    """
+    if isinstance(frames, torch.Tensor):
+        tensor = frames.detach()
+        if tensor.dtype.is_floating_point:
+            if not torch.isfinite(tensor).all():
+                raise InputError(f"{name} hold NaN or inf values")
+            tensor = (tensor.float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+        array = tensor.cpu().numpy()
+    elif isinstance(frames, np.ndarray):
+        array = frames
+        if array.dtype.kind == "f":
+            if not np.isfinite(array).all():
+                raise InputError(f"{name} hold NaN or inf values")
+            array = np.rint(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+    else:
+        raise InputError(
+            f"{name} must be a numpy array or torch tensor (f, h, w, 3), got {type(frames).__name__}"
+        )
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] != 3:
+        raise InputError(
+            f"{name} must have shape (f, h, w, 3) (RGB, channels last), got {tuple(array.shape)}"
+        )
+    if array.dtype != np.uint8:
+        raise InputError(f"{name} must be uint8 or float in [0, 1], got dtype {array.dtype}")
+    if 0 in array.shape[1:]:
+        raise InputError(f"{name} have an empty size {tuple(array.shape)}")
+    return np.ascontiguousarray(array)
+
+
+def prepare_audio(audio: Any, sample_rate: Any) -> tuple[np.ndarray, int]:
+    """Validate audio for muxing; return float32 ``(c, n)`` (``c`` = 1 or 2) and the rate.
+
+    Parameters
+    ----------
+    audio
+        numpy or torch ``(n,)`` mono, ``(c, n)`` or ``(n, c)`` with ``c`` in {1, 2};
+        float in ``[-1, 1]`` or int16.
+    sample_rate
+        Samples per second (positive int).
+
+    Raises
+    ------
+    InputError
+        If the sample rate is missing or not positive, or the audio has a bad
+        shape, dtype or NaN/inf values.
+    """
+    if sample_rate is None:
+        raise InputError("audio was given without sample_rate; pass sample_rate=... (Hz)")
+    if isinstance(sample_rate, bool) or not float(sample_rate).is_integer() or sample_rate <= 0:
+        raise InputError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+    rate = int(sample_rate)
+    if isinstance(audio, torch.Tensor):
+        array = (
+            audio.detach().cpu().float().numpy()
+            if audio.is_floating_point()
+            else (audio.detach().cpu().numpy())
+        )
+    elif isinstance(audio, np.ndarray):
+        array = audio
+    else:
+        raise InputError(
+            f"audio must be a numpy array or torch tensor (n,) or (c, n), got {type(audio).__name__}"
+        )
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim == 2 and array.shape[0] > 2 and array.shape[1] in (1, 2):
+        array = array.T
+    if array.ndim != 2 or array.shape[0] not in (1, 2):
+        raise InputError(
+            f"audio must be mono (n,) or (c, n) with 1 or 2 channels, got shape {tuple(array.shape)}"
+        )
+    if array.dtype == np.int16:
+        array = array.astype(np.float32) / 32768.0
+    elif array.dtype.kind == "f":
+        array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise InputError("audio holds NaN or inf samples")
+    else:
+        raise InputError(f"audio must be float in [-1, 1] or int16, got dtype {array.dtype}")
+    return np.ascontiguousarray(np.clip(array, -1.0, 1.0)), rate
+
+
+def fit_audio(audio: np.ndarray, sample_rate: int, num_frames: int, fps: Fraction) -> np.ndarray:
+    """Trim or zero-pad ``(c, n)`` audio to exactly the video's duration ``num_frames / fps``."""
+    target = round(Fraction(num_frames) / fps * sample_rate)
+    if audio.shape[1] >= target:
+        return audio[:, :target]
+    return np.pad(audio, ((0, 0), (0, target - audio.shape[1])))
+
+
+@runtime_checkable
+class VideoWriterSession(Protocol):
+    """An open, streaming write: ``write`` frames, then ``close``."""
+
+    def write(self, frames: Any) -> None:
+        """Append frames, uint8 or float in ``[0, 1]`` ``(f, h, w, 3)``."""
+        ...
+
+    def close(self, audio: Any = None, sample_rate: int | None = None) -> Any:
+        """Finish the target, muxing ``audio`` if given."""
+        ...
+
+
+@runtime_checkable
+class VideoWriter(Protocol):
+    """The minimum contract of a video-writer plugin."""
+
+    def can_write(self, path: str | os.PathLike[str]) -> bool:
+        """Return true if this writer handles ``path`` (usually by its suffix)."""
+        ...
+
+    def open(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fps: Any,
+        width: int,
+        height: int,
+        audio: Any = None,
+        sample_rate: int | None = None,
+        **options: Any,
+    ) -> VideoWriterSession:
+        """Start a streaming write to ``path``."""
+        ...
+
+    def write(
+        self,
+        frames: Any,
+        path: str | os.PathLike[str],
+        *,
+        fps: Any,
+        audio: Any = None,
+        sample_rate: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Write all ``frames`` ``(f, h, w, 3)`` to ``path`` in one call."""
+        ...
+
+
+class WriterSession(ABC):
+    """Base class of writer sessions: checks inputs, counts frames, aborts on errors.
+
+    Subclasses implement :meth:`_write_frames`, :meth:`_finish` and :meth:`_abort`.
+
+    Parameters
+    ----------
+    fps
+        Frame rate (any number; see :func:`to_fraction`).
+    width, height
+        Size of every frame.
+    audio, sample_rate
+        Audio known upfront (see :func:`prepare_audio`), or ``None``.
+    """
+
+    def __init__(
+        self, *, fps: Any, width: int, height: int, audio: Any = None, sample_rate: Any = None
+    ) -> None:
+        self.fps = to_fraction(fps)
+        if isinstance(width, bool) or isinstance(height, bool):
+            raise InputError("width and height must be integers")
+        if int(width) <= 0 or int(height) <= 0:
+            raise InputError(f"width and height must be positive, got {width}x{height}")
+        self.width, self.height = int(width), int(height)
+        self.audio: np.ndarray | None = None
+        self.sample_rate: int | None = None
+        if audio is not None:
+            self.audio, self.sample_rate = prepare_audio(audio, sample_rate)
+        self.num_frames = 0
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once the session was closed or aborted."""
+        return self._closed
+
+    def write(self, frames: Any) -> None:
+        """Append frames.
+
+        Parameters
+        ----------
+        frames
+            uint8 or float in ``[0, 1]``, numpy or torch, ``(f, h, w, 3)`` or one
+            frame ``(h, w, 3)``, of the size given to ``open``.
+
+        Raises
+        ------
+        InputError
+            On a bad array or a size that differs from the one given to ``open``
+            (the session is then aborted).
+        VideoError
+            If the session is closed, or encoding fails (the session is then aborted).
+        """
+        if self._closed:
+            raise VideoError("this writer session is closed; open a new one to write more frames")
+        try:
+            array = as_video_frames(frames)
+            if array.shape[1:3] != (self.height, self.width):
+                raise InputError(
+                    f"frames of size {array.shape[2]}x{array.shape[1]} (w x h) do not match the "
+                    f"{self.width}x{self.height} given to open()"
+                )
+            self._write_frames(array)
+        except BaseException:
+            self.abort()
+            raise
+        self.num_frames += array.shape[0]
+
+    def close(self, audio: Any = None, sample_rate: Any = None) -> WrittenVideo:
+        """Finish the video, mux the audio (trimmed or padded to the video) and publish it.
+
+        Parameters
+        ----------
+        audio, sample_rate
+            Audio to mux, if it was not given to ``open`` (give it to one of them, not both).
+
+        Returns
+        -------
+        WrittenVideo
+            What was written.
+
+        Raises
+        ------
+        VideoError
+            If no frame was written or encoding fails; nothing is left at the target.
+        """
+        if self._closed:
+            raise VideoError("this writer session is already closed")
+        try:
+            if audio is not None:
+                if self.audio is not None:
+                    raise InputError("audio was already given to open(); give it only once")
+                self.audio, self.sample_rate = prepare_audio(audio, sample_rate)
+            if self.num_frames == 0:
+                raise VideoError("no frames were written; call write(frames) before close()")
+            result = self._finish()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        return result
+
+    def abort(self) -> None:
+        """Stop without publishing anything; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):  # cleanup must not hide the original error
+            self._abort()
+
+    def __enter__(self) -> WriterSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._closed:
+            self.close()
+
+    @abstractmethod
+    def _write_frames(self, frames: np.ndarray) -> None:
+        """Encode uint8 ``(f, h, w, 3)`` frames of the opened size."""
+
+    @abstractmethod
+    def _finish(self) -> WrittenVideo:
+        """Flush, mux ``self.audio`` and publish the result."""
+
+    @abstractmethod
+    def _abort(self) -> None:
+        """Release resources and delete partial output."""
+
+
+def _check_target(path: str | os.PathLike[str], *, folder: bool) -> Path:
+    if not os.fspath(path):
+        raise VideoError("the output path is an empty string; give a file name")
+    target = Path(path).expanduser()
+    if not folder and target.is_dir():
+        raise VideoError(f"output path {os.fspath(path)!r} is a folder; give a file name")
+    if folder and target.exists() and not target.is_dir():
+        raise VideoError(
+            f"output path {os.fspath(path)!r} is a file; the frames writer needs a folder"
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VideoError(f"cannot create the folder of {os.fspath(path)!r}: {exc}") from exc
+    return target
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+class FileSession(WriterSession):
+    """A session that writes one file under a temporary name and renames it on success.
+
+    The temporary file lives next to the target (``.<name>.<random>.part``), so the
+    final :func:`os.replace` is atomic; an existing target is replaced only then.
+    A session dropped without ``close()`` deletes its temporary file.
+
+    Parameters
+    ----------
+    path
+        The target file.
+    **kwargs
+        See :class:`WriterSession`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = _check_target(path, folder=False)
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent
+            )
+        except OSError as exc:
+            raise VideoError(f"cannot write in the folder of {os.fspath(path)!r}: {exc}") from exc
+        os.close(fd)
+        self.temp_path = Path(tmp)
+        self._finalizer = weakref.finalize(self, _remove, tmp)
+
+    def _publish(self, source: Path | None = None) -> Path:
+        """Rename ``source`` (default: the temporary file) onto the target."""
+        try:
+            os.replace(source or self.temp_path, self.target)
+        except OSError as exc:
+            raise VideoError(
+                f"cannot move the finished video to {str(self.target)!r}: {exc}"
+            ) from exc
+        self._finalizer.detach()
+        return self.target
+
+    def _abort(self) -> None:
+        self._finalizer()
+
+
+class FolderSession(WriterSession):
+    """A session that fills a temporary folder and swaps it into place on success.
+
+    An existing folder at the target is moved aside, the new one renamed in, and
+    the old one deleted; it is never touched if the session fails.
+
+    Parameters
+    ----------
+    path
+        The target folder.
+    **kwargs
+        See :class:`WriterSession`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = _check_target(path, folder=True)
+        try:
+            tmp = tempfile.mkdtemp(
+                prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent
+            )
+        except OSError as exc:
+            raise VideoError(f"cannot write in the folder of {os.fspath(path)!r}: {exc}") from exc
+        self.temp_path = Path(tmp)
+        self._finalizer = weakref.finalize(self, _remove, tmp)
+
+    def _publish(self) -> Path:
+        """Swap the temporary folder into place of the target."""
+        old: str | None = None
+        try:
+            if self.target.exists():
+                old = tempfile.mkdtemp(
+                    prefix=f".{self.target.name}.", suffix=".old", dir=self.target.parent
+                )
+                os.rmdir(old)
+                os.replace(self.target, old)
+            os.replace(self.temp_path, self.target)
+        except OSError as exc:
+            if old is not None and not self.target.exists():
+                os.replace(old, self.target)
+            raise VideoError(
+                f"cannot move the finished frames to {str(self.target)!r}: {exc}"
+            ) from exc
+        self._finalizer.detach()
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.target
+
+    def _abort(self) -> None:
+        self._finalizer()
+
+
+class VideoWriterBase(PluginBase, ABC):
+    """Base class of video-writer plugins.
+
+    Subclasses set :attr:`suffixes` and implement :meth:`open`; :meth:`can_write`
+    and the one-shot :meth:`write` come for free. ``__init__`` arguments are the
+    writer's default options (its config); ``open(..., **options)`` overrides them
+    for one video.
+
+    Attributes
+    ----------
+    suffixes
+        Lower-case file suffixes this writer claims (``(".mp4",)``).
+    """
+
+    suffixes: ClassVar[tuple[str, ...]] = ()
+
+    def can_write(self, path: str | os.PathLike[str]) -> bool:
+        """Return true if ``path`` ends with one of :attr:`suffixes` (case-insensitive)."""
+        try:
+            suffix = Path(path).suffix.lower()
+        except TypeError:
+            return False
+        return bool(suffix) and suffix in self.suffixes
+
+    def options(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Merge per-call ``overrides`` into the configured options.
+
+        Raises
+        ------
+        InputError
+            If an override is not one of this writer's options.
+        """
+        settings = self.config.public()
+        unknown = sorted(set(overrides) - set(settings))
+        if unknown:
+            raise InputError(
+                f"unknown option(s) {unknown} for the {self.name or type(self).__name__!r} video "
+                f"writer; its options are {sorted(settings)}"
+            )
+        settings.update(overrides)
+        return settings
+
+    @abstractmethod
+    def open(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fps: Any,
+        width: int,
+        height: int,
+        audio: Any = None,
+        sample_rate: int | None = None,
+        **options: Any,
+    ) -> WriterSession:
+        """Start a streaming write.
+
+        Parameters
+        ----------
+        path
+            Target file or folder.
+        fps
+            Frame rate; ``29.97`` and ``Fraction(30000, 1001)`` are both exact NTSC.
+        width, height
+            Frame size in pixels.
+        audio
+            Optional audio ``(n,)`` or ``(c, n)``, float in ``[-1, 1]``; it can also be
+            given to ``close``.
+        sample_rate
+            Its sample rate in Hz.
+        **options
+            Per-video overrides of the writer's ``__init__`` options.
+
+        Returns
+        -------
+        WriterSession
+            Call ``write(frames)`` then ``close()``, or use it as a context manager.
+        """
+
+    def write(
+        self,
+        frames: Any,
+        path: str | os.PathLike[str],
+        *,
+        fps: Any,
+        audio: Any = None,
+        sample_rate: int | None = None,
+        **options: Any,
+    ) -> WrittenVideo:
+        """Write all ``frames`` at once.
+
+        Parameters
+        ----------
+        frames
+            uint8 or float in ``[0, 1]``, numpy or torch, ``(f, h, w, 3)``.
+        path, fps, audio, sample_rate, **options
+            As for :meth:`open`.
+
+        Returns
+        -------
+        WrittenVideo
+            What was written.
+        """
+        array = as_video_frames(frames)
+        height, width = array.shape[1:3]
+        session = self.open(
+            path,
+            fps=fps,
+            width=width,
+            height=height,
+            audio=audio,
+            sample_rate=sample_rate,
+            **options,
+        )
+        with session:
+            session.write(array)
+            return session.close()

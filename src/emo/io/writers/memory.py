@@ -1,0 +1,91 @@
+"""A writer that keeps the video in memory, for notebooks and tests."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from emo.io.writers.base import VideoWriterBase, WriterSession, WrittenVideo, fit_audio
+
+__all__ = ["MemoryWriter"]
+
+
+class _MemorySession(WriterSession):
+    def __init__(self, writer: MemoryWriter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.writer = writer
+        self.chunks: list[torch.Tensor] = []
+
+    def _write_frames(self, frames: np.ndarray) -> None:
+        self.chunks.append(torch.from_numpy(frames.copy()))
+
+    def _finish(self) -> WrittenVideo:
+        audio = None
+        if self.audio is not None and self.sample_rate is not None:
+            fitted = fit_audio(self.audio, self.sample_rate, self.num_frames, self.fps)
+            audio = torch.from_numpy(np.ascontiguousarray(fitted))
+        result = WrittenVideo(
+            path=None,
+            num_frames=self.num_frames,
+            fps=self.fps,
+            width=self.width,
+            height=self.height,
+            sample_rate=self.sample_rate if audio is not None else None,
+            frames=torch.cat(self.chunks),
+            audio=audio,
+        )
+        self.chunks = []
+        self.writer.last = result
+        return result
+
+    def _abort(self) -> None:
+        self.chunks = []
+
+
+class MemoryWriter(VideoWriterBase):
+    """Keep the frames as a uint8 tensor ``(f, h, w, 3)`` and the audio (registry name ``memory``).
+
+    ``close()`` returns a :class:`~emo.io.writers.base.WrittenVideo` whose ``frames``
+    and ``audio`` (float32 ``(c, n)``, trimmed or padded to the video) are set; the
+    writer also keeps it as :attr:`last`. Memory grows with the video, unlike the
+    file writers. It claims the paths ``"memory"``, ``":memory:"`` and ``"memory://..."``;
+    the path is otherwise ignored.
+
+    Attributes
+    ----------
+    last
+        The result of the last closed session, or ``None``.
+    """
+
+    name = "memory"
+    description = "keep frames and audio in memory (notebooks, tests)"
+
+    def __init__(self) -> None:
+        self.last: WrittenVideo | None = None
+
+    def can_write(self, path: str | os.PathLike[str] | None) -> bool:
+        """Return true for ``None``, ``"memory"``, ``":memory:"`` and ``"memory://..."``."""
+        if path is None:
+            return True
+        text = path if isinstance(path, str) else None
+        return text is not None and (text in ("memory", ":memory:") or text.startswith("memory:"))
+
+    def open(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        fps: Any,
+        width: int,
+        height: int,
+        audio: Any = None,
+        sample_rate: int | None = None,
+        **options: Any,
+    ) -> WriterSession:
+        """Start collecting frames; see :meth:`VideoWriterBase.open`. ``path`` is ignored."""
+        self.options(options)
+        return _MemorySession(
+            self, fps=fps, width=width, height=height, audio=audio, sample_rate=sample_rate
+        )
