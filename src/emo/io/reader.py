@@ -83,7 +83,7 @@ class VideoReader:
         self._stream = self._container.streams.video[0]
         if threads:
             self._stream.thread_type = "AUTO"
-        rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
+        rate: Any = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
         if not rate:
             self._container.close()
             raise VideoError(f"{label} does not say its frame rate")
@@ -92,7 +92,7 @@ class VideoReader:
         self.width = int(self._stream.codec_context.width)
         self.height = int(self._stream.codec_context.height)
         self.has_audio = bool(self._container.streams.audio)
-        self._time_base = Fraction(self._stream.time_base)
+        self._time_base = Fraction(str(self._stream.time_base))
         self._start = int(self._stream.start_time or 0)
         self._length: int | None = int(self._stream.frames) or None
 
