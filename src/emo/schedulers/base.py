@@ -260,8 +260,17 @@ class SchedulerBase(PluginBase, abc.ABC):
             )
         if config.get("_class_name") != class_path(cls):
             import inspect
+            import math
             import warnings
 
+            config = dict(config)
+            # Foreign (diffusers) spellings of "off" that JSON configs cannot hold.
+            clip = config.get("lambda_min_clipped")
+            if isinstance(clip, float) and math.isinf(clip) and clip < 0:
+                config["lambda_min_clipped"] = None
+            betas = config.get("trained_betas")
+            if betas is not None and hasattr(betas, "tolist"):
+                config["trained_betas"] = betas.tolist()
             accepted = set(inspect.signature(cls.__init__).parameters)
             ignored = sorted(
                 key
@@ -276,6 +285,10 @@ class SchedulerBase(PluginBase, abc.ABC):
                     stacklevel=2,
                 )
         return super().from_config(config, **overrides)
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.config.public().items())
+        return f"{type(self).__name__}({settings})"
 
     @property
     def init_noise_sigma(self) -> float:
