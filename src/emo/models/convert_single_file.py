@@ -129,11 +129,12 @@ _RE_OUTPUT = re.compile(r"^output_blocks\.(\d+)\.(\d+)\.(.+)$")
 _RE_TOP = re.compile(r"^(time_embed\.[02]|input_blocks\.0\.0|out\.[02])\.(weight|bias)$")
 
 
-def _rename_resnet(rest: str, table: Mapping[str, str]) -> str:
+def _rename_resnet(prefix: str, rest: str, table: Mapping[str, str]) -> str | None:
+    """``prefix`` + ``rest`` with its resnet sub-module renamed; ``None`` if it is not one."""
     for old, new in table.items():
-        if rest == old or rest.startswith(old + "."):
-            return new + rest[len(old) :]
-    raise KeyError(rest)
+        if rest.startswith(old + "."):
+            return prefix + new + rest[len(old) :]
+    return None
 
 
 def _strip_prefix(
@@ -248,24 +249,18 @@ def _unet_key_to_diffusers(key: str, stride: int) -> str | None:
         if sub == 0 and rest.startswith("op."):
             return f"down_blocks.{block}.downsamplers.0.conv.{rest[3:]}"
         if sub == 0:
-            try:
-                return f"down_blocks.{block}.resnets.{layer}." + _rename_resnet(
-                    rest, _UNET_RESNET_LDM_TO_DIFFUSERS
-                )
-            except KeyError:
-                return None
+            return _rename_resnet(
+                f"down_blocks.{block}.resnets.{layer}.", rest, _UNET_RESNET_LDM_TO_DIFFUSERS
+            )
         if sub == 1:
             return f"down_blocks.{block}.attentions.{layer}.{rest}"
         return None
     if (m := _RE_MIDDLE.match(key)) is not None:
         index, rest = int(m.group(1)), m.group(2)
         if index in (0, 2):
-            try:
-                return f"mid_block.resnets.{index // 2}." + _rename_resnet(
-                    rest, _UNET_RESNET_LDM_TO_DIFFUSERS
-                )
-            except KeyError:
-                return None
+            return _rename_resnet(
+                f"mid_block.resnets.{index // 2}.", rest, _UNET_RESNET_LDM_TO_DIFFUSERS
+            )
         if index == 1:
             return f"mid_block.attentions.0.{rest}"
         return None
@@ -273,12 +268,9 @@ def _unet_key_to_diffusers(key: str, stride: int) -> str | None:
         index, sub, rest = int(m.group(1)), int(m.group(2)), m.group(3)
         block, layer = divmod(index, stride)
         if sub == 0:
-            try:
-                return f"up_blocks.{block}.resnets.{layer}." + _rename_resnet(
-                    rest, _UNET_RESNET_LDM_TO_DIFFUSERS
-                )
-            except KeyError:
-                return None
+            return _rename_resnet(
+                f"up_blocks.{block}.resnets.{layer}.", rest, _UNET_RESNET_LDM_TO_DIFFUSERS
+            )
         if sub in (1, 2) and rest.startswith("conv."):
             return f"up_blocks.{block}.upsamplers.0.conv.{rest[5:]}"
         if sub == 1:
@@ -355,8 +347,8 @@ def to_ldm_unet_state_dict(
             block, kind, layer, rest = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
             index = 1 + block * stride + layer
             if kind == "resnets":
-                new = f"input_blocks.{index}.0." + _rename_resnet(
-                    rest, _UNET_RESNET_DIFFUSERS_TO_LDM
+                new = _rename_resnet(
+                    f"input_blocks.{index}.0.", rest, _UNET_RESNET_DIFFUSERS_TO_LDM
                 )
             else:
                 new = f"input_blocks.{index}.1.{rest}"
@@ -366,8 +358,8 @@ def to_ldm_unet_state_dict(
         elif (m := _RE_D_MID.match(key)) is not None:
             kind, idx, rest = m.group(1), int(m.group(2)), m.group(3)
             if kind == "resnets":
-                new = f"middle_block.{2 * idx}." + _rename_resnet(
-                    rest, _UNET_RESNET_DIFFUSERS_TO_LDM
+                new = _rename_resnet(
+                    f"middle_block.{2 * idx}.", rest, _UNET_RESNET_DIFFUSERS_TO_LDM
                 )
             else:
                 new = f"middle_block.1.{rest}"
@@ -375,8 +367,8 @@ def to_ldm_unet_state_dict(
             block, kind, layer, rest = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
             index = block * stride + layer
             if kind == "resnets":
-                new = f"output_blocks.{index}.0." + _rename_resnet(
-                    rest, _UNET_RESNET_DIFFUSERS_TO_LDM
+                new = _rename_resnet(
+                    f"output_blocks.{index}.0.", rest, _UNET_RESNET_DIFFUSERS_TO_LDM
                 )
             else:
                 new = f"output_blocks.{index}.1.{rest}"
@@ -715,7 +707,11 @@ def load_ldm_vae_single_file(
 
 
 def load_sd15_single_file(
-    path: str | os.PathLike[str], *, extract_ema: bool = False
+    path: str | os.PathLike[str],
+    *,
+    extract_ema: bool = False,
+    unet_config: Mapping[str, Any] | None = None,
+    vae_config: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
     """Read a single-file Stable Diffusion 1.x checkpoint and convert UNet and VAE weights.
 
@@ -729,6 +725,10 @@ def load_sd15_single_file(
         The ``.ckpt`` or ``.safetensors`` file.
     extract_ema
         Use the EMA UNet weights (``model_ema.*``) of a non-pruned checkpoint.
+    unet_config
+        Values that replace those of the SD 1.5 UNet config (diffusers terms).
+    vae_config
+        Values that replace those of the SD 1.x VAE config.
 
     Returns
     -------
@@ -758,26 +758,30 @@ def load_sd15_single_file(
             f"{os.fspath(file)!r} holds no VAE ('first_stage_model.*' keys); "
             "load the VAE from a diffusers folder instead"
         )
-    unet_config = sd15_unet_config()
+    unet_cfg = sd15_unet_config()
+    unet_cfg.update(unet_config or {})
     conv_in = checkpoint.get(LDM_UNET_PREFIX + "input_blocks.0.0.weight")
     if conv_in is not None:
-        unet_config["in_channels"] = int(conv_in.shape[1])
+        unet_cfg["in_channels"] = int(conv_in.shape[1])
     context = checkpoint.get(
         LDM_UNET_PREFIX + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
     )
-    if context is not None and int(context.shape[1]) != unet_config["cross_attention_dim"]:
+    width = unet_cfg["cross_attention_dim"]
+    if context is not None and int(context.shape[1]) != width:
         raise CheckpointError(
-            f"{os.fspath(file)!r} has cross-attention width {int(context.shape[1])}, not 768: "
-            "it is not a Stable Diffusion 1.x checkpoint (SD 2.x or SDXL are not supported)"
+            f"{os.fspath(file)!r} has cross-attention width {int(context.shape[1])}, not "
+            f"{width}: it is not a Stable Diffusion 1.x checkpoint (SD 2.x and SDXL are not "
+            "supported)"
         )
     unet_state = convert_ldm_unet_state_dict(
         {k: v for k, v in checkpoint.items() if not k.startswith(LDM_VAE_PREFIXES)},
-        unet_config,
+        unet_cfg,
         extract_ema=extract_ema,
     )
-    vae_config = _vae_config()
+    vae_cfg = _vae_config()
+    vae_cfg.update(vae_config or {})
     vae_state = convert_ldm_vae_state_dict(
         {k: v for k, v in checkpoint.items() if k.startswith(LDM_VAE_PREFIXES)},
-        num_up_blocks=len(vae_config["up_block_types"]),
+        num_up_blocks=len(vae_cfg["block_out_channels"]),
     )
-    return unet_config, unet_state, vae_config, vae_state
+    return unet_cfg, unet_state, vae_cfg, vae_state
