@@ -1,0 +1,300 @@
+"""Named model presets: the configs of every network of an EMO pipeline, in one place.
+
+A :class:`ModelPreset` holds keyword arguments for :class:`~emo.models.UNet2D`,
+:class:`~emo.models.ReferenceNet`, :class:`~emo.models.Backbone`, the VAE
+(:class:`~emo.models.vae.AutoencoderKL`), the FaceLocator and the AudioProjection,
+plus the clip geometry. Two presets ship:
+
+``sd15``
+    The paper's setting on Stable Diffusion 1.5: channels (320, 640, 1280, 1280),
+    2 layers per block, 8 heads, cross-attention 768, 512x512 pixels (64x64
+    latents), clips of f=12 frames with n=4 motion frames, audio tokens of
+    width 768 (4 per frame from a +-2-frame window of 13 wav2vec2-base layers).
+``tiny``
+    A few million parameters in all, for tests and the CPU demo: channels
+    (32, 64), 1 layer per block, GroupNorm groups 8, 128x128 pixels (16x16
+    latents, the VAE still downsamples 8x), f=8, n=2, audio tokens of width 32
+    from an 80-bin mel spectrogram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from emo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from emo.models.backbone import Backbone
+    from emo.models.reference_net import ReferenceNet
+    from emo.models.unet_2d import UNet2D
+
+__all__ = ["PRESETS", "ModelPreset", "get_preset", "preset_names"]
+
+
+def _frozen(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(data))
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """Configs (``__init__`` keyword arguments) of every network, and the clip geometry.
+
+    Attributes
+    ----------
+    name
+        Preset name.
+    unet
+        Keyword arguments of :class:`~emo.models.UNet2D`.
+    reference_net
+        Keyword arguments of :class:`~emo.models.ReferenceNet`.
+    backbone
+        Keyword arguments of :class:`~emo.models.Backbone`.
+    vae
+        Keyword arguments of :class:`emo.models.vae.AutoencoderKL`.
+    face_locator
+        Keyword arguments of :class:`emo.models.face_locator.FaceLocator`.
+    audio_projection
+        Keyword arguments of :class:`emo.models.audio_projection.AudioProjection`.
+    resolution
+        Image height and width in pixels.
+    num_frames
+        Frames ``f`` per clip.
+    num_motion_frames
+        Motion frames ``n`` carried from one clip to the next.
+    audio_token_dim
+        Width of the audio tokens (AudioProjection output, Backbone audio attention).
+    """
+
+    name: str
+    unet: Mapping[str, Any]
+    reference_net: Mapping[str, Any]
+    backbone: Mapping[str, Any]
+    vae: Mapping[str, Any]
+    face_locator: Mapping[str, Any]
+    audio_projection: Mapping[str, Any]
+    resolution: int = 512
+    num_frames: int = 12
+    num_motion_frames: int = 4
+    audio_token_dim: int = 768
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent pixel (``2 ** (levels - 1)`` of the VAE)."""
+        return int(2 ** (len(self.vae.get("block_out_channels", (128, 256, 512, 512))) - 1))
+
+    @property
+    def latent_size(self) -> int:
+        """Latent height and width: ``resolution // vae_scale_factor``."""
+        return self.resolution // self.vae_scale_factor
+
+    def build_unet(self, **overrides: Any) -> UNet2D:
+        """Build a freshly initialised :class:`~emo.models.UNet2D` (``overrides`` replace config)."""
+        from emo.models.unet_2d import UNet2D
+
+        return UNet2D(**{**self.unet, **overrides})
+
+    def build_reference_net(self, **overrides: Any) -> ReferenceNet:
+        """Build a freshly initialised :class:`~emo.models.ReferenceNet`."""
+        from emo.models.reference_net import ReferenceNet
+
+        return ReferenceNet(**{**self.reference_net, **overrides})
+
+    def build_backbone(self, **overrides: Any) -> Backbone:
+        """Build a freshly initialised :class:`~emo.models.Backbone`."""
+        from emo.models.backbone import Backbone
+
+        return Backbone(**{**self.backbone, **overrides})
+
+    def build_vae(self, **overrides: Any) -> nn.Module:
+        """Build a freshly initialised VAE (:class:`emo.models.vae.AutoencoderKL`)."""
+        from emo.models.vae import AutoencoderKL
+
+        return AutoencoderKL(**{**self.vae, **overrides})
+
+    def build_face_locator(self, **overrides: Any) -> nn.Module:
+        """Build a freshly initialised :class:`emo.models.face_locator.FaceLocator`."""
+        from emo.models.face_locator import FaceLocator
+
+        return FaceLocator(**{**self.face_locator, **overrides})
+
+    def build_audio_projection(self, **overrides: Any) -> nn.Module:
+        """Build a freshly initialised :class:`emo.models.audio_projection.AudioProjection`."""
+        from emo.models.audio_projection import AudioProjection
+
+        return AudioProjection(**{**self.audio_projection, **overrides})
+
+
+def _make(
+    name: str,
+    unet: dict[str, Any],
+    backbone_extra: dict[str, Any],
+    vae: dict[str, Any],
+    face_locator: dict[str, Any],
+    audio_projection: dict[str, Any],
+    **geometry: Any,
+) -> ModelPreset:
+    return ModelPreset(
+        name=name,
+        unet=_frozen(unet),
+        reference_net=_frozen(unet),
+        backbone=_frozen({**unet, **backbone_extra}),
+        vae=_frozen(vae),
+        face_locator=_frozen(face_locator),
+        audio_projection=_frozen(audio_projection),
+        **geometry,
+    )
+
+
+_SD15_UNET: dict[str, Any] = {
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": (
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    ),
+    "up_block_types": (
+        "UpBlock2D",
+        "CrossAttnUpBlock2D",
+        "CrossAttnUpBlock2D",
+        "CrossAttnUpBlock2D",
+    ),
+    "block_out_channels": (320, 640, 1280, 1280),
+    "layers_per_block": 2,
+    "attention_head_dim": 8,
+    "cross_attention_dim": 768,
+    "use_linear_projection": False,
+    "norm_num_groups": 32,
+    "norm_eps": 1e-5,
+}
+
+_TINY_UNET: dict[str, Any] = {
+    "sample_size": 16,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
+    "block_out_channels": (32, 64),
+    "layers_per_block": 1,
+    "attention_head_dim": 4,
+    "cross_attention_dim": 32,
+    "use_linear_projection": False,
+    "norm_num_groups": 8,
+    "norm_eps": 1e-5,
+}
+
+#: The shipped presets by name.
+PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
+    {
+        "sd15": _make(
+            "sd15",
+            _SD15_UNET,
+            {
+                "audio_cross_attention_dim": 768,
+                "use_motion_modules": True,
+                "temporal_in_mid_block": True,
+                "motion_num_attention_heads": 8,
+                "motion_max_positions": 32,
+                "speed_embed_dim": 320,
+            },
+            {
+                "in_channels": 3,
+                "out_channels": 3,
+                "down_block_types": ("DownEncoderBlock2D",) * 4,
+                "up_block_types": ("UpDecoderBlock2D",) * 4,
+                "block_out_channels": (128, 256, 512, 512),
+                "layers_per_block": 2,
+                "latent_channels": 4,
+                "norm_num_groups": 32,
+                "sample_size": 512,
+                "scaling_factor": 0.18215,
+            },
+            {"in_channels": 1, "out_channels": 4, "block_out_channels": (16, 32, 64, 128)},
+            {
+                "feature_dim": 768,
+                "num_layers": 13,
+                "context_frames": 2,
+                "num_tokens": 4,
+                "hidden_dim": 512,
+                "output_dim": 768,
+            },
+            resolution=512,
+            num_frames=12,
+            num_motion_frames=4,
+            audio_token_dim=768,
+        ),
+        "tiny": _make(
+            "tiny",
+            _TINY_UNET,
+            {
+                "audio_cross_attention_dim": 32,
+                "use_motion_modules": True,
+                "temporal_in_mid_block": True,
+                "motion_num_attention_heads": 4,
+                "motion_max_positions": 32,
+                "speed_embed_dim": 32,
+            },
+            {
+                "in_channels": 3,
+                "out_channels": 3,
+                "down_block_types": ("DownEncoderBlock2D",) * 4,
+                "up_block_types": ("UpDecoderBlock2D",) * 4,
+                "block_out_channels": (16, 32, 32, 32),
+                "layers_per_block": 1,
+                "latent_channels": 4,
+                "norm_num_groups": 8,
+                "sample_size": 128,
+                "scaling_factor": 0.18215,
+            },
+            {"in_channels": 1, "out_channels": 4, "block_out_channels": (8, 16, 16, 16)},
+            {
+                "feature_dim": 80,
+                "num_layers": 1,
+                "context_frames": 2,
+                "num_tokens": 4,
+                "hidden_dim": 64,
+                "output_dim": 32,
+            },
+            resolution=128,
+            num_frames=8,
+            num_motion_frames=2,
+            audio_token_dim=32,
+        ),
+    }
+)
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets."""
+    return sorted(PRESETS)
+
+
+def get_preset(name: str) -> ModelPreset:
+    """Return the preset called ``name`` (``"sd15"`` or ``"tiny"``).
+
+    Raises
+    ------
+    ConfigError
+        If there is no such preset.
+
+    Examples
+    --------
+    >>> from emo.models.presets import get_preset
+    >>> preset = get_preset("tiny")
+    >>> preset.latent_size, preset.num_frames
+    (16, 8)
+    """
+    try:
+        return PRESETS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unknown model preset {name!r}; choose one of {preset_names()}"
+        ) from None
