@@ -189,6 +189,8 @@ def test_positional_table_resizing() -> None:
     torch.testing.assert_close(resize_positional_table(pe, 32), sinusoidal_positions(32, 16))
     torch.testing.assert_close(resize_positional_table(pe, 8), sinusoidal_positions(8, 16))
     assert resize_positional_table(pe, 24) is pe
+    half = resize_positional_table(pe.half(), 32)  # fp16 checkpoints are recognised too
+    assert half.dtype == torch.float16 and half.shape == (1, 32, 16)
     with pytest.raises(CheckpointError, match="not the standard sinusoid"):
         resize_positional_table(torch.randn(1, 24, 16), 32)
     converted = convert_motion_module_state_dict(_adapter().state_dict(), max_positions=16)
@@ -236,3 +238,31 @@ def test_strict_reports_missing_and_unexpected() -> None:
     )
     with pytest.raises(CheckpointError, match="strict=False"):
         load_motion_module_weights(_MotionStack(), partial, strict=True)
+
+
+def test_loads_into_the_backbone() -> None:
+    from emo.models.backbone import Backbone
+
+    backbone = Backbone(
+        sample_size=8,
+        block_out_channels=CHANNELS,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        layers_per_block=LAYERS,
+        attention_head_dim=8,
+        cross_attention_dim=16,
+        norm_num_groups=GROUPS,
+        audio_cross_attention_dim=16,
+        motion_num_attention_heads=HEADS,
+        motion_norm_across_frames=True,
+        speed_embed_dim=8,
+    )
+    adapter = _adapter()
+    report = load_motion_module_weights(backbone, adapter.state_dict(), strict=True)
+    assert report.unexpected_keys == ()
+    assert len(report.missing_keys) == 2 * 7  # speed_proj weight + bias of 7 modules
+    x = torch.randn(1, CHANNELS[1], 3, 2, 2)
+    theirs = adapter.up_blocks[0].motion_modules[1]
+    ours = backbone.up_blocks[0].motion_modules[1]
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), _run_diffusers(theirs, x), atol=1e-5, rtol=0)
