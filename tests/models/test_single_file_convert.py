@@ -159,6 +159,25 @@ def test_full_sd15_layout_on_meta() -> None:
     for key, value in ours_vae.items():
         assert value.shape == vae_sd[key].shape, key
 
+    # Our own networks take the converted weights as they are.
+    from emo.models.unet_2d import UNet2D
+
+    with torch.device("meta"):
+        emo_unet = UNet2D(**sd15_unet_config())
+        emo_vae = AutoencoderKL()
+    assert {k: v.shape for k, v in emo_unet.state_dict().items()} == {
+        k: v.shape for k, v in ours_unet.items()
+    }
+    assert {k: v.shape for k, v in emo_vae.state_dict().items()} == {
+        k: v.shape for k, v in ours_vae.items()
+    }
+
+
+def test_sd15_unet_config_matches_the_preset() -> None:
+    from emo.models import convert_single_file
+
+    assert sd15_unet_config() == convert_single_file._SD15_UNET_CONFIG
+
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
 def test_load_single_file(

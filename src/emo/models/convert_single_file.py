@@ -50,8 +50,9 @@ LDM_UNET_PREFIX = "model.diffusion_model."
 LDM_VAE_PREFIXES = ("first_stage_model.", "vae.")
 _EMA_PREFIX = "model_ema."
 
-# The Stable Diffusion 1.5 UNet, in diffusers ``UNet2DConditionModel`` config terms.
-# (Private copy; ``emo.models.presets`` is the home of the UNet presets.)
+# The Stable Diffusion 1.5 UNet config: keyword arguments of emo's UNet2D, which are also
+# diffusers ``UNet2DConditionModel`` config keys. Fallback copy for when
+# ``emo.models.presets`` (the home of the presets) is unavailable.
 _SD15_UNET_CONFIG: dict[str, Any] = {
     "sample_size": 64,
     "in_channels": 4,
@@ -72,13 +73,9 @@ _SD15_UNET_CONFIG: dict[str, Any] = {
     "layers_per_block": 2,
     "attention_head_dim": 8,
     "cross_attention_dim": 768,
+    "use_linear_projection": False,
     "norm_num_groups": 32,
     "norm_eps": 1e-5,
-    "act_fn": "silu",
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "downsample_padding": 1,
-    "mid_block_scale_factor": 1,
 }
 
 #: The Stable Diffusion 1.x VAE config (the defaults of :class:`emo.models.vae.AutoencoderKL`).
@@ -218,7 +215,7 @@ def convert_ldm_unet_state_dict(
         unet = _strip_prefix(state_dict, (LDM_UNET_PREFIX,))
     keys = list(unet)
     if unet_config is not None and "layers_per_block" in unet_config:
-        lpb = int(unet_config["layers_per_block"])
+        lpb = _layers_per_block(unet_config)
     else:
         lpb = _infer_layers_per_block(keys)
     stride = lpb + 1
@@ -321,7 +318,7 @@ def to_ldm_unet_state_dict(
     """
     keys = list(state_dict)
     if unet_config is not None and "layers_per_block" in unet_config:
-        lpb = int(unet_config["layers_per_block"])
+        lpb = _layers_per_block(unet_config)
     else:
         layers = {
             int(m.group(3))
@@ -619,15 +616,39 @@ def to_ldm_vae_state_dict(
 
 
 def sd15_unet_config() -> dict[str, Any]:
-    """The Stable Diffusion 1.5 UNet config in diffusers ``UNet2DConditionModel`` terms.
+    """The Stable Diffusion 1.5 UNet config.
+
+    Keyword arguments of :class:`emo.models.unet_2d.UNet2D` (the ``sd15``
+    preset of :mod:`emo.models.presets`), which are also diffusers
+    ``UNet2DConditionModel`` config keys.
 
     Returns
     -------
     dict[str, Any]
-        A fresh copy (``block_out_channels`` ``(320, 640, 1280, 1280)``,
-        ``layers_per_block`` 2, ``cross_attention_dim`` 768, ...).
+        A fresh copy, sequences as lists (``block_out_channels``
+        ``[320, 640, 1280, 1280]``, ``layers_per_block`` 2,
+        ``cross_attention_dim`` 768, ...).
     """
-    return {k: list(v) if isinstance(v, list) else v for k, v in _SD15_UNET_CONFIG.items()}
+    config: Mapping[str, Any]
+    try:
+        from emo.models.presets import get_preset
+
+        config = get_preset("sd15").unet
+    except Exception:  # presets unavailable: use the built-in copy
+        config = _SD15_UNET_CONFIG
+    return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in config.items()}
+
+
+def _layers_per_block(config: Mapping[str, Any]) -> int:
+    value = config["layers_per_block"]
+    if isinstance(value, (list, tuple)):
+        if len(set(value)) != 1:
+            raise CheckpointError(
+                f"layers_per_block={list(value)} differs between levels; the LDM layout "
+                "needs one value"
+            )
+        value = value[0]
+    return int(value)
 
 
 def _read_checkpoint(path: Path, wanted: tuple[str, ...]) -> dict[str, torch.Tensor]:
