@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, Union, runtime_checkable
 
 import torch
 
-from emo.configuration import class_path
+from emo.configuration import FrozenConfig, class_path
 from emo.errors import EMOWarning, InputError
 from emo.plugins.base import PluginBase
 from emo.schedulers.betas import PREDICTION_TYPES, check_choice, make_betas
@@ -209,14 +209,22 @@ class SchedulerBase(PluginBase, abc.ABC):
 
     order: ClassVar[int] = 1
     timesteps: torch.Tensor
+    _settings: FrozenConfig
     num_inference_steps: int | None
     betas: torch.Tensor
     alphas: torch.Tensor
     alphas_cumprod: torch.Tensor
 
-    def _setup_noise_tables(self) -> None:
-        """Build :attr:`betas`, :attr:`alphas` and :attr:`alphas_cumprod` from the config."""
-        cfg = self.config
+    def _setup_noise_tables(self, settings: Mapping[str, Any]) -> None:
+        """Keep ``settings`` (the arguments of the concrete ``__init__``) and build the tables.
+
+        The settings are what the maths reads; :attr:`config` holds the arguments of the
+        outermost ``__init__``, which a subclass may narrow.
+        """
+        self._settings = FrozenConfig(
+            {k: v for k, v in settings.items() if k not in ("self", "__class__")}
+        )
+        cfg = self._settings
         check_choice("prediction_type", cfg.prediction_type, PREDICTION_TYPES)
         trained = cfg.get("trained_betas")
         self.betas = make_betas(
@@ -287,7 +295,7 @@ class SchedulerBase(PluginBase, abc.ABC):
         return super().from_config(config, **overrides)
 
     def __repr__(self) -> str:
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.config.public().items())
+        settings = ", ".join(f"{k}={v!r}" for k, v in self._settings.public().items())
         return f"{type(self).__name__}({settings})"
 
     @property
@@ -298,11 +306,11 @@ class SchedulerBase(PluginBase, abc.ABC):
     @property
     def prediction_type(self) -> str:
         """What the network predicts: ``"epsilon"``, ``"v_prediction"`` or ``"sample"``."""
-        return str(self.config.prediction_type)
+        return str(self._settings.prediction_type)
 
     def __len__(self) -> int:
         """The number of training timesteps ``T``."""
-        return int(self.config.num_train_timesteps)
+        return int(self._settings.num_train_timesteps)
 
     # -- the sampling contract -----------------------------------------------------------
     @abc.abstractmethod
@@ -345,7 +353,7 @@ class SchedulerBase(PluginBase, abc.ABC):
         return self.num_inference_steps
 
     def _check_num_steps(self, num_inference_steps: object) -> int:
-        limit = int(self.config.num_train_timesteps)
+        limit = int(self._settings.num_train_timesteps)
         if (
             isinstance(num_inference_steps, bool)
             or not isinstance(num_inference_steps, int)
@@ -461,6 +469,7 @@ class SchedulerBase(PluginBase, abc.ABC):
         """
         x0 = as_sample(original_samples, "original_samples")
         check_same_shape(x0, as_sample(noise, "noise"), "original_samples", "noise")
+        self._alpha_bar_at(timesteps, x0)  # validates the timesteps
         kind = self.prediction_type
         if kind == "epsilon":
             return noise.to(x0.dtype)

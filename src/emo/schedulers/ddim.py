@@ -85,10 +85,11 @@ class DDIMScheduler(SchedulerBase):
         rescale_betas_zero_snr: bool = False,
         eta: float = 0.0,
     ) -> None:
+        settings = dict(locals())  # the arguments, before any other local exists
         check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
         if eta < 0:
             raise ConfigError(f"eta must be >= 0, got {eta}")
-        self._setup_noise_tables()
+        self._setup_noise_tables(settings)
         self.final_alpha_cumprod = (
             torch.tensor(1.0) if set_alpha_to_one else self.alphas_cumprod[0].clone()
         )
@@ -107,13 +108,13 @@ class DDIMScheduler(SchedulerBase):
             Where :attr:`timesteps` (int64, shape ``(n,)``) lives.
         """
         n = self._check_num_steps(num_inference_steps)
-        count = int(self.config.num_train_timesteps)
-        spacing = self.config.timestep_spacing
+        count = int(self._settings.num_train_timesteps)
+        spacing = self._settings.timestep_spacing
         if spacing == "linspace":
             values = np.linspace(0, count - 1, n).round()[::-1].astype(np.int64)
         elif spacing == "leading":
             values = (np.arange(0, n) * (count // n)).round()[::-1].astype(np.int64)
-            values = values + int(self.config.steps_offset)
+            values = values + int(self._settings.steps_offset)
         else:  # trailing
             values = np.round(np.arange(count, 0, -count / n)).astype(np.int64) - 1
         self.num_inference_steps = n
@@ -206,7 +207,7 @@ class DDIMScheduler(SchedulerBase):
         x = as_sample(sample, "sample")
         out = as_sample(model_output, "model_output")
         check_same_shape(out, x, "model_output", "sample")
-        count = int(self.config.num_train_timesteps)
+        count = int(self._settings.num_train_timesteps)
         value = timestep_value(timestep)
         t = int(value)
         if t != value or not 0 <= t < count:
@@ -214,7 +215,7 @@ class DDIMScheduler(SchedulerBase):
                 f"DDIM timestep must be an integer in [0, {count - 1}], got {value}; pass one "
                 "of scheduler.timesteps"
             )
-        eta = float(self.config.eta if eta is None else eta)
+        eta = float(self._settings.eta if eta is None else eta)
         if eta < 0:
             raise InputError(f"eta must be >= 0, got {eta}")
         dtype = x.dtype
@@ -225,7 +226,7 @@ class DDIMScheduler(SchedulerBase):
         alpha_prev = self._alpha_prod(prev_t)
         beta_t = 1 - alpha_t
 
-        kind = self.config.prediction_type
+        kind = self._settings.prediction_type
         if kind == "epsilon":
             x0 = (x - beta_t**0.5 * out) / alpha_t**0.5
             eps = out
@@ -236,8 +237,8 @@ class DDIMScheduler(SchedulerBase):
             x0 = alpha_t**0.5 * x - beta_t**0.5 * out
             eps = alpha_t**0.5 * out + beta_t**0.5 * x
 
-        if self.config.clip_sample:
-            limit = float(self.config.clip_sample_range)
+        if self._settings.clip_sample:
+            limit = float(self._settings.clip_sample_range)
             x0 = x0.clamp(-limit, limit)
 
         # Variance of the DDPM posterior between t and prev_t, scaled by eta.

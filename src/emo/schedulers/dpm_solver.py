@@ -98,13 +98,14 @@ class DPMSolverMultistepScheduler(SigmaSchedulerBase):
         steps_offset: int = 0,
         rescale_betas_zero_snr: bool = False,
     ) -> None:
+        settings = dict(locals())  # the arguments, before any other local exists
         if solver_order not in (1, 2, 3) or isinstance(solver_order, bool):
             raise ConfigError(f"solver_order must be 1, 2 or 3, got {solver_order!r}")
         check_choice("algorithm_type", algorithm_type, ("dpmsolver++", "sde-dpmsolver++"))
         check_choice("solver_type", solver_type, ("midpoint", "heun"))
         check_choice("final_sigmas_type", final_sigmas_type, ("zero", "sigma_min"))
         check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
-        self._setup_noise_tables()
+        self._setup_noise_tables(settings)
         if rescale_betas_zero_snr:
             # Nearly (not exactly) zero, so the first sigma stays finite.
             self.alphas_cumprod[-1] = 2**-24
@@ -134,7 +135,7 @@ class DPMSolverMultistepScheduler(SigmaSchedulerBase):
             Where :attr:`timesteps` (int64, shape ``(n,)``) lives.
         """
         n = self._check_num_steps(num_inference_steps)
-        cfg = self.config
+        cfg = self._settings
         count = int(cfg.num_train_timesteps)
         clip = cfg.lambda_min_clipped
         if clip is None:
@@ -179,11 +180,11 @@ class DPMSolverMultistepScheduler(SigmaSchedulerBase):
         self._reset_counter()
 
     def _clear_history(self) -> None:
-        self.model_outputs = [None] * int(self.config.solver_order)
+        self.model_outputs = [None] * int(self._settings.solver_order)
         self.lower_order_nums = 0
 
     def _predict_x0(self, out: torch.Tensor, x: torch.Tensor, index: int) -> torch.Tensor:
-        kind = self.config.prediction_type
+        kind = self._settings.prediction_type
         if kind == "sample":
             return out
         alpha, sigma = _alpha_sigma(self.sigmas[index])
@@ -218,7 +219,7 @@ class DPMSolverMultistepScheduler(SigmaSchedulerBase):
         h, h_0 = lam_t - lam_s0, lam_s0 - lam_s1
         r0 = h_0 / h
         d0, d1 = m0, (1.0 / r0) * (m0 - m1)
-        midpoint = self.config.solver_type == "midpoint"
+        midpoint = self._settings.solver_type == "midpoint"
         if noise is None:
             if midpoint:
                 return (
@@ -350,7 +351,7 @@ class DPMSolverMultistepScheduler(SigmaSchedulerBase):
         index = self._index_for(timestep)
         if index != self._step_index:
             self._clear_history()  # a jump: earlier outputs belong to another trajectory
-        cfg = self.config
+        cfg = self._settings
         n = len(self._timestep_values)
         short = bool(cfg.lower_order_final) and n < 15
         final = index == n - 1 and (

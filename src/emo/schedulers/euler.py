@@ -74,12 +74,13 @@ class EulerDiscreteScheduler(SigmaSchedulerBase):
         rescale_betas_zero_snr: bool = False,
         final_sigmas_type: str = "zero",
     ) -> None:
+        settings = dict(locals())  # the arguments, before any other local exists
         check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
         check_choice("final_sigmas_type", final_sigmas_type, ("zero", "sigma_min"))
         for key, value in (("sigma_min", sigma_min), ("sigma_max", sigma_max)):
             if value is not None and not value > 0:
                 raise ConfigError(f"{key} must be positive, got {value}")
-        self._setup_noise_tables()
+        self._setup_noise_tables(settings)
         if rescale_betas_zero_snr:
             # Nearly (not exactly) zero, so the first sigma stays finite.
             self.alphas_cumprod[-1] = 2**-24
@@ -95,7 +96,7 @@ class EulerDiscreteScheduler(SigmaSchedulerBase):
         """Standard deviation of the initial noise: the largest sigma (``sqrt(s ** 2 + 1)``
         for ``leading`` spacing)."""
         top = float(self.sigmas.max())
-        if self.config.timestep_spacing in ("linspace", "trailing"):
+        if self._settings.timestep_spacing in ("linspace", "trailing"):
             return top
         return float((self.sigmas.max() ** 2 + 1) ** 0.5)
 
@@ -112,7 +113,7 @@ class EulerDiscreteScheduler(SigmaSchedulerBase):
             Where :attr:`timesteps` (float32, shape ``(n,)``) lives.
         """
         n = self._check_num_steps(num_inference_steps)
-        cfg = self.config
+        cfg = self._settings
         count = int(cfg.num_train_timesteps)
         spacing = cfg.timestep_spacing
         timesteps: np.ndarray
@@ -263,7 +264,7 @@ class EulerDiscreteScheduler(SigmaSchedulerBase):
             eps = random_noise(out.shape, generator, out.device) * s_noise
             x = x + eps * (sigma_hat**2 - sigma**2) ** 0.5
 
-        kind = self.config.prediction_type
+        kind = self._settings.prediction_type
         if kind == "sample":
             x0 = out
         elif kind == "epsilon":
