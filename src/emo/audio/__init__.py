@@ -1,0 +1,75 @@
+"""Audio: loading, resampling, frame alignment and the audio-encoder plugins.
+
+Importing this package is cheap: every name is imported from its defining module on
+first use, and soundfile / PyAV / transformers only when a file is decoded or a
+model is loaded.
+
+======================================  ===============================================
+name                                    defined in
+======================================  ===============================================
+``load_audio``, ``audio_duration``      :mod:`emo.audio.loading`
+``resample``, ``StreamingResampler``    :mod:`emo.audio.resample`
+``num_video_frames``, ...               :mod:`emo.audio.alignment`
+``AudioEncoder``, ``AudioEncoderBase``  :mod:`emo.audio.base`
+``MelSpectrogramEncoder``               :mod:`emo.audio.mel` (plugin ``mel``)
+``Wav2Vec2Encoder``                     :mod:`emo.audio.wav2vec2` (plugin ``wav2vec2``)
+``WhisperEncoder``                      :mod:`emo.audio.whisper` (plugin ``whisper``)
+======================================  ===============================================
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emo.audio.alignment import frame_sample_positions, frame_to_sample, num_video_frames
+    from emo.audio.base import AudioEncoder, AudioEncoderBase
+    from emo.audio.loading import audio_duration, load_audio
+    from emo.audio.mel import MelSpectrogramEncoder
+    from emo.audio.resample import StreamingResampler, resample
+    from emo.audio.wav2vec2 import Wav2Vec2Encoder
+    from emo.audio.whisper import WhisperEncoder
+
+__all__ = [
+    "AudioEncoder",
+    "AudioEncoderBase",
+    "MelSpectrogramEncoder",
+    "StreamingResampler",
+    "Wav2Vec2Encoder",
+    "WhisperEncoder",
+    "audio_duration",
+    "frame_sample_positions",
+    "frame_to_sample",
+    "load_audio",
+    "num_video_frames",
+    "resample",
+]
+
+_LAZY = {
+    "AudioEncoder": "emo.audio.base",
+    "AudioEncoderBase": "emo.audio.base",
+    "MelSpectrogramEncoder": "emo.audio.mel",
+    "StreamingResampler": "emo.audio.resample",
+    "Wav2Vec2Encoder": "emo.audio.wav2vec2",
+    "WhisperEncoder": "emo.audio.whisper",
+    "audio_duration": "emo.audio.loading",
+    "frame_sample_positions": "emo.audio.alignment",
+    "frame_to_sample": "emo.audio.alignment",
+    "load_audio": "emo.audio.loading",
+    "num_video_frames": "emo.audio.alignment",
+    "resample": "emo.audio.resample",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'emo.audio' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

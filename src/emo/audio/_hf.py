@@ -1,0 +1,95 @@
+"""Private helpers for encoders backed by a transformers model folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emo.configuration import atomic_write_text, load_config
+from emo.errors import CheckpointError
+
+__all__ = [
+    "MODEL_SUBFOLDER",
+    "check_model_folder",
+    "load_json",
+    "resolve_model_path",
+    "save_folder",
+]
+
+MODEL_SUBFOLDER = "model"
+"""Sub-folder of a saved encoder that holds the transformers model files."""
+
+_EXTRA_FILES = ("preprocessor_config.json",)
+
+
+def check_model_folder(model_path: str | os.PathLike[str], what: str) -> Path:
+    """Return ``model_path`` as a Path after checking it is a folder with ``config.json``."""
+    folder = Path(model_path).expanduser()
+    if not folder.is_dir():
+        raise CheckpointError(
+            f"{what} model folder {os.fspath(model_path)!r} does not exist; pass a local folder "
+            "holding a transformers model (config.json + weights); emo never downloads"
+        )
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(
+            f"{what} model folder {os.fspath(folder)!r} has no config.json; is it a "
+            "transformers model folder?"
+        )
+    return folder
+
+
+def load_json(path: Path) -> dict[str, Any] | None:
+    """Read a JSON object, or ``None`` if the file does not exist."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{os.fspath(path)!r} is not readable JSON: {exc}") from exc
+    return data if isinstance(data, dict) else None
+
+
+def save_folder(encoder: Any, directory: str | os.PathLike[str], model: Any, source: Path) -> Path:
+    """Save ``encoder``'s config (``model_path`` -> ``"model"``) and ``model`` under ``directory``."""
+    folder = Path(directory)
+    target = folder / MODEL_SUBFOLDER
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(os.fspath(target))
+    for name in _EXTRA_FILES:
+        if (source / name).is_file() and (source / name).resolve() != (target / name).resolve():
+            shutil.copyfile(source / name, target / name)
+    data = encoder.config.to_dict()
+    data["model_path"] = MODEL_SUBFOLDER
+    atomic_write_text(
+        folder / encoder.config_name, json.dumps(data, indent=2, sort_keys=True) + "\n"
+    )
+    return folder
+
+
+def resolve_model_path(directory: str | os.PathLike[str], config_name: str) -> dict[str, Any]:
+    """Read a saved encoder config; a relative ``model_path`` is resolved against ``directory``."""
+    config = load_config(directory, config_name).to_dict()
+    path = config.get("model_path")
+    if isinstance(path, str) and not Path(path).is_absolute():
+        config["model_path"] = os.fspath(Path(directory) / path)
+    return config
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Device of a module's first parameter (CPU if it has none)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    """Floating dtype of a module's first parameter (float32 if it has none)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
