@@ -154,21 +154,24 @@ def test_legacy_attention_names_are_mapped(
     assert convert_diffusers_vae_state_dict({"a.b": torch.zeros(1)}).keys() == {"a.b"}
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_pipeline_folder_with_vae_subfolder_and_dtype(
-    diffusers_vae: tuple[torch.nn.Module, Path], tmp_path: Path
+    diffusers_vae: tuple[torch.nn.Module, Path], tmp_path: Path, dtype: torch.dtype
 ) -> None:
     pipe = tmp_path / "sd"
     (pipe / "vae").mkdir(parents=True)
     for name in ("config.json", "diffusion_pytorch_model.safetensors"):
         (pipe / "vae" / name).write_bytes((diffusers_vae[1] / name).read_bytes())
-    vae = AutoencoderKL.from_diffusers(pipe, dtype=torch.bfloat16)
-    assert vae.dtype == torch.bfloat16 and not vae.training
+    vae = AutoencoderKL.from_diffusers(pipe, dtype=dtype)
+    assert vae.dtype == dtype and not vae.training
     z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(8))
     with torch.no_grad():
         low = vae.decode(z)  # float32 input is cast to the model dtype
         ref = diffusers_vae[0].decode(z).sample
-    assert low.dtype == torch.bfloat16
+    assert low.dtype == dtype
     assert float((low.float() - ref).abs().max()) < 0.2
+    latents = vae.encode_to_latents(low.float(), torch.Generator().manual_seed(0))
+    assert latents.dtype == dtype and bool(torch.isfinite(latents).all())
 
 
 def test_missing_unexpected_and_mismatched_keys(

@@ -102,16 +102,22 @@ class DiagonalGaussian:
         ----------
         generator
             The source of randomness; ``None`` uses torch's global generator.
+            The noise is drawn in float32 on the generator's device, so a seed
+            gives the same latents on CPU and GPU up to the dtype cast.
 
         Returns
         -------
         torch.Tensor
             ``(b, c, ...)``, same dtype and device as :attr:`mean`.
         """
+        device = self.mean.device
+        if generator is not None and generator.device.type != device.type:
+            # Draw where the generator lives (e.g. a CPU generator for a CUDA model), then move.
+            device = generator.device
         noise = torch.randn(
-            self.mean.shape, generator=generator, device=self.mean.device, dtype=torch.float32
-        ).to(self.mean.dtype)
-        return self.mean + self.std * noise
+            self.mean.shape, generator=generator, device=device, dtype=torch.float32
+        )
+        return self.mean + self.std * noise.to(device=self.mean.device, dtype=self.mean.dtype)
 
     def mode(self) -> torch.Tensor:
         """The most likely latent, i.e. :attr:`mean` ``(b, c, ...)``."""
