@@ -8,7 +8,7 @@ model is loaded.
 name                                    defined in
 ======================================  ===============================================
 ``load_audio``, ``audio_duration``      :mod:`emo.audio.loading`
-``resample``, ``StreamingResampler``    :mod:`emo.audio.resample`
+``resample``, ``StreamingResampler``    :mod:`emo.audio.resampling`
 ``num_video_frames``, ...               :mod:`emo.audio.alignment`
 ``AudioEncoder``, ``AudioEncoderBase``  :mod:`emo.audio.base`
 ``MelSpectrogramEncoder``               :mod:`emo.audio.mel` (plugin ``mel``)
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from emo.audio.base import AudioEncoder, AudioEncoderBase
     from emo.audio.loading import audio_duration, load_audio
     from emo.audio.mel import MelSpectrogramEncoder
-    from emo.audio.resample import StreamingResampler, resample
+    from emo.audio.resampling import StreamingResampler, resample
     from emo.audio.wav2vec2 import Wav2Vec2Encoder
     from emo.audio.whisper import WhisperEncoder
 
@@ -50,7 +50,7 @@ _LAZY = {
     "AudioEncoder": "emo.audio.base",
     "AudioEncoderBase": "emo.audio.base",
     "MelSpectrogramEncoder": "emo.audio.mel",
-    "StreamingResampler": "emo.audio.resample",
+    "StreamingResampler": "emo.audio.resampling",
     "Wav2Vec2Encoder": "emo.audio.wav2vec2",
     "WhisperEncoder": "emo.audio.whisper",
     "audio_duration": "emo.audio.loading",
@@ -58,7 +58,7 @@ _LAZY = {
     "frame_to_sample": "emo.audio.alignment",
     "load_audio": "emo.audio.loading",
     "num_video_frames": "emo.audio.alignment",
-    "resample": "emo.audio.resample",
+    "resample": "emo.audio.resampling",
 }
 
 

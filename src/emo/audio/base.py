@@ -18,7 +18,7 @@ import torch
 from typing_extensions import Self
 
 from emo.audio.alignment import as_fraction, frame_sample_positions
-from emo.audio.resample import resample
+from emo.audio.resampling import resample
 from emo.errors import AudioError, InputError
 from emo.plugins.base import PluginBase
 

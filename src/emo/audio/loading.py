@@ -7,7 +7,7 @@ never sit in memory twice: only the output (mono, at the requested rate) grows.
 * MP3, M4A/AAC, Opus and the audio track of video files (MP4, MOV, WebM, MKV, ...)
   are decoded with PyAV (FFmpeg); a file soundfile cannot read goes to PyAV too;
 * channels are averaged to mono; integer samples are scaled to ``[-1, 1)``;
-* rates are converted with :func:`emo.audio.resample.resample` (anti-aliased
+* rates are converted with :func:`emo.audio.resampling.resample` (anti-aliased
   polyphase windowed sinc).
 """
 
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import torch
 
-from emo.audio.resample import StreamingResampler, resample
+from emo.audio.resampling import StreamingResampler, resample
 from emo.errors import AudioError
 
 if TYPE_CHECKING:

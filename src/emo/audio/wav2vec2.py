@@ -105,6 +105,7 @@ class Wav2Vec2Encoder(AudioEncoderBase):
         from transformers import Wav2Vec2Config, Wav2Vec2Model
 
         folder = check_model_folder(model_path, "wav2vec2")
+        model: Any
         try:
             hf_config = Wav2Vec2Config.from_pretrained(os.fspath(folder), local_files_only=True)
             model = Wav2Vec2Model.from_pretrained(os.fspath(folder), local_files_only=True)

@@ -122,7 +122,7 @@ class WhisperEncoder(AudioEncoderBase):
             raise CheckpointError(
                 f"cannot read a Whisper config in {os.fspath(folder)!r}: {exc}"
             ) from exc
-        encoder = HFEncoder(hf_config)
+        encoder: Any = HFEncoder(hf_config)
         _load_encoder_weights(encoder, folder)
         self._folder = folder
         self.model: Any = encoder
