@@ -20,6 +20,7 @@ from emo.schedulers import (
     Scheduler,
     SchedulerBase,
     SchedulerOutput,
+    scheduler_step,
 )
 
 BUILTINS = {
@@ -519,3 +520,31 @@ def test_schedulers_zero_terminal_snr() -> None:
         assert 0 < float(sigma_scheduler.alphas_cumprod[-1]) < 1e-6
         sigma_scheduler.set_timesteps(10)
         assert math.isfinite(float(sigma_scheduler.init_noise_sigma))
+
+
+def test_schedulers_scheduler_step_adapts_to_any_scheduler() -> None:
+    diffusers = pytest.importorskip("diffusers")
+    sd15 = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
+    schedulers = [
+        emo.plugins.create("scheduler", "dpm-solver++"),
+        emo.plugins.create("scheduler", "ddim", eta=0.0),
+        PlainDDIM(),  # no generator argument, returns an object
+        diffusers.UniPCMultistepScheduler(**sd15),  # no generator argument
+        diffusers.HeunDiscreteScheduler(**sd15),  # order 2, no generator argument
+        diffusers.EulerAncestralDiscreteScheduler(**sd15),  # stochastic, takes a generator
+    ]
+    for scheduler in schedulers:
+        scheduler = emo.plugins.create("scheduler", scheduler)
+        scheduler.set_timesteps(20)
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(TARGET.shape, generator=generator) * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            x_in = scheduler.scale_model_input(x, t)
+            x = scheduler_step(scheduler, oracle_epsilon(x_in, t), t, x, generator=generator)
+        assert close_to_target(x) < 0.05, type(scheduler).__name__
+    ddim = DDIMScheduler()
+    ddim.set_timesteps(2)
+    x = torch.zeros(1, 4, 8, 8)
+    t = ddim.timesteps[0]
+    expected = ddim.step(x, t, x, return_dict=False)[0]
+    torch.testing.assert_close(scheduler_step(ddim, x, t, x), expected)

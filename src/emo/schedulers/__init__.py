@@ -12,7 +12,13 @@ Get one through the registry, ``emo.plugins.create("scheduler", "dpm-solver++")`
 also accepts a class or an instance (a ``diffusers`` scheduler instance works too).
 """
 
-from emo.schedulers.base import Scheduler, SchedulerBase, SchedulerOutput, TimestepLike
+from emo.schedulers.base import (
+    Scheduler,
+    SchedulerBase,
+    SchedulerOutput,
+    TimestepLike,
+    scheduler_step,
+)
 from emo.schedulers.ddim import DDIMScheduler
 from emo.schedulers.dpm_solver import DPMSolverMultistepScheduler
 from emo.schedulers.euler import EulerDiscreteScheduler
@@ -25,4 +31,5 @@ __all__ = [
     "SchedulerBase",
     "SchedulerOutput",
     "TimestepLike",
+    "scheduler_step",
 ]

@@ -14,6 +14,8 @@ library, so one of its scheduler instances plugs in wherever ours do::
 from __future__ import annotations
 
 import abc
+import functools
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, Union, runtime_checkable
@@ -25,7 +27,7 @@ from emo.errors import EMOWarning, InputError
 from emo.plugins.base import PluginBase
 from emo.schedulers.betas import PREDICTION_TYPES, check_choice, make_betas
 
-__all__ = ["Scheduler", "SchedulerBase", "SchedulerOutput", "TimestepLike"]
+__all__ = ["Scheduler", "SchedulerBase", "SchedulerOutput", "TimestepLike", "scheduler_step"]
 
 TimestepLike = Union[int, float, torch.Tensor]  # noqa: UP007 (a runtime alias on 3.10)
 """A timestep: a Python number or a tensor holding one (or, for ``add_noise``, one per sample)."""
@@ -53,21 +55,13 @@ class Scheduler(Protocol):
     """The minimum a sampler must provide to drive emo's denoising loop.
 
     Only what every ``diffusers`` scheduler has is required, so those instances satisfy
-    it unchanged. ``isinstance(obj, Scheduler)`` checks that the names exist.
-
-    Attributes
-    ----------
-    order
-        How many model evaluations one step uses (1 for all built-ins).
-    init_noise_sigma
-        Standard deviation of the initial noise: multiply ``randn`` by it.
-    timesteps
-        The inference timesteps, shape ``(n,)``, valid after :meth:`set_timesteps`.
+    it unchanged. ``isinstance(obj, Scheduler)`` checks that the names exist. The three
+    read-only properties may be plain attributes in an implementation.
     """
 
     @property
     def order(self) -> int:
-        """Model evaluations per step."""
+        """How many model evaluations one step uses (1 for all built-ins)."""
         ...
 
     @property
@@ -77,7 +71,7 @@ class Scheduler(Protocol):
 
     @property
     def timesteps(self) -> torch.Tensor:
-        """The inference timesteps, shape ``(n,)``."""
+        """The inference timesteps, shape ``(n,)``, valid after :meth:`set_timesteps`."""
         ...
 
     def set_timesteps(
@@ -127,6 +121,62 @@ class SchedulerOutput:
     def to_tuple(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(prev_sample, pred_original_sample)``."""
         return (self.prev_sample, self.pred_original_sample)
+
+
+@functools.lru_cache(maxsize=128)
+def _step_accepts(step_type: type, name: str) -> bool:
+    step = getattr(step_type, "step", None)
+    try:
+        parameters = inspect.signature(step).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def scheduler_step(
+    scheduler: Scheduler,
+    model_output: torch.Tensor,
+    timestep: Any,
+    sample: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Call ``scheduler.step`` and return the next sample, whatever the scheduler's flavour.
+
+    The generator is passed only to schedulers whose ``step`` accepts one (several
+    ``diffusers`` schedulers, e.g. UniPC, PNDM and Heun, do not), and both return styles,
+    an object with ``.prev_sample`` or a tuple, are handled. Use it in denoising loops that
+    accept any :class:`Scheduler`.
+
+    Parameters
+    ----------
+    scheduler
+        Any object satisfying :class:`Scheduler`.
+    model_output
+        The network output, shaped like ``sample``.
+    timestep
+        The current timestep, one of ``scheduler.timesteps``.
+    sample
+        The current sample, e.g. ``(b, c, f, h, w)``.
+    generator
+        Randomness for stochastic schedulers.
+
+    Returns
+    -------
+    torch.Tensor
+        The sample at the next timestep, shaped like ``sample``.
+    """
+    kwargs: dict[str, Any] = {}
+    if generator is not None and _step_accepts(type(scheduler), "generator"):
+        kwargs["generator"] = generator
+    result = scheduler.step(model_output, timestep, sample, **kwargs)
+    if isinstance(result, tuple):
+        prev: torch.Tensor = result[0]
+        return prev
+    prev_sample: torch.Tensor = result.prev_sample
+    return prev_sample
 
 
 def as_sample(value: object, label: str) -> torch.Tensor:
@@ -196,8 +246,6 @@ class SchedulerBase(PluginBase, abc.ABC):
     ----------
     order
         Model evaluations per step (1).
-    init_noise_sigma
-        Standard deviation of the initial noise (1.0 for variance-preserving samplers).
     timesteps
         Inference timesteps, shape ``(n,)``; before :meth:`set_timesteps` every
         training timestep, descending.
@@ -267,7 +315,6 @@ class SchedulerBase(PluginBase, abc.ABC):
                 f"got {type(config).__name__}"
             )
         if config.get("_class_name") != class_path(cls):
-            import inspect
             import math
             import warnings
 
