@@ -241,6 +241,21 @@ def test_gif_drops_audio_with_a_warning(tmp_path: Path) -> None:
     assert info["container"] == pytest.approx(1.0, abs=0.04)
 
 
+def test_gif_per_frame_palette_beats_fixed(tmp_path: Path) -> None:
+    data = pytest.importorskip("skimage.data")
+    photo = data.astronaut()[::4, ::4]
+    frames = np.stack([np.roll(photo, 3 * i, axis=1) for i in range(4)])
+    errors = {}
+    for palette in ("per_frame", "fixed"):
+        path = tmp_path / f"{palette}.gif"
+        GIFWriter(palette=palette).write(frames, path, fps=10)
+        decoded = probe(path)["frames"]
+        errors[palette] = float(np.abs(decoded.astype(int) - frames).mean())  # type: ignore[union-attr]
+    assert errors["per_frame"] < 6 < errors["fixed"]
+    with pytest.raises(InputError, match="dither"):
+        GIFWriter(dither="fancy")
+
+
 def test_png_frames_writer(tmp_path: Path) -> None:
     frames = make_frames(5)
     folder = tmp_path / "frames"

@@ -156,6 +156,7 @@ class _PyAVSession(FileSession):
             stream.bit_rate = bit_rate
         stream.options = options
         self.stream = stream
+        self.graph = writer.filter_graph(self.settings, stream.width, stream.height, self.fps)
         self.audio_track: _AudioTrack | None = None
         if self.audio is not None and self.sample_rate is not None:
             self.audio_track = self._add_audio(
@@ -192,21 +193,38 @@ class _PyAVSession(FileSession):
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 frame.pts = self.num_frames + i
                 frame.time_base = self.stream.codec_context.time_base
-                for packet in self.stream.encode(frame):
-                    self.container.mux(packet)
+                self._encode(frame)
             if self.audio_track is not None:
                 count = self.num_frames + len(frames)
                 self.audio_track.feed(int(Fraction(count) / self.fps * self.audio_track.rate))
         except av.error.FFmpegError as exc:
             raise VideoError(f"encoding {str(self.target)!r} failed: {exc}") from exc
 
+    def _encode(self, frame: Any) -> None:
+        """Encode one frame (``None`` flushes), through the writer's filter graph if any."""
+        av = _av()
+        if self.graph is None:
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+            return
+        self.graph.push(frame)
+        while True:
+            try:
+                filtered = self.graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                break
+            for packet in self.stream.encode(filtered):
+                self.container.mux(packet)
+        if frame is None:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+
     def _finish(self) -> WrittenVideo:
         av = _av()
         final: Path | None = None
         rate: int | None = None
         try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
+            self._encode(None)
             track = self.audio_track
             if track is not None:
                 track.data = fit_audio(track.data, track.rate, self.num_frames, self.fps)
@@ -311,6 +329,10 @@ class PyAVWriterBase(VideoWriterBase):
     def container_options(self, settings: dict[str, Any]) -> dict[str, str]:
         """Return muxer options."""
         return {}
+
+    def filter_graph(self, settings: dict[str, Any], width: int, height: int, fps: Fraction) -> Any:
+        """Return a configured PyAV filter graph that rgb24 frames go through, or ``None``."""
+        return None
 
     def audio_rate(self, sample_rate: int) -> int:
         """Return the rate the audio is encoded at: ``sample_rate`` if supported."""
@@ -518,17 +540,30 @@ class WebMWriter(PyAVWriterBase):
         return 0, options
 
 
+_DITHERS = (
+    "sierra2_4a", "floyd_steinberg", "bayer", "heckbert", "sierra2", "sierra3", "burkes",
+    "atkinson", "none",
+)  # fmt: skip
+
+
 class GIFWriter(PyAVWriterBase):
     """Animated GIF files (registry name ``gif``); GIF holds no audio.
 
-    Colours are reduced to GIF's 256-colour palette by FFmpeg (``rgb8``), and
-    frame delays are whole hundredths of a second, so fps like 30 are approximate.
-    Audio given to it is dropped with an :class:`~emo.errors.EMOWarning`.
+    Each frame gets its own 256-colour palette (FFmpeg's ``palettegen`` and
+    ``paletteuse`` filters, with dithering); ``palette="fixed"`` uses FFmpeg's fixed
+    8-bit ``rgb8`` palette instead (faster, coarser). Frame delays are whole
+    hundredths of a second, so rates like 30 fps are approximate. Audio given to
+    it is dropped with an :class:`~emo.errors.EMOWarning`.
 
     Parameters
     ----------
     loop
         Times to repeat; 0 loops forever, -1 plays once.
+    palette
+        ``"per_frame"`` (default) or ``"fixed"``.
+    dither
+        ``paletteuse`` dithering: ``"sierra2_4a"``, ``"floyd_steinberg"``, ``"bayer"``,
+        ``"heckbert"``, ``"sierra2"``, ``"sierra3"``, ``"burkes"``, ``"atkinson"`` or ``"none"``.
     """
 
     name = "gif"
@@ -538,14 +573,54 @@ class GIFWriter(PyAVWriterBase):
     video_codec = "gif"
     audio_codec = ""
 
-    def __init__(self, loop: int = 0) -> None:
-        if int(loop) < -1:
-            raise InputError(f"gif loop must be >= -1, got {loop!r}")
+    def __init__(
+        self, loop: int = 0, palette: str = "per_frame", dither: str = "sierra2_4a"
+    ) -> None:
+        self._validate({"loop": loop, "palette": palette, "dither": dither})
+
+    @staticmethod
+    def _validate(settings: dict[str, Any]) -> None:
+        if int(settings["loop"]) < -1:
+            raise InputError(f"gif loop must be >= -1, got {settings['loop']!r}")
+        if settings["palette"] not in ("per_frame", "fixed"):
+            raise InputError(
+                f"gif palette must be 'per_frame' or 'fixed', got {settings['palette']!r}"
+            )
+        if settings["dither"] not in _DITHERS:
+            raise InputError(f"gif dither must be one of {_DITHERS}, got {settings['dither']!r}")
+
+    def options(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Merge and validate per-call options (see :meth:`VideoWriterBase.options`)."""
+        settings = super().options(overrides)
+        self._validate(settings)
+        return settings
 
     def video_codec_for(self, settings: dict[str, Any]) -> tuple[str, str]:
-        """The ``gif`` encoder on the 8-bit ``rgb8`` palette."""
-        return "gif", "rgb8"
+        """The ``gif`` encoder on ``pal8`` (per-frame palette) or ``rgb8`` (fixed palette)."""
+        return "gif", "pal8" if settings["palette"] == "per_frame" else "rgb8"
 
     def container_options(self, settings: dict[str, Any]) -> dict[str, str]:
         """The loop count."""
         return {"loop": str(int(settings["loop"]))}
+
+    def filter_graph(self, settings: dict[str, Any], width: int, height: int, fps: Fraction) -> Any:
+        """``split -> palettegen (per frame) -> paletteuse`` for the per-frame palette."""
+        if settings["palette"] != "per_frame":
+            return None
+        av = _av()
+        graph = av.filter.Graph()
+        source = graph.add_buffer(width=width, height=height, format="rgb24", time_base=1 / fps)
+        split = graph.add("split")
+        palettegen = graph.add("palettegen", "stats_mode=single")
+        paletteuse = graph.add("paletteuse", f"new=1:dither={settings['dither']}")
+        sink = graph.add("buffersink")
+        source.link_to(split)
+        split.link_to(palettegen, 0, 0)
+        split.link_to(paletteuse, 1, 0)
+        palettegen.link_to(paletteuse, 0, 1)
+        paletteuse.link_to(sink)
+        try:
+            graph.configure()
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"cannot set up the GIF palette filters: {exc}") from exc
+        return graph
