@@ -98,15 +98,32 @@ class AutoFaceMask(FaceMaskBase):
         self.min_neighbors = int(min_neighbors)
         self.min_size = float(min_size)
         self.max_side = int(max_side)
-        self._cv2 = import_cv2()
-        path = self._cv2.data.haarcascades + _CASCADE
-        self._cascade = self._cv2.CascadeClassifier(path)
-        if self._cascade.empty():
-            raise PluginLoadError(f"OpenCV could not load its Haar cascade {path!r}; reinstall it")
+        self._cascade: Any = None
+        self._classifier()  # fail now, not at the first frame, if OpenCV is missing
+
+    def _classifier(self) -> Any:
+        """The cascade classifier, loaded once per instance (and again after unpickling)."""
+        if self._cascade is None:
+            cv2 = import_cv2()
+            path = cv2.data.haarcascades + _CASCADE
+            cascade = cv2.CascadeClassifier(path)
+            if cascade.empty():
+                raise PluginLoadError(
+                    f"OpenCV could not load its Haar cascade {path!r}; reinstall it"
+                )
+            self._cascade = cascade
+        return self._cascade
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the OpenCV classifier (it is reloaded on first use)."""
+        state = self.__dict__.copy()
+        state["_cascade"] = None
+        return state
 
     def _detect(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
         """Return the largest face ``(4,)`` of one frame (or an empty array) and the face count."""
-        cv2 = self._cv2
+        cv2 = import_cv2()
+        cascade = self._classifier()
         height, width = frame.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
@@ -115,7 +132,7 @@ class AutoFaceMask(FaceMaskBase):
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
         smallest = max(20, int(self.min_size * min(gray.shape[:2])))
-        found = self._cascade.detectMultiScale(
+        found = cascade.detectMultiScale(
             gray,
             scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors,
