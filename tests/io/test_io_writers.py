@@ -281,6 +281,16 @@ def test_memory_writer() -> None:
     assert result is not None and result.frames is not None and result.audio is not None
     assert result.frames.dtype == torch.uint8 and result.frames.shape == (5, H, W, 3)
     assert result.audio.shape == (1, round(5 / FPS * SR))
+    again = writer.write(make_frames(2), fps=FPS)
+    assert again.frames is not None and again.frames.shape == (2, H, W, 3) and again.audio is None
+
+
+def test_missing_encoder_is_reported() -> None:
+    from emo.io.writers.pyav import check_codec
+
+    check_codec("libx264", "mp4 video")
+    with pytest.raises(VideoError, match="no 'no-such-codec' encoder"):
+        check_codec("no-such-codec", "a test")
 
 
 def test_writer_for_path_and_registry() -> None:

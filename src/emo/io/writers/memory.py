@@ -89,3 +89,24 @@ class MemoryWriter(VideoWriterBase):
         return _MemorySession(
             self, fps=fps, width=width, height=height, audio=audio, sample_rate=sample_rate
         )
+
+    def write(
+        self,
+        frames: Any,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        fps: Any,
+        audio: Any = None,
+        sample_rate: int | None = None,
+        **options: Any,
+    ) -> WrittenVideo:
+        """Collect all ``frames`` ``(f, h, w, 3)`` at once; ``path`` may be left out.
+
+        Returns
+        -------
+        WrittenVideo
+            With ``frames`` uint8 ``(f, h, w, 3)`` and ``audio`` float32 ``(c, n)`` set.
+        """
+        return super().write(
+            frames, "memory", fps=fps, audio=audio, sample_rate=sample_rate, **options
+        )
