@@ -16,6 +16,8 @@ from __future__ import annotations
 import abc
 import functools
 import inspect
+import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, Union, runtime_checkable
@@ -315,9 +317,6 @@ class SchedulerBase(PluginBase, abc.ABC):
                 f"got {type(config).__name__}"
             )
         if config.get("_class_name") != class_path(cls):
-            import math
-            import warnings
-
             config = dict(config)
             # Foreign (diffusers) spellings of "off" that JSON configs cannot hold.
             clip = config.get("lambda_min_clipped")
