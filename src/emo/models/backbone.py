@@ -184,6 +184,11 @@ class Backbone(UNetBase):
 
             self.speed_encoder = SpeedEncoder(speed_embed_dim, **dict(speed_encoder_kwargs or {}))
         self._attention_keys = self.attention_keys
+        self._attention_widths = {
+            name: int(module.norm1.normalized_shape[0])
+            for name, module in self.named_modules()
+            if name in set(self._attention_keys) and isinstance(module.norm1, nn.LayerNorm)
+        }
         self._motion_keys = [
             name
             for name, _ in self.named_modules()
@@ -244,10 +249,11 @@ class Backbone(UNetBase):
         out: dict[str, torch.Tensor] = {}
         for key in self._attention_keys:
             ref = features.attention[key]
-            if ref.ndim != 3 or ref.shape[0] not in (1, batch):
+            width = self._attention_widths[key]
+            if ref.ndim != 3 or ref.shape[0] not in (1, batch) or ref.shape[2] != width:
                 raise InputError(
-                    f"Backbone: reference features {key!r} must be (b={batch} or 1, m, c), got "
-                    f"{tuple(ref.shape)}"
+                    f"Backbone: reference features {key!r} must be (b={batch} or 1, m, c={width}), "
+                    f"got {tuple(ref.shape)}; compute them with a ReferenceNet of the same config"
                 )
             if ref.shape[0] == 1:
                 out[key] = ref.expand(batch * frames, -1, -1)
