@@ -295,7 +295,7 @@ def test_missing_encoder_is_reported() -> None:
 
 def test_writer_for_path_and_registry() -> None:
     assert isinstance(writer_for_path("a.mp4"), MP4Writer)
-    assert isinstance(writer_for_path("a.MOV"), MP4Writer)
+    assert isinstance(writer_for_path("a.M4V"), MP4Writer)
     assert isinstance(writer_for_path("a.webm"), WebMWriter)
     assert isinstance(writer_for_path("a.gif"), GIFWriter)
     assert isinstance(writer_for_path("out/frames/"), PNGFramesWriter)

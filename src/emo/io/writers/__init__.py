@@ -3,7 +3,7 @@
 =============  =================================================  =================
 name           class                                              picked for
 =============  =================================================  =================
-``mp4``        :class:`~emo.io.writers.pyav.MP4Writer`            ``.mp4 .m4v .mov``
+``mp4``        :class:`~emo.io.writers.pyav.MP4Writer`            ``.mp4 .m4v``
 ``webm``       :class:`~emo.io.writers.pyav.WebMWriter`           ``.webm``
 ``gif``        :class:`~emo.io.writers.pyav.GIFWriter`            ``.gif``
 ``frames``     :class:`~emo.io.writers.frames.PNGFramesWriter`    a folder

@@ -396,7 +396,7 @@ class MP4Writer(PyAVWriterBase):
 
     name = "mp4"
     description = "MP4: H.264 (libx264) video + AAC audio"
-    suffixes = (".mp4", ".m4v", ".mov")
+    suffixes = (".mp4", ".m4v")
     container_format = "mp4"
     video_codec = "libx264"
     audio_codec = "aac"
