@@ -254,3 +254,13 @@ def test_silence_gives_constant_features(encoders: dict[str, AudioEncoderBase]) 
         assert bool(torch.isfinite(out).all())
     mel = encoders["mel"].encode(torch.zeros(SR), SR, num_frames=25, fps=25)
     assert float(mel.max()) == pytest.approx(float(np.log(1e-5)))
+
+
+def test_build_on_meta_device_reads_no_weights(wav2vec2_dir: Path, whisper_dir: Path) -> None:
+    with torch.device("meta"):
+        w2v = Wav2Vec2Encoder(str(wav2vec2_dir))
+        whisper = WhisperEncoder(str(whisper_dir), context_seconds=0.4)
+        mel = MelSpectrogramEncoder()
+    assert (w2v.num_layers, w2v.feature_dim) == (3, 32)
+    assert (whisper.num_layers, whisper.feature_dim) == (3, 32)
+    assert mel.encode(torch.zeros(800), SR, num_frames=2, fps=25).shape == (2, 1, 80)

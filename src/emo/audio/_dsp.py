@@ -55,12 +55,15 @@ def mel_filterbank(
         mel spectrum.
     """
     top = sample_rate / 2 if f_max is None else f_max
-    fft_freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    fft_freqs = torch.linspace(
+        0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64, device="cpu"
+    )
     mel_pts = torch.linspace(
-        float(hz_to_mel(torch.tensor(f_min, dtype=torch.float64))),
-        float(hz_to_mel(torch.tensor(top, dtype=torch.float64))),
+        float(hz_to_mel(torch.tensor(f_min, dtype=torch.float64, device="cpu"))),
+        float(hz_to_mel(torch.tensor(top, dtype=torch.float64, device="cpu"))),
         n_mels + 2,
         dtype=torch.float64,
+        device="cpu",
     )
     hz_pts = mel_to_hz(mel_pts)
     diff = hz_pts[1:] - hz_pts[:-1]

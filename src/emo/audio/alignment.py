@@ -133,7 +133,7 @@ def frame_sample_positions(
     """
     fr = as_fraction(fps)
     rate = _check_rate(sample_rate)
-    steps = torch.arange(num_frames * sub_frames, dtype=torch.float64)
+    steps = torch.arange(num_frames * sub_frames, dtype=torch.float64, device="cpu")
     scale = float(Fraction(rate) / (fr * sub_frames))
     return (steps * scale).reshape(num_frames, sub_frames)
 
@@ -153,7 +153,7 @@ def rounded_frame_samples(
     """
     fr = as_fraction(fps)
     rate = _check_rate(sample_rate)
-    steps = torch.arange(num_frames * sub_frames, dtype=torch.int64)
+    steps = torch.arange(num_frames * sub_frames, dtype=torch.int64, device="cpu")
     num = steps * (rate * fr.denominator)
     den = fr.numerator * sub_frames
     return torch.div(2 * num + den, 2 * den, rounding_mode="floor").reshape(num_frames, sub_frames)

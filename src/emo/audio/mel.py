@@ -88,7 +88,7 @@ class MelSpectrogramEncoder(AudioEncoderBase):
         self.n_fft = n_fft
         self.log_floor = float(log_floor)
         self._filters = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max)
-        self._window = torch.hann_window(n_fft, periodic=True, dtype=torch.float32)
+        self._window = torch.hann_window(n_fft, periodic=True, dtype=torch.float32, device="cpu")
 
     def encode(
         self, waveform: Any, sample_rate: int, *, num_frames: int, fps: float
@@ -110,8 +110,8 @@ class MelSpectrogramEncoder(AudioEncoderBase):
         x = self.prepare_waveform(waveform, sample_rate)
         centres = rounded_frame_samples(num_frames, self.sample_rate, fr, self.num_layers)
         starts = centres.reshape(-1) - self.n_fft // 2
-        out = torch.empty(starts.numel(), self.feature_dim, dtype=torch.float32)
-        offsets = torch.arange(self.n_fft)
+        out = torch.empty(starts.numel(), self.feature_dim, dtype=torch.float32, device="cpu")
+        offsets = torch.arange(self.n_fft, device="cpu")
         for b in range(0, starts.numel(), _FRAMES_PER_BLOCK):
             block = starts[b : b + _FRAMES_PER_BLOCK]
             lo, hi = int(block[0]), int(block[-1]) + self.n_fft

@@ -31,11 +31,13 @@ def _kernel(orig: int, new: int, dtype: torch.dtype) -> tuple[torch.Tensor, int,
     o, n = orig // g, new // g
     cutoff = _ROLLOFF * min(1.0, n / o)  # in units of the input Nyquist frequency
     width = math.ceil(_ZERO_CROSSINGS / cutoff)
-    m = torch.arange(-width, width + o, dtype=torch.float64)  # input offsets
-    phase = torch.arange(n, dtype=torch.float64)[:, None] * o / n  # (n, 1)
+    m = torch.arange(-width, width + o, dtype=torch.float64, device="cpu")  # input offsets
+    phase = torch.arange(n, dtype=torch.float64, device="cpu")[:, None] * o / n  # (n, 1)
     d = m[None, :] - phase  # distance input - output position, in input samples
     window = torch.special.i0(_KAISER_BETA * torch.sqrt(torch.clamp(1 - (d / width) ** 2, min=0)))
-    window = window / torch.special.i0(torch.tensor(_KAISER_BETA, dtype=torch.float64))
+    window = window / torch.special.i0(
+        torch.tensor(_KAISER_BETA, dtype=torch.float64, device="cpu")
+    )
     window = torch.where(d.abs() <= width, window, torch.zeros_like(window))
     kernel = cutoff * torch.sinc(cutoff * d) * window
     return kernel.to(dtype), width, o, n
@@ -76,7 +78,7 @@ class StreamingResampler:
         self._kernel = kernel[:, None, :]  # (n, 1, taps)
         self._dtype = dtype
         # Buffer starts at input index q0 * o - width; the signal is zero before index 0.
-        self._buffer = torch.zeros(self._width, dtype=dtype)
+        self._buffer = torch.zeros(self._width, dtype=dtype, device="cpu")
         self._pushed = 0
         self._emitted = 0
 

@@ -54,6 +54,11 @@ def select_layers(layers: Sequence[int] | None, available: int, what: str) -> tu
     return tuple(chosen)
 
 
+def _building_on_meta() -> bool:
+    """True inside ``with torch.device("meta")`` (a model is built for its shapes only)."""
+    return torch.empty(0).device.type == "meta"
+
+
 class Wav2Vec2Encoder(AudioEncoderBase):
     """Per-frame features from the hidden states of a wav2vec 2.0 model (any size).
 
@@ -108,7 +113,10 @@ class Wav2Vec2Encoder(AudioEncoderBase):
         model: Any
         try:
             hf_config = Wav2Vec2Config.from_pretrained(os.fspath(folder), local_files_only=True)
-            model = Wav2Vec2Model.from_pretrained(os.fspath(folder), local_files_only=True)
+            if _building_on_meta():  # shapes only: no weights are read
+                model = Wav2Vec2Model(hf_config)
+            else:
+                model = Wav2Vec2Model.from_pretrained(os.fspath(folder), local_files_only=True)
         except (OSError, ValueError, KeyError) as exc:
             raise CheckpointError(
                 f"cannot load a wav2vec2 model from {os.fspath(folder)!r}: {exc}"

@@ -20,7 +20,7 @@ from emo.audio._hf import (
     save_folder,
 )
 from emo.audio.base import AudioEncoderBase, encode_on_grid
-from emo.audio.wav2vec2 import select_layers
+from emo.audio.wav2vec2 import _building_on_meta, select_layers
 from emo.errors import CheckpointError, ConfigError
 from emo.modeling import load_state_dict_file
 
@@ -123,7 +123,8 @@ class WhisperEncoder(AudioEncoderBase):
                 f"cannot read a Whisper config in {os.fspath(folder)!r}: {exc}"
             ) from exc
         encoder: Any = HFEncoder(hf_config)
-        _load_encoder_weights(encoder, folder)
+        if not _building_on_meta():
+            _load_encoder_weights(encoder, folder)
         self._folder = folder
         self.model: Any = encoder
         self.model.to(dtype=torch.float32).eval()
