@@ -285,3 +285,20 @@ def test_backbone_bad_inputs() -> None:
         plain(x, 1, audio_tokens=data["audio"])
     with pytest.raises(InputError, match="speed"):
         plain(x, 1, speed=data["speed"])
+
+
+def test_backbone_save_load_and_channels_last(tmp_path: Any) -> None:
+    backbone = Backbone.from_unet2d(perturbed_unet(), **NEW).eval()
+    _activate(backbone, "audio_attn.to_out")
+    _activate(backbone, "temporal_transformer.proj_out")
+    backbone.save_pretrained(tmp_path / "backbone")
+    again = Backbone.from_pretrained(tmp_path / "backbone").eval()
+    assert again.config["audio_cross_attention_dim"] == 16
+    data = inputs()
+    kwargs = {"audio_tokens": data["audio"], "speed": data["speed"]}
+    with torch.no_grad():
+        expected = backbone(data["sample"], 3, **kwargs)
+        assert torch.equal(again(data["sample"], 3, **kwargs), expected)
+        again.to(memory_format=torch.channels_last)
+        got = again(data["sample"].to(memory_format=torch.channels_last_3d), 3, **kwargs)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -269,9 +269,7 @@ def load_spatial_weights(
     return report
 
 
-def _split_source(
-    source: Any, overrides: Mapping[str, Any]
-) -> tuple[dict[str, Any], Mapping[str, torch.Tensor]]:
+def _split_source(source: Any) -> tuple[dict[str, Any], Mapping[str, torch.Tensor]]:
     if isinstance(source, UNetBase):
         return source.config.public(), source.state_dict()
     if isinstance(source, (str, os.PathLike)):
@@ -311,7 +309,7 @@ def build_from_unet_source(
     tuple
         The model and the :class:`~emo.modeling.LoadReport`.
     """
-    config, state = _split_source(source, overrides)
+    config, state = _split_source(source)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     bad = sorted(k for k in overrides if k not in accepted)
     if bad:

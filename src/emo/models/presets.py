@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 from emo.errors import ConfigError
 
 if TYPE_CHECKING:
-    from torch import nn
-
+    from emo.models.audio_projection import AudioProjection
     from emo.models.backbone import Backbone
+    from emo.models.face_locator import FaceLocator
     from emo.models.reference_net import ReferenceNet
     from emo.models.unet_2d import UNet2D
+    from emo.models.vae import AutoencoderKL
 
 __all__ = ["PRESETS", "ModelPreset", "get_preset", "preset_names"]
 
@@ -111,19 +112,19 @@ class ModelPreset:
 
         return Backbone(**{**self.backbone, **overrides})
 
-    def build_vae(self, **overrides: Any) -> nn.Module:
+    def build_vae(self, **overrides: Any) -> AutoencoderKL:
         """Build a freshly initialised VAE (:class:`emo.models.vae.AutoencoderKL`)."""
         from emo.models.vae import AutoencoderKL
 
         return AutoencoderKL(**{**self.vae, **overrides})
 
-    def build_face_locator(self, **overrides: Any) -> nn.Module:
+    def build_face_locator(self, **overrides: Any) -> FaceLocator:
         """Build a freshly initialised :class:`emo.models.face_locator.FaceLocator`."""
         from emo.models.face_locator import FaceLocator
 
         return FaceLocator(**{**self.face_locator, **overrides})
 
-    def build_audio_projection(self, **overrides: Any) -> nn.Module:
+    def build_audio_projection(self, **overrides: Any) -> AudioProjection:
         """Build a freshly initialised :class:`emo.models.audio_projection.AudioProjection`."""
         from emo.models.audio_projection import AudioProjection
 
