@@ -264,3 +264,21 @@ def test_build_on_meta_device_reads_no_weights(wav2vec2_dir: Path, whisper_dir: 
     assert (w2v.num_layers, w2v.feature_dim) == (3, 32)
     assert (whisper.num_layers, whisper.feature_dim) == (3, 32)
     assert mel.encode(torch.zeros(800), SR, num_frames=2, fps=25).shape == (2, 1, 80)
+
+
+def test_real_speech_example(wav2vec2_dir: Path) -> None:
+    path = Path(__file__).resolve().parents[2] / "examples" / "speech.wav"
+    if not path.is_file():
+        pytest.skip("examples/speech.wav is not in this checkout")
+    wave = emo.load_audio(path, sample_rate=SR)
+    frames = num_video_frames(wave.numel(), SR, 25)
+    mel = MelSpectrogramEncoder().encode(wave, SR, num_frames=frames, fps=25)
+    # Louder frames have more mel energy: the features follow the speech envelope.
+    idx = torch.tensor([frame_to_sample(i, SR, 25) for i in range(frames)])
+    padded = torch.nn.functional.pad(wave, (320, 320))
+    rms = torch.stack([padded[i : i + 640].pow(2).mean() for i in idx])
+    energy = mel[:, 0].exp().sum(-1)
+    corr = torch.corrcoef(torch.stack([rms.log1p() * 1e3, energy.log()]))[0, 1]
+    assert float(corr) > 0.5
+    w2v = Wav2Vec2Encoder(str(wav2vec2_dir)).encode(wave, SR, num_frames=frames, fps=25)
+    assert w2v.shape == (frames, 3, 32)

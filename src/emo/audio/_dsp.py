@@ -94,6 +94,7 @@ def linear_interpolate(features: torch.Tensor, positions: torch.Tensor) -> torch
     p = positions.clamp(0, t - 1)
     lo = p.floor().long().clamp(max=t - 1)
     hi = (lo + 1).clamp(max=t - 1)
-    w = (p - lo.to(p.dtype)).to(features.dtype)
+    device = features.device
+    w = (p - lo.to(p.dtype)).to(device=device, dtype=features.dtype)
     w = w.reshape(-1, *([1] * (features.dim() - 1)))
-    return features[lo] * (1 - w) + features[hi] * w
+    return features[lo.to(device)] * (1 - w) + features[hi.to(device)] * w

@@ -264,5 +264,5 @@ def encode_on_grid(
             raise RuntimeError(f"feature model returned {feats.shape[0]} < {expected} features")
         feats = feats[:expected]
         local = feat_pos[selected] - first
-        out[selected] = linear_interpolate(feats, local).to(out.dtype)
+        out[selected.to(out.device)] = linear_interpolate(feats, local).to(out)
     return out

@@ -107,7 +107,7 @@ class MelSpectrogramEncoder(AudioEncoderBase):
             Video frame rate.
         """
         fr = self.check_frames(num_frames, fps)
-        x = self.prepare_waveform(waveform, sample_rate)
+        x = self.prepare_waveform(waveform, sample_rate).cpu()
         centres = rounded_frame_samples(num_frames, self.sample_rate, fr, self.num_layers)
         starts = centres.reshape(-1) - self.n_fft // 2
         out = torch.empty(starts.numel(), self.feature_dim, dtype=torch.float32, device="cpu")
