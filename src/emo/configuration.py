@@ -97,6 +97,9 @@ class FrozenConfig(Mapping[str, Any]):
         return len(self._data)
 
     def __getattr__(self, key: str) -> Any:
+        if key == "_data" or key.startswith("__"):
+            # Not set yet (copy/pickle build the object without __init__): no recursion.
+            raise AttributeError(key)
         try:
             return self._data[key]
         except KeyError:
@@ -111,6 +114,9 @@ class FrozenConfig(Mapping[str, Any]):
         frozen = other if isinstance(other, FrozenConfig) else FrozenConfig(other)
         same: bool = self._data == frozen._data
         return same
+
+    def __reduce__(self) -> tuple[type[FrozenConfig], tuple[dict[str, Any]]]:
+        return (FrozenConfig, (self.to_dict(),))
 
     def __hash__(self) -> int:
         return hash(json.dumps(self.to_dict(), sort_keys=True))

@@ -96,3 +96,13 @@ def test_load_config_errors_name_the_folder(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(ConfigError, match="JSON object"):
         load_config(tmp_path)
+
+
+def test_config_objects_copy_and_pickle() -> None:
+    import copy
+    import pickle
+
+    thing = Thing(9, label="p")
+    for clone in (copy.deepcopy(thing), pickle.loads(pickle.dumps(thing))):
+        assert clone.config == thing.config and clone.size == 9
+    assert pickle.loads(pickle.dumps(thing.config)) == thing.config
