@@ -1,0 +1,75 @@
+"""Peak memory of a generation does not grow with the audio length.
+
+Runs the tiny preset (random weights, CPU) on a short and a long audio track, each in a
+fresh process, streaming to an MP4, and prints the peak resident memory of each::
+
+    python benchmarks/pipeline_memory.py --short 10 --long 600
+
+Both figures come from the same run on the same machine; compare their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np, torch
+from emo import EMOPipeline
+from emo.pipelines.settings import PipelineSettings
+
+seconds, out = float(sys.argv[1]), sys.argv[2]
+torch.set_num_threads(1)
+rate = 16000
+t = np.arange(int(seconds * rate)) / rate
+audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+pipe = EMOPipeline.from_preset("tiny", face_mask="full")
+pipe.settings = PipelineSettings(height=32, width=32, num_inference_steps=1, guidance_scale=1.0)
+pipe.set_progress_bar_config(disable=True)
+portrait = np.full((64, 64, 3), 128, dtype=np.uint8)
+began = time.perf_counter()
+video = pipe(portrait, audio, audio_rate=rate, output_path=out, generator=torch.Generator().manual_seed(0))
+elapsed = time.perf_counter() - began
+peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": seconds, "frames": video.num_frames, "peak_mib": peak_kib / 1024,
+                  "wall_s": elapsed}))
+"""
+
+
+def run(seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.mp4"
+        result = subprocess.run(
+            [sys.executable, "-c", CHILD, str(seconds), str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    data: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--short", type=float, default=10.0, help="seconds of audio, short run")
+    parser.add_argument("--long", type=float, default=600.0, help="seconds of audio, long run")
+    args = parser.parse_args()
+    began = time.perf_counter()
+    short, long = run(args.short), run(args.long)
+    for row in (short, long):
+        print(
+            f"audio {row['seconds']:7.1f} s  frames {int(row['frames']):6d}  "
+            f"peak RSS {row['peak_mib']:8.1f} MiB  generation {row['wall_s']:7.1f} s"
+        )
+    print(f"peak memory ratio long/short: {long['peak_mib'] / short['peak_mib']:.3f}")
+    print(f"total benchmark time {time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

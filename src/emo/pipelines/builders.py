@@ -1,0 +1,251 @@
+"""Building pipelines from presets (random weights) and from pretrained parts on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from emo import plugins
+from emo.errors import CheckpointError, ConfigError
+from emo.pipelines.settings import PipelineSettings
+
+if TYPE_CHECKING:
+    from emo.models.presets import ModelPreset
+    from emo.pipelines.emo_pipeline import EMOPipeline
+
+__all__ = [
+    "SD15_SCHEDULER_CONFIG",
+    "build_from_preset",
+    "build_from_pretrained_parts",
+    "make_scheduler",
+]
+
+#: The noise schedule Stable Diffusion 1.5 was trained with (its ``scheduler_config.json``).
+SD15_SCHEDULER_CONFIG: Mapping[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+    "timestep_spacing": "leading",
+}
+
+
+def make_scheduler(spec: Any, config: Mapping[str, Any] = SD15_SCHEDULER_CONFIG) -> Any:
+    """A scheduler plugin from a name, class or instance; names and classes get ``config``.
+
+    ``config`` is applied with ``from_config``, which keeps only the settings the
+    scheduler class knows, so any scheduler can be built from an SD noise schedule.
+    """
+    if isinstance(spec, str):
+        spec = plugins.load("scheduler", spec)
+    if isinstance(spec, type):
+        builder = getattr(spec, "from_config", None)
+        return plugins.create("scheduler", builder(dict(config)) if callable(builder) else spec)
+    return plugins.create("scheduler", spec)
+
+
+def _settings_for(preset: ModelPreset) -> PipelineSettings:
+    return PipelineSettings(
+        height=preset.resolution,
+        width=preset.resolution,
+        frames_per_clip=preset.num_frames,
+        motion_frames=preset.num_motion_frames,
+    )
+
+
+def _finish(
+    pipe: EMOPipeline, device: str | torch.device | None, dtype: torch.dtype | None
+) -> EMOPipeline:
+    for name in ("vae", "reference_net", "backbone", "face_locator", "audio_projection"):
+        getattr(pipe, name).eval()
+    if device is not None or dtype is not None:
+        pipe.to(device=device, dtype=dtype)
+    return pipe
+
+
+def build_from_preset(
+    cls: type[EMOPipeline],
+    preset: str,
+    *,
+    audio_encoder: Any = None,
+    scheduler: Any = "ddim",
+    face_mask: Any = "auto",
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> EMOPipeline:
+    """Build a pipeline of a preset's shape with freshly initialised networks.
+
+    Parameters
+    ----------
+    cls
+        The pipeline class.
+    preset
+        ``"tiny"`` (CPU demo, tests) or ``"sd15"`` (the paper's size).
+    audio_encoder
+        An audio-encoder plugin; default ``"mel"`` (no weights needed). The
+        AudioProjection is sized to the encoder's ``num_layers`` and ``feature_dim``.
+    scheduler
+        A scheduler plugin; a name or class is built with the SD1.5 noise schedule.
+    face_mask
+        A face-mask plugin.
+    seed
+        Seed of the weight initialisation (the global RNG is left untouched).
+    device, dtype
+        Where and in which precision to put the networks. ``device="meta"`` builds
+        them without allocating memory.
+    """
+    from emo.models.presets import get_preset
+
+    p = get_preset(preset)
+    encoder = plugins.create("audio_encoder", audio_encoder if audio_encoder is not None else "mel")
+    on_meta = device is not None and torch.device(device).type == "meta"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with torch.device("meta") if on_meta else _no_context():
+            models = {
+                "vae": p.build_vae(),
+                "reference_net": p.build_reference_net(),
+                "backbone": p.build_backbone(),
+                "face_locator": p.build_face_locator(),
+                "audio_projection": p.build_audio_projection(
+                    feature_dim=int(encoder.feature_dim), num_layers=int(encoder.num_layers)
+                ),
+            }
+    pipe = cls(
+        **models,
+        audio_encoder=encoder,
+        scheduler=make_scheduler(scheduler),
+        face_mask=face_mask,
+        settings=_settings_for(p),
+    )
+    return _finish(pipe, None if on_meta else device, dtype)
+
+
+class _no_context:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def build_from_pretrained_parts(
+    cls: type[EMOPipeline],
+    sd15_dir: str | os.PathLike[str],
+    wav2vec2_dir: str | os.PathLike[str],
+    motion_module: str | os.PathLike[str] | None = None,
+    *,
+    preset: str = "sd15",
+    scheduler: Any = "ddim",
+    face_mask: Any = "auto",
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> EMOPipeline:
+    """Build a full-size pipeline initialised from pretrained parts a user has on disk.
+
+    - ``sd15_dir``: a diffusers-format Stable Diffusion 1.x folder (``unet/``, ``vae/``,
+      optionally ``scheduler/``). The UNet initialises both the ReferenceNet and the
+      Backbone's spatial layers; every new branch (reference/audio attention output,
+      temporal modules, speed layers, face locator) starts at zero, so the Backbone
+      initially equals the SD UNet frame by frame.
+    - ``wav2vec2_dir``: a transformers Wav2Vec2 folder (any size); the AudioProjection is
+      sized to its layers and width.
+    - ``motion_module``: optional AnimateDiff motion-module weights (original
+      ``mm_sd_v15_v2`` layout or diffusers ``MotionAdapter`` layout) for the temporal modules.
+
+    With ``device="meta"`` only the configs are read: every network is built on the meta
+    device, allocating no memory and reading no weights (to inspect shapes and sizes).
+
+    Raises
+    ------
+    CheckpointError
+        If a folder or file is missing or its weights do not fit.
+    """
+    from emo.audio.wav2vec2 import Wav2Vec2Encoder
+    from emo.models.backbone import Backbone
+    from emo.models.convert_sd import (
+        build_from_unet_source,
+        find_unet_files,
+        load_sd15_unet_state_dict,
+    )
+    from emo.models.presets import get_preset
+    from emo.models.reference_net import ReferenceNet
+    from emo.models.vae import AutoencoderKL
+
+    p = get_preset(preset)
+    root = Path(sd15_dir)
+    if not root.is_dir():
+        raise CheckpointError(f"Stable Diffusion folder {os.fspath(root)!r} does not exist")
+    backbone_extra = {k: v for k, v in p.backbone.items() if k not in p.unet}
+    on_meta = device is not None and torch.device(device).type == "meta"
+    if on_meta:
+        from emo.models.convert_sd import unet_config_from_diffusers
+
+        config_path, _ = find_unet_files(root)
+        unet_config = unet_config_from_diffusers(
+            json.loads(config_path.read_text(encoding="utf-8"))
+        )
+        vae_config = _vae_config(root)
+        with torch.device("meta"):
+            encoder = Wav2Vec2Encoder(model_path=os.fspath(wav2vec2_dir))
+            models = {
+                "vae": AutoencoderKL.from_config(vae_config),
+                "reference_net": ReferenceNet(**unet_config),
+                "backbone": Backbone(**{**unet_config, **backbone_extra}),
+            }
+    else:
+        unet_config, unet_state = load_sd15_unet_state_dict(root)
+        reference_net, _ = build_from_unet_source(ReferenceNet, (unet_config, unet_state))
+        backbone, _ = build_from_unet_source(Backbone, (unet_config, unet_state), **backbone_extra)
+        del unet_state
+        if motion_module is not None:
+            backbone.load_motion_modules(motion_module)
+        encoder = Wav2Vec2Encoder(model_path=os.fspath(wav2vec2_dir))
+        models = {
+            "vae": AutoencoderKL.from_diffusers(root),
+            "reference_net": reference_net,
+            "backbone": backbone,
+        }
+    with torch.device("meta") if on_meta else _no_context():
+        models["face_locator"] = p.build_face_locator()
+        models["audio_projection"] = p.build_audio_projection(
+            feature_dim=int(encoder.feature_dim), num_layers=int(encoder.num_layers)
+        )
+    pipe = cls(
+        **models,
+        audio_encoder=encoder,
+        scheduler=make_scheduler(scheduler, _scheduler_config(root)),
+        face_mask=face_mask,
+        settings=_settings_for(p),
+    )
+    return _finish(pipe, None if on_meta else device, dtype)
+
+
+def _vae_config(root: Path) -> dict[str, Any]:
+    for folder in (root / "vae", root):
+        path = folder / "config.json"
+        if path.is_file():
+            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return data
+    raise CheckpointError(f"no vae/config.json in {os.fspath(root)!r}")
+
+
+def _scheduler_config(root: Path) -> Mapping[str, Any]:
+    path = root / "scheduler" / "scheduler_config.json"
+    if not path.is_file():
+        return SD15_SCHEDULER_CONFIG
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from exc
+    return {**SD15_SCHEDULER_CONFIG, **data}

@@ -1,0 +1,648 @@
+"""``EMOPipeline``: one portrait + one audio track -> a talking or singing video of any length."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+
+from emo import plugins
+from emo.errors import ConfigError, InputError
+from emo.pipelines.conditioning import ClipAudioFeatures, head_speed_track, prepare_portrait
+from emo.pipelines.features import map_features
+from emo.pipelines.settings import PipelineSettings
+from emo.schedulers.base import scheduler_step
+
+if TYPE_CHECKING:
+    from emo.models.audio_projection import AudioProjection
+    from emo.models.backbone import Backbone
+    from emo.models.face_locator import FaceLocator
+    from emo.models.reference_net import ReferenceNet
+    from emo.models.vae import AutoencoderKL
+
+__all__ = ["MODEL_COMPONENTS", "PLUGIN_COMPONENTS", "EMOPipeline", "EMOPipelineOutput"]
+
+#: Network components (``emo.modeling.ModelMixin`` instances).
+MODEL_COMPONENTS = ("vae", "reference_net", "backbone", "face_locator", "audio_projection")
+#: Plugin components and their plugin kind.
+PLUGIN_COMPONENTS = {
+    "audio_encoder": "audio_encoder",
+    "scheduler": "scheduler",
+    "face_mask": "face_mask",
+}
+
+OutputType = Literal["pt", "np", "pil", "latent"]
+StepCallback = Callable[["EMOPipeline", int, Any, dict[str, Any]], "dict[str, Any] | None"]
+
+
+@dataclass
+class EMOPipelineOutput:
+    """What :meth:`EMOPipeline.__call__` returns.
+
+    Attributes
+    ----------
+    frames
+        The video, by ``output_type``: ``"pt"`` float32 ``(f, 3, h, w)`` in ``[0, 1]``;
+        ``"np"`` float32 ``(f, h, w, 3)`` in ``[0, 1]``; ``"pil"`` a list of PIL images;
+        ``"latent"`` the latents ``(1, c, f, h/8, w/8)``. ``None`` when the video was only
+        streamed to ``output_path``.
+    fps
+        Frame rate.
+    num_frames
+        Frames in the video: ``ceil(audio duration * fps)``.
+    path
+        The written video file, if ``output_path`` was given.
+    portrait
+        The cropped, resized reference image, uint8 ``(h, w, 3)``.
+    """
+
+    frames: Any
+    fps: float
+    num_frames: int
+    path: Path | None
+    portrait: np.ndarray
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, torch.nn.Module)
+
+
+class EMOPipeline:
+    """Generate a video of a portrait talking or singing to an audio track (EMO).
+
+    Parameters
+    ----------
+    vae
+        :class:`emo.models.vae.AutoencoderKL`: images <-> latents.
+    reference_net
+        :class:`emo.models.reference_net.ReferenceNet`: identity (reference) and motion-frame features.
+    backbone
+        :class:`emo.models.backbone.Backbone`: the denoising video UNet.
+    face_locator
+        :class:`emo.models.face_locator.FaceLocator`: face-region mask -> latent features.
+    audio_encoder
+        An ``audio_encoder`` plugin: name (``"wav2vec2"``, ``"mel"``...), class or instance.
+    audio_projection
+        :class:`emo.models.audio_projection.AudioProjection`: per-frame features -> audio tokens.
+    scheduler
+        A ``scheduler`` plugin: name (``"ddim"``...), class, or instance (a diffusers
+        scheduler instance works too).
+    face_mask
+        A ``face_mask`` plugin: ``"auto"`` (needs ``emo[face]``), ``"box"``, ``"full"``, a class or an instance.
+    settings
+        Generation defaults (size, fps, clip length, steps, guidance...).
+
+    Examples
+    --------
+    >>> pipe = EMOPipeline.from_preset("tiny", face_mask="full")  # doctest: +SKIP
+    >>> out = pipe("portrait.png", "speech.wav", num_inference_steps=4, output_path="out.mp4")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        vae: Any,
+        reference_net: Any,
+        backbone: Any,
+        face_locator: Any,
+        audio_encoder: Any,
+        audio_projection: Any,
+        scheduler: Any = "ddim",
+        face_mask: Any = "auto",
+        *,
+        settings: PipelineSettings | None = None,
+    ) -> None:
+        models = {
+            "vae": vae,
+            "reference_net": reference_net,
+            "backbone": backbone,
+            "face_locator": face_locator,
+            "audio_projection": audio_projection,
+        }
+        for name, model in models.items():
+            if not _is_model(model):
+                raise ConfigError(
+                    f"EMOPipeline: {name} must be a torch module, got {type(model).__name__}"
+                )
+        self.vae: AutoencoderKL = vae
+        self.reference_net: ReferenceNet = reference_net
+        self.backbone: Backbone = backbone
+        self.face_locator: FaceLocator = face_locator
+        self.audio_projection: AudioProjection = audio_projection
+        self.audio_encoder = plugins.create("audio_encoder", audio_encoder)
+        self.scheduler = plugins.create("scheduler", scheduler)
+        self.face_mask = plugins.create("face_mask", face_mask)
+        self.settings = settings or PipelineSettings()
+        self._progress_config: dict[str, Any] = {}
+        self._check_compatible()
+
+    # -- components ------------------------------------------------------------------
+    def _check_compatible(self) -> None:
+        proj = self.audio_projection.config
+        enc = self.audio_encoder
+        if int(proj["feature_dim"]) != int(enc.feature_dim) or int(proj["num_layers"]) != int(
+            enc.num_layers
+        ):
+            raise ConfigError(
+                f"audio encoder {type(enc).__name__} gives {enc.num_layers} layers x {enc.feature_dim} "
+                f"features but the audio projection expects {proj['num_layers']} x {proj['feature_dim']}; "
+                "use the encoder the model was trained with"
+            )
+
+    @property
+    def components(self) -> dict[str, Any]:
+        """Every component by name: ``EMOPipeline(**pipe.components)`` builds a sibling pipeline."""
+        return {
+            **{name: getattr(self, name) for name in MODEL_COMPONENTS},
+            **{name: getattr(self, name) for name in PLUGIN_COMPONENTS},
+            "settings": self.settings,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        """The device the backbone runs on."""
+        return next(self.backbone.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The backbone's floating-point dtype."""
+        return next(self.backbone.parameters()).dtype
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent pixel (8 for Stable Diffusion VAEs)."""
+        return int(2 ** (len(self.vae.config["block_out_channels"]) - 1))
+
+    def to(
+        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> EMOPipeline:
+        """Move every network (and the audio encoder) to ``device`` and/or ``dtype``; returns ``self``."""
+        for name in MODEL_COMPONENTS:
+            getattr(self, name).to(device=device, dtype=dtype)
+        mover = getattr(self.audio_encoder, "to", None)
+        if callable(mover):
+            mover(device=device, dtype=dtype)
+        return self
+
+    def set_progress_bar_config(self, **kwargs: Any) -> None:
+        """Options for the tqdm progress bar, e.g. ``disable=True``."""
+        self._progress_config = dict(kwargs)
+
+    # -- persistence ---------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Save every component in its own sub-folder plus ``model_index.json``.
+
+        See :mod:`emo.pipelines.persistence`.
+        """
+        from emo.pipelines.persistence import save_pipeline
+
+        return save_pipeline(self, directory)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        **overrides: Any,
+    ) -> EMOPipeline:
+        """Load a pipeline saved by :meth:`save_pretrained`.
+
+        Parameters
+        ----------
+        directory
+            The pipeline folder.
+        device, dtype
+            Where and in which precision to put the networks (``device="meta"`` reads no weights).
+        **overrides
+            Replace components: ``scheduler="euler"`` (a name or class is built from the
+            saved scheduler config, keeping shared settings), an instance, or
+            ``settings=PipelineSettings(...)``.
+        """
+        from emo.pipelines.persistence import load_pipeline
+
+        return load_pipeline(cls, directory, device=device, dtype=dtype, overrides=overrides)
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset: str = "tiny",
+        *,
+        audio_encoder: Any = None,
+        scheduler: Any = "ddim",
+        face_mask: Any = "auto",
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> EMOPipeline:
+        """Build a pipeline with freshly initialised (random) networks of a preset's shape.
+
+        Random networks produce noise-like videos: this is the starting point for
+        training, and the CPU demo and tests. See :mod:`emo.pipelines.builders`.
+        """
+        from emo.pipelines.builders import build_from_preset
+
+        return build_from_preset(
+            cls,
+            preset,
+            audio_encoder=audio_encoder,
+            scheduler=scheduler,
+            face_mask=face_mask,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+        )
+
+    @classmethod
+    def from_pretrained_parts(
+        cls,
+        sd15_dir: str | os.PathLike[str],
+        wav2vec2_dir: str | os.PathLike[str],
+        motion_module: str | os.PathLike[str] | None = None,
+        *,
+        preset: str = "sd15",
+        scheduler: Any = "ddim",
+        face_mask: Any = "auto",
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> EMOPipeline:
+        """Build a full-size pipeline initialised from pretrained parts on disk (the start of training).
+
+        See :func:`emo.pipelines.builders.build_from_pretrained_parts`.
+        """
+        from emo.pipelines.builders import build_from_pretrained_parts
+
+        return build_from_pretrained_parts(
+            cls,
+            sd15_dir,
+            wav2vec2_dir,
+            motion_module,
+            preset=preset,
+            scheduler=scheduler,
+            face_mask=face_mask,
+            device=device,
+            dtype=dtype,
+        )
+
+    # -- generation ----------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: Any,
+        audio: Any,
+        *,
+        height: int | None = None,
+        width: int | None = None,
+        fps: float | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        reference_guidance_scale: float | None = None,
+        frames_per_clip: int | None = None,
+        motion_frames: int | None = None,
+        head_motion_speed: float | Sequence[float] | torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: OutputType | None = None,
+        output_path: str | os.PathLike[str] | None = None,
+        writer: Any = None,
+        audio_rate: int | None = None,
+        mux_sample_rate: int | None = None,
+        callback_on_step_end: StepCallback | None = None,
+        return_dict: bool = True,
+    ) -> EMOPipelineOutput | tuple[Any, ...]:
+        """Generate the video.
+
+        Parameters
+        ----------
+        image
+            The portrait: a path, PIL image, numpy array or tensor, any size and aspect.
+            It is cropped around the face region (``settings.face_crop_scale`` times the face
+            box, grown to the output aspect) and resized; RGBA and grayscale are accepted.
+        audio
+            Anything :func:`emo.load_audio` takes (a path of any audio or video format, or an
+            array at the encoder's rate). The video has ``ceil(duration * fps)`` frames.
+        height, width, fps, num_inference_steps, guidance_scale, reference_guidance_scale, frames_per_clip, motion_frames
+            Override :attr:`settings`.
+        head_motion_speed
+            Head-rotation speed (degrees per frame) for the speed layers: ``None`` (the
+            model default), a number, or one value per frame.
+        generator
+            Source of randomness: the same inputs and seed give the same video.
+        latents
+            Initial noise for the whole video, ``(1, c, f_total, h/8, w/8)``, instead of sampling it.
+        output_type
+            ``"pt"``, ``"np"``, ``"pil"`` or ``"latent"``; by default ``"pt"``, or nothing
+            kept in memory when ``output_path`` is given.
+        output_path
+            Stream the frames clip by clip into this video file, with the audio muxed in.
+            Peak memory is then bounded by one clip, whatever the audio length. The file
+            appears only when complete.
+        writer
+            ``video_writer`` plugin (name, class or instance); by default chosen from the suffix.
+        audio_rate
+            Sample rate of ``audio`` when it is an array (required then).
+        mux_sample_rate
+            Rate of the audio muxed into ``output_path``; by default the encoder's rate (16 kHz
+            for wav2vec2), so only one copy of the waveform is held in memory.
+        callback_on_step_end
+            ``fn(pipe, step_index, timestep, kwargs) -> dict | None`` after every denoising
+            step; ``kwargs`` holds ``"latents"`` ``(1, c, f, h, w)`` and ``"clip_index"``; a
+            returned ``{"latents": ...}`` replaces them.
+        return_dict
+            Return an :class:`EMOPipelineOutput` (default) or a ``(frames, path)`` tuple.
+        """
+        from emo.audio.alignment import num_video_frames
+        from emo.audio.loading import load_audio
+
+        s = self.settings
+        height = int(height or s.height)
+        width = int(width or s.width)
+        fps = float(fps or s.fps)
+        steps = int(num_inference_steps or s.num_inference_steps)
+        clip_len = int(frames_per_clip or s.frames_per_clip)
+        n_motion = int(s.motion_frames if motion_frames is None else motion_frames)
+        audio_cfg = float(s.guidance_scale if guidance_scale is None else guidance_scale)
+        ref_cfg = float(
+            s.reference_guidance_scale
+            if reference_guidance_scale is None
+            else reference_guidance_scale
+        )
+        factor = self.vae_scale_factor
+        if height % factor or width % factor:
+            raise InputError(
+                f"height and width must be multiples of {factor}, got {height}x{width}"
+            )
+        if steps <= 0 or clip_len <= 0 or n_motion < 0:
+            raise InputError(
+                "num_inference_steps and frames_per_clip must be positive, motion_frames >= 0"
+            )
+        if output_type not in (None, "pt", "np", "pil", "latent"):
+            raise InputError(
+                f"output_type must be 'pt', 'np', 'pil' or 'latent', got {output_type!r}"
+            )
+        if output_type is None:
+            output_type = None if output_path is not None else "pt"
+
+        portrait = prepare_portrait(
+            image, self.face_mask, height=height, width=width, crop_scale=s.face_crop_scale
+        )
+        enc_rate = int(self.audio_encoder.sample_rate)
+        waveform = load_audio(audio, sample_rate=enc_rate, source_rate=audio_rate)
+        num_frames = num_video_frames(int(waveform.shape[0]), enc_rate, fps)
+        speed = head_speed_track(
+            s.head_motion_speed if head_motion_speed is None else head_motion_speed, num_frames
+        )
+        lat_h, lat_w = height // factor, width // factor
+        if latents is not None and (
+            latents.ndim != 5
+            or latents.shape[2] < num_frames
+            or latents.shape[-2:] != (lat_h, lat_w)
+        ):
+            raise InputError(
+                f"latents must be (1, c, >= {num_frames}, {lat_h}, {lat_w}) for this audio and size, "
+                f"got {tuple(latents.shape)}"
+            )
+
+        clips = self._denoise_clips(
+            portrait=portrait,
+            waveform=waveform,
+            fps=fps,
+            num_frames=num_frames,
+            speed=speed,
+            steps=steps,
+            clip_len=clip_len,
+            n_motion=n_motion,
+            audio_cfg=audio_cfg,
+            ref_cfg=ref_cfg,
+            generator=generator,
+            latents=latents,
+            callback=callback_on_step_end,
+        )
+        kept: list[torch.Tensor] = []
+        path: Path | None = None
+        if output_path is not None:
+            path = Path(output_path)
+            mux_rate = mux_sample_rate or enc_rate
+            mux_audio = (
+                waveform
+                if mux_rate == enc_rate
+                else load_audio(audio, sample_rate=mux_rate, source_rate=audio_rate)
+            )
+            video_writer = self._writer_for(path, writer)
+            with video_writer.open(
+                path,
+                fps=fps,
+                width=width,
+                height=height,
+                audio=mux_audio.cpu().numpy(),
+                sample_rate=mux_rate,
+            ) as session:
+                for clip_latents in clips:
+                    frames = self._decode(clip_latents)
+                    session.write(frames)
+                    if output_type is not None:
+                        kept.append(clip_latents if output_type == "latent" else frames)
+        else:
+            for clip_latents in clips:
+                kept.append(clip_latents if output_type == "latent" else self._decode(clip_latents))
+
+        result = self._format(kept, output_type) if output_type is not None else None
+        if not return_dict:
+            return (result, path)
+        return EMOPipelineOutput(
+            frames=result, fps=fps, num_frames=num_frames, path=path, portrait=portrait.image
+        )
+
+    # -- internals -----------------------------------------------------------------
+    def _writer_for(self, path: Path, writer: Any) -> Any:
+        if writer is not None:
+            return plugins.create("video_writer", writer)
+        from emo.io.writers import writer_for_path
+
+        return writer_for_path(path)
+
+    def _progress(self, total: int) -> Any:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, **{"desc": "emo", "unit": "step", **self._progress_config})
+
+    def _encode_image(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 ``(h, w, 3)`` -> scaled latent ``(1, c, h/8, w/8)`` (the distribution's mode)."""
+        pixels = torch.from_numpy(image).permute(2, 0, 1)[None].to(self.device, self.vae.dtype)
+        pixels = pixels / 127.5 - 1.0
+        latent = self.vae.encode(pixels).mode() * float(self.vae.config["scaling_factor"])
+        return latent.to(self.dtype)
+
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``(1, c, f, h, w)`` -> uint8 frames ``(f, H, W, 3)`` on the CPU."""
+        scaled = latents.to(self.vae.dtype) / float(self.vae.config["scaling_factor"])
+        images = self.vae.decode(scaled)
+        if hasattr(images, "sample"):
+            images = images.sample
+        frames = ((images[0].float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+        return frames.permute(1, 2, 3, 0).contiguous().cpu()  # c f h w -> f h w c
+
+    def _format(self, kept: list[torch.Tensor], output_type: str) -> Any:
+        if output_type == "latent":
+            return torch.cat(kept, dim=2)
+        frames = torch.cat(kept, dim=0)
+        if output_type == "pt":
+            return frames.permute(0, 3, 1, 2).float() / 255.0
+        if output_type == "np":
+            return frames.numpy().astype(np.float32) / 255.0
+        try:
+            from PIL import Image
+        except ImportError as exc:
+            raise InputError("output_type='pil' needs Pillow: pip install pillow") from exc
+        return [Image.fromarray(frame) for frame in frames.numpy()]
+
+    def _denoise_clips(
+        self,
+        *,
+        portrait: Any,
+        waveform: torch.Tensor,
+        fps: float,
+        num_frames: int,
+        speed: torch.Tensor,
+        steps: int,
+        clip_len: int,
+        n_motion: int,
+        audio_cfg: float,
+        ref_cfg: float,
+        generator: torch.Generator | None,
+        latents: torch.Tensor | None,
+        callback: StepCallback | None,
+    ) -> Iterator[torch.Tensor]:
+        """Yield the denoised latents ``(1, c, f, h, w)`` of each clip, one clip at a time."""
+        device, dtype = self.device, self.dtype
+        context = int(self.audio_projection.config["context_frames"])
+        audio = ClipAudioFeatures(
+            self.audio_encoder,
+            waveform,
+            fps=fps,
+            num_frames=num_frames,
+            context_seconds=self.settings.audio_context_seconds,
+            block_frames=max(clip_len + 2 * context, math.ceil(10 * fps)),
+        )
+        # Guidance branches, batched in one call: [full, reference only, neither].
+        use_ref_cfg = ref_cfg != 1.0
+        branches = 3 if use_ref_cfg else (2 if audio_cfg != 1.0 else 1)
+
+        ref_latent = self._encode_image(portrait.image)
+        zero_t = torch.zeros(1, device=device, dtype=torch.long)
+        # Reference features once per generation; the "no reference" branch sees a zero latent.
+        ref_inputs = (
+            torch.cat([ref_latent, torch.zeros_like(ref_latent)]) if use_ref_cfg else ref_latent
+        )
+        ref_features = self.reference_net(ref_inputs, zero_t.expand(ref_inputs.shape[0]))
+        pick = [0, 0, 1][:branches] if use_ref_cfg else [0] * branches
+        index = torch.tensor(pick, device=device)
+        ref_features = map_features(ref_features, lambda t: t.index_select(0, index))
+
+        mask = portrait.mask.to(device, dtype)  # (1, h, w)
+        total_clips = math.ceil(num_frames / clip_len)
+        motion_latents = (
+            ref_latent[:, :, None].expand(-1, -1, n_motion, -1, -1) if n_motion else None
+        )
+        progress = self._progress(total_clips * steps)
+        try:
+            for clip_index in range(total_clips):
+                start = clip_index * clip_len
+                stop = min(num_frames, start + clip_len)
+                f = stop - start
+                # Audio tokens for this clip (with real context frames on both sides).
+                window = audio.window(start, stop, context).to(device, dtype)
+                tokens = self.audio_projection(window[None], padded=True)  # (1, f, t, d)
+                audio_tokens = tokens
+                if branches > 1:
+                    audio_tokens = torch.cat(
+                        [tokens, torch.zeros_like(tokens).expand(branches - 1, -1, -1, -1)]
+                    )
+                clip_speed = speed[start:stop].to(device, dtype)[None].expand(branches, -1)
+                face = self.face_locator(
+                    mask[None, :, None].expand(1, -1, f, -1, -1)
+                )  # (1, c, f, h, w)
+                motion = None
+                if motion_latents is not None:
+                    frames = motion_latents[0].permute(
+                        1, 0, 2, 3
+                    )  # (1, c, n, h, w) -> (n, c, h, w)
+                    motion = self.reference_net(frames, zero_t.expand(frames.shape[0]))
+                    motion = map_features(
+                        motion, lambda t: t.repeat(branches, *([1] * (t.ndim - 1)))
+                    )
+
+                sample = self._initial_noise(latents, start, stop, ref_latent, generator)
+                self.scheduler.set_timesteps(steps, device=device)
+                sample = sample * float(self.scheduler.init_noise_sigma)
+                for step_index, t in enumerate(self.scheduler.timesteps):
+                    model_in = self.scheduler.scale_model_input(sample, t) + face
+                    model_in = (
+                        model_in.expand(branches, -1, -1, -1, -1) if branches > 1 else model_in
+                    )
+                    t_batch = torch.as_tensor(t, device=device).reshape(1).expand(branches)
+                    noise_pred = self.backbone(
+                        model_in,
+                        t_batch,
+                        reference_features=ref_features,
+                        audio_tokens=audio_tokens,
+                        motion_features=motion,
+                        speed=clip_speed,
+                    )
+                    noise_pred = self._guide(noise_pred, audio_cfg, ref_cfg, use_ref_cfg)
+                    sample = scheduler_step(
+                        self.scheduler, noise_pred, t, sample, generator=generator
+                    )
+                    if callback is not None:
+                        changed = callback(
+                            self, step_index, t, {"latents": sample, "clip_index": clip_index}
+                        )
+                        if changed and "latents" in changed:
+                            sample = changed["latents"]
+                    progress.update(1)
+                if n_motion:
+                    history = (
+                        sample
+                        if motion_latents is None
+                        else torch.cat([motion_latents, sample], dim=2)
+                    )
+                    motion_latents = history[:, :, -n_motion:]
+                yield sample
+        finally:
+            progress.close()
+
+    def _initial_noise(
+        self,
+        latents: torch.Tensor | None,
+        start: int,
+        stop: int,
+        like: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        if latents is not None:
+            return latents[:, :, start:stop].to(like.device, like.dtype)
+        shape = (1, like.shape[1], stop - start, like.shape[2], like.shape[3])
+        noise_device = generator.device if generator is not None else like.device
+        noise = torch.randn(shape, generator=generator, device=noise_device, dtype=torch.float32)
+        moved: torch.Tensor = noise.to(like.device, like.dtype)
+        return moved
+
+    @staticmethod
+    def _guide(
+        noise_pred: torch.Tensor, audio_cfg: float, ref_cfg: float, use_ref_cfg: bool
+    ) -> torch.Tensor:
+        """Combine the guidance branches ``[full, reference only, neither]`` into one prediction."""
+        if noise_pred.shape[0] == 1:
+            return noise_pred
+        full, ref_only = noise_pred[0:1], noise_pred[1:2]
+        guided = ref_only + audio_cfg * (full - ref_only)
+        if use_ref_cfg:
+            neither = noise_pred[2:3]
+            guided = guided + (ref_cfg - 1.0) * (ref_only - neither)
+        return guided

@@ -1,0 +1,187 @@
+"""Saving and loading a whole pipeline: ``model_index.json`` plus one folder per component.
+
+Layout of a saved pipeline::
+
+    model_index.json        # class, emo version, settings, and per component: kind, plugin, class
+    vae/                    # config.json + model.safetensors
+    reference_net/
+    backbone/
+    face_locator/
+    audio_projection/
+    audio_encoder/          # the plugin's own save_pretrained output
+    scheduler/
+    face_mask/
+
+Plugin components are stored with their registry name, so a third-party plugin
+round-trips through the registry; the class path is a fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from emo import plugins
+from emo._version import __version__
+from emo.configuration import atomic_write_text, class_path, import_class
+from emo.errors import ConfigError, PluginError
+from emo.pipelines.settings import PipelineSettings
+
+if TYPE_CHECKING:
+    from emo.pipelines.emo_pipeline import EMOPipeline
+
+__all__ = ["INDEX_NAME", "load_pipeline", "save_pipeline"]
+
+INDEX_NAME = "model_index.json"
+
+
+def _saved_config(folder: Path) -> dict[str, Any] | None:
+    for name in ("config.json", "scheduler_config.json"):
+        path = folder / name
+        if path.is_file():
+            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return data
+    return None
+
+
+def save_pipeline(pipe: EMOPipeline, directory: str | os.PathLike[str]) -> Path:
+    """Write ``pipe`` into ``directory``.
+
+    The components are written into a temporary sibling folder first; the target is
+    replaced only when everything was written, so an interrupted save never leaves a
+    half-written pipeline where a complete one was.
+
+    Raises
+    ------
+    ConfigError
+        If a plugin component cannot be saved (it has no ``save_pretrained``).
+    """
+    from emo.pipelines.emo_pipeline import MODEL_COMPONENTS, PLUGIN_COMPONENTS
+
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        components: dict[str, dict[str, Any]] = {}
+        for name in MODEL_COMPONENTS:
+            model = getattr(pipe, name)
+            model.save_pretrained(staging / name)
+            components[name] = {"kind": "model", "class": class_path(type(model))}
+        for name, kind in PLUGIN_COMPONENTS.items():
+            obj = getattr(pipe, name)
+            saver = getattr(obj, "save_pretrained", None)
+            if not callable(saver):
+                raise ConfigError(
+                    f"cannot save the {name} {type(obj).__name__}: it has no save_pretrained(); "
+                    f"subclass {plugins.KINDS[kind].base.replace(':', '.')} to make it saveable"
+                )
+            saver(staging / name)
+            components[name] = {
+                "kind": kind,
+                "plugin": plugins.plugin_name_of(kind, obj),
+                "class": class_path(type(obj)),
+            }
+        index = {
+            "_class_name": class_path(type(pipe)),
+            "_emo_version": __version__,
+            "settings": pipe.settings.to_dict(),
+            "components": components,
+        }
+        atomic_write_text(staging / INDEX_NAME, json.dumps(index, indent=2, sort_keys=True) + "\n")
+        if target.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            backup.rmdir()
+            target.rename(backup)
+            staging.rename(target)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _plugin_class(kind: str, entry: dict[str, Any]) -> Any:
+    name = entry.get("plugin")
+    if isinstance(name, str) and name:
+        try:
+            return plugins.load(kind, name)
+        except PluginError:
+            if not entry.get("class"):
+                raise
+    return import_class(str(entry["class"]))
+
+
+def _load_plugin(kind: str, folder: Path, entry: dict[str, Any], override: Any) -> Any:
+    if override is not None and not isinstance(override, (str, type)):
+        return plugins.create(kind, override)
+    cls = plugins.load(kind, override) if isinstance(override, str) else override
+    if cls is None:
+        cls = _plugin_class(kind, entry)
+        loader = getattr(cls, "from_pretrained", None)
+        if callable(loader):
+            return plugins.create(kind, loader(folder))
+        return plugins.create(kind, cls)
+    # A different class: build it from the saved config, keeping the settings it shares.
+    saved = _saved_config(folder)
+    builder = getattr(cls, "from_config", None)
+    if saved is not None and callable(builder):
+        return plugins.create(kind, builder(saved))
+    return plugins.create(kind, cls)
+
+
+def load_pipeline(
+    cls: type[EMOPipeline],
+    directory: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None,
+    dtype: torch.dtype | None,
+    overrides: dict[str, Any],
+) -> EMOPipeline:
+    """Read a pipeline folder written by :func:`save_pipeline` (see ``EMOPipeline.from_pretrained``)."""
+    from emo.pipelines.emo_pipeline import MODEL_COMPONENTS, PLUGIN_COMPONENTS
+
+    folder = Path(directory)
+    index_path = folder / INDEX_NAME
+    if not index_path.is_file():
+        raise ConfigError(f"{os.fspath(folder)!r} is not a saved EMOPipeline (no {INDEX_NAME})")
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        entries: dict[str, dict[str, Any]] = index["components"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{os.fspath(index_path)!r} is not a valid pipeline index: {exc}"
+        ) from exc
+    known = set(MODEL_COMPONENTS) | set(PLUGIN_COMPONENTS) | {"settings"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown pipeline components {unknown}; components are {sorted(known)}")
+    kwargs: dict[str, Any] = {}
+    for name in MODEL_COMPONENTS:
+        if overrides.get(name) is not None:
+            kwargs[name] = overrides[name]
+            continue
+        if name not in entries:
+            raise ConfigError(f"{os.fspath(index_path)!r} lists no {name!r} component")
+        model_cls = import_class(str(entries[name]["class"]))
+        kwargs[name] = model_cls.from_pretrained(folder / name, device=device, dtype=dtype)  # type: ignore[attr-defined]
+    for name, kind in PLUGIN_COMPONENTS.items():
+        if name not in entries and overrides.get(name) is None:
+            raise ConfigError(f"{os.fspath(index_path)!r} lists no {name!r} component")
+        kwargs[name] = _load_plugin(kind, folder / name, entries.get(name, {}), overrides.get(name))
+    settings = overrides.get("settings")
+    if settings is None:
+        settings = PipelineSettings.from_dict(index.get("settings", {}))
+    pipe = cls(**kwargs, settings=settings)
+    if device is not None and torch.device(device).type != "meta":
+        mover = getattr(pipe.audio_encoder, "to", None)
+        if callable(mover):
+            mover(device=device)
+    return pipe

@@ -1,0 +1,100 @@
+"""Generation defaults saved with a pipeline."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from emo.errors import ConfigError
+
+__all__ = ["PipelineSettings"]
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """The defaults :meth:`EMOPipeline.__call__ <emo.pipelines.emo_pipeline.EMOPipeline.__call__>` uses.
+
+    They belong to the trained model (a model trained at 512x512, 25 fps, 12-frame
+    clips generates best with those), so they are saved in the pipeline folder.
+
+    Attributes
+    ----------
+    height, width
+        Output size in pixels (multiples of the VAE's downscale factor).
+    fps
+        Video frame rate.
+    frames_per_clip
+        Frames generated per clip, ``f`` (12 in the paper).
+    motion_frames
+        Previous frames that condition the next clip, ``n`` (4 in the paper).
+    num_inference_steps
+        Denoising steps per clip (40 DDIM steps in the paper).
+    guidance_scale
+        Classifier-free guidance on the audio.
+    reference_guidance_scale
+        Classifier-free guidance on the reference image (1.0 disables it).
+    head_motion_speed
+        Default head-rotation speed in degrees per frame, fed to the speed layers.
+    face_crop_scale
+        The face box is grown by this factor (around its centre) before cropping the
+        portrait; 1.0 crops the face region tightly.
+    audio_context_seconds
+        Seconds of extra audio the encoder sees on each side of a clip, so features at clip
+        edges equal those of a whole-file encoding.
+    """
+
+    height: int = 512
+    width: int = 512
+    fps: float = 25.0
+    frames_per_clip: int = 12
+    motion_frames: int = 4
+    num_inference_steps: int = 40
+    guidance_scale: float = 3.5
+    reference_guidance_scale: float = 1.0
+    head_motion_speed: float = 0.35
+    face_crop_scale: float = 2.0
+    audio_context_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        positive_ints = ("height", "width", "frames_per_clip", "num_inference_steps")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"PipelineSettings.{name} must be a positive int, got {value!r}")
+        if not isinstance(self.motion_frames, int) or self.motion_frames < 0:
+            raise ConfigError(
+                f"PipelineSettings.motion_frames must be >= 0, got {self.motion_frames!r}"
+            )
+        for name in ("fps", "face_crop_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(
+                    f"PipelineSettings.{name} must be a positive number, got {value!r}"
+                )
+        for name in (
+            "guidance_scale",
+            "reference_guidance_scale",
+            "head_motion_speed",
+            "audio_context_seconds",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"PipelineSettings.{name} must be a number >= 0, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineSettings:
+        """Build settings from a dict, ignoring unknown keys (written by a newer emo)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def replace(self, **changes: Any) -> PipelineSettings:
+        """Return a copy with some settings changed."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown pipeline settings {unknown}")
+        return type(self)(**{**self.to_dict(), **changes})

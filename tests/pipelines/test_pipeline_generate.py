@@ -1,0 +1,210 @@
+"""End-to-end generation with the tiny preset (random weights) on the CPU."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from emo.errors import AudioError, ImageError, InputError
+from emo.pipelines.emo_pipeline import EMOPipeline
+
+
+def _expected_frames(path: Path, fps: float) -> int:
+    info = sf.info(str(path))
+    return math.ceil(info.frames * fps / info.samplerate)
+
+
+def test_portrait_and_speech_to_mp4_with_audio(
+    tiny_pipe: EMOPipeline, portrait_path: Path, speech_path: Path, tmp_path: Path
+) -> None:
+    out_path = tmp_path / "talk.mp4"
+    out = tiny_pipe(
+        portrait_path,
+        speech_path,
+        generator=torch.Generator().manual_seed(0),
+        output_path=out_path,
+    )
+    assert isinstance(out, __import__("emo").EMOPipelineOutput)
+    expected = _expected_frames(speech_path, 25.0)
+    assert out.num_frames == expected and out.frames is None and out.path == out_path
+    assert expected > 3 * tiny_pipe.settings.frames_per_clip  # several clips: motion frames used
+    with av.open(str(out_path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0]
+        frames = sum(1 for _ in container.decode(video))
+        assert (video.codec_context.width, video.codec_context.height) == (32, 32)
+        video_seconds = float(video.duration * video.time_base)
+        audio_seconds = float(audio.duration * audio.time_base)
+    assert frames == expected
+    assert abs(audio_seconds - video_seconds) <= 1.0 / 25.0 + 1e-3
+    assert not [p for p in tmp_path.iterdir() if p.name != "talk.mp4"]  # no temp file left
+
+
+def test_same_seed_same_video_different_seed_different_video(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+) -> None:
+    def run(seed: int, **kwargs: Any) -> Any:
+        return tiny_pipe(
+            portrait_path,
+            short_speech,
+            audio_rate=16000,
+            generator=torch.Generator().manual_seed(seed),
+            **kwargs,
+        ).frames
+
+    a, b, c = run(1), run(1), run(2)
+    assert a.shape == (16, 3, 32, 32)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    as_np = run(1, output_type="np")
+    np.testing.assert_array_equal(as_np, a.permute(0, 2, 3, 1).numpy())
+    latents = run(1, output_type="latent")
+    assert latents.shape[2] == a.shape[0]
+
+
+def test_reference_features_are_computed_once_per_generation(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+) -> None:
+    calls: list[int] = []
+    handle = tiny_pipe.reference_net.register_forward_hook(
+        lambda module, args, output: calls.append(int(args[0].shape[0]))
+    )
+    try:
+        out = tiny_pipe(
+            portrait_path,
+            short_speech,
+            audio_rate=16000,
+            reference_guidance_scale=1.5,
+            output_type="latent",
+        )
+    finally:
+        handle.remove()
+    clips = math.ceil(out.num_frames / tiny_pipe.settings.frames_per_clip)
+    # One call for the reference (with its "no reference" guidance branch), one per clip for
+    # the motion frames; none per denoising step.
+    assert len(calls) == 1 + clips
+    assert calls[0] == 2 and set(calls[1:]) == {tiny_pipe.settings.motion_frames}
+
+
+def test_step_callback_sees_and_replaces_latents(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+) -> None:
+    seen: list[tuple[int, int]] = []
+
+    def zero_last_step(
+        pipe: EMOPipeline, step: int, t: Any, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        seen.append((kwargs["clip_index"], step))
+        if step == pipe.settings.num_inference_steps - 1:
+            return {"latents": torch.zeros_like(kwargs["latents"])}
+        return {}
+
+    out = tiny_pipe(
+        portrait_path,
+        short_speech,
+        audio_rate=16000,
+        output_type="latent",
+        callback_on_step_end=zero_last_step,
+    )
+    assert torch.count_nonzero(out.frames) == 0
+    clips = math.ceil(out.num_frames / tiny_pipe.settings.frames_per_clip)
+    assert len(seen) == clips * tiny_pipe.settings.num_inference_steps
+
+
+def test_head_motion_speed_reaches_the_speed_layers(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+) -> None:
+    backbone = copy.deepcopy(tiny_pipe.backbone)
+    with torch.no_grad():
+        for name, param in backbone.named_parameters():
+            if "speed_proj" in name or "temporal_transformer.proj_out" in name:
+                param.fill_(0.05)
+    pipe = EMOPipeline(**{**tiny_pipe.components, "backbone": backbone})
+    pipe.set_progress_bar_config(disable=True)
+
+    def run(speed: Any) -> Any:
+        return pipe(
+            portrait_path,
+            short_speech,
+            audio_rate=16000,
+            head_motion_speed=speed,
+            output_type="latent",
+            generator=torch.Generator().manual_seed(0),
+        ).frames
+
+    varying = run(np.linspace(0.0, 2.0, 16))
+    assert varying.shape[2] == 16
+    assert not torch.equal(varying, run(0.0))
+    assert torch.equal(run(0.5), run([0.5] * 20))  # a constant equals a per-frame track of it
+    with pytest.raises(InputError, match="one speed per frame"):
+        run([0.1, 0.2])
+    with pytest.raises(InputError, match=">= 0"):
+        run(-1.0)
+
+
+def test_bad_inputs_raise_emo_errors_and_leave_no_file(
+    tiny_pipe: EMOPipeline, portrait_path: Path, speech_path: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.mp4"
+    with pytest.raises(ImageError, match="missing.png"):
+        tiny_pipe(tmp_path / "missing.png", speech_path, output_path=target)
+    with pytest.raises(AudioError, match="missing.wav"):
+        tiny_pipe(portrait_path, tmp_path / "missing.wav", output_path=target)
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("this is not audio")
+    with pytest.raises(AudioError):
+        tiny_pipe(portrait_path, not_audio, output_path=target)
+    with pytest.raises(InputError, match="multiples"):
+        tiny_pipe(portrait_path, speech_path, height=30)
+    assert not target.exists()
+
+
+def test_interrupted_generation_keeps_existing_file(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"previous video")
+
+    def interrupt(pipe: EMOPipeline, step: int, t: Any, kwargs: dict[str, Any]) -> None:
+        if kwargs["clip_index"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tiny_pipe(
+            portrait_path,
+            short_speech,
+            audio_rate=16000,
+            output_path=target,
+            callback_on_step_end=interrupt,
+        )
+    assert target.read_bytes() == b"previous video"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_any_image_size_rgba_and_grayscale(tiny_pipe: EMOPipeline) -> None:
+    rng = np.random.default_rng(0)
+    wide_rgba = rng.integers(0, 255, size=(40, 90, 4), dtype=np.uint8)
+    gray = rng.integers(0, 255, size=(70, 50), dtype=np.uint8)
+    tone = np.sin(np.arange(3200) / 5.0).astype(np.float32)
+    for image in (wide_rgba, gray):
+        out = tiny_pipe(image, tone, audio_rate=16000, output_type="latent")
+        assert out.portrait.shape == (32, 32, 3)
+
+
+def test_silent_and_one_frame_audio(tiny_pipe: EMOPipeline, portrait_path: Path) -> None:
+    silent = np.zeros(4000, dtype=np.float32)
+    out = tiny_pipe(portrait_path, silent, audio_rate=16000, output_type="latent")
+    assert out.num_frames == 7  # ceil(0.25 s * 25 fps)
+    one_frame = np.full(100, 0.1, dtype=np.float32)
+    out = tiny_pipe(portrait_path, one_frame, audio_rate=16000, output_type="pt")
+    assert out.num_frames == 1 and out.frames.shape == (1, 3, 32, 32)
+    with pytest.raises(AudioError, match="source_rate"):
+        tiny_pipe(portrait_path, silent)
