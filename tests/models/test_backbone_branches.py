@@ -302,3 +302,17 @@ def test_backbone_save_load_and_channels_last(tmp_path: Any) -> None:
         again.to(memory_format=torch.channels_last)
         got = again(data["sample"].to(memory_format=torch.channels_last_3d), 3, **kwargs)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_backbone_from_unet2d_copies_weights() -> None:
+    unet = perturbed_unet()
+    backbone = Backbone.from_unet2d(unet, **NEW)
+    refnet = ReferenceNet.from_unet2d((dict(unet.config), unet.state_dict()))
+    assert not any(p.is_meta for p in backbone.parameters())
+    assert all(p.requires_grad for p in backbone.parameters())
+    before = unet.conv_in.weight.detach().clone()
+    with torch.no_grad():
+        backbone.conv_in.weight.add_(1.0)
+        refnet.conv_in.weight.add_(2.0)
+    assert torch.equal(unet.conv_in.weight, before)  # no tensor is shared with the source
+    assert torch.equal(backbone.conv_in.weight, before + 1.0)

@@ -177,17 +177,27 @@ class BasicTransformerBlock(nn.Module):
         )
         self.norm3 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, dropout=dropout)
+        self._audio_spec = (dim, audio_cross_attention_dim, num_attention_heads, attention_head_dim)
+        self._dropout = dropout
         self.audio_norm: nn.LayerNorm | None = None
         self.audio_attn: Attention | None = None
-        if audio_cross_attention_dim is not None:
-            self.audio_norm = nn.LayerNorm(dim)
-            self.audio_attn = Attention(
-                dim, audio_cross_attention_dim, num_attention_heads, attention_head_dim, dropout
-            )
-            out = self.audio_attn.to_out[0]
-            assert isinstance(out, nn.Linear)
-            nn.init.zeros_(out.weight)
-            nn.init.zeros_(out.bias)
+        self.reset_audio_attention()
+
+    def reset_audio_attention(self) -> None:
+        """(Re)create ``audio_norm`` and ``audio_attn`` freshly initialised (zero output).
+
+        They are created on the current default device; nothing happens when the
+        block has no audio attention.
+        """
+        dim, audio_dim, heads, head_dim = self._audio_spec
+        if audio_dim is None:
+            return
+        self.audio_norm = nn.LayerNorm(dim)
+        self.audio_attn = Attention(dim, audio_dim, heads, head_dim, self._dropout)
+        out = self.audio_attn.to_out[0]
+        assert isinstance(out, nn.Linear)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
 
     def forward(
         self,

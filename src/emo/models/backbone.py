@@ -179,10 +179,7 @@ class Backbone(UNetBase):
             audio_cross_attention_dim=audio_cross_attention_dim,
         )
         self.speed_encoder: nn.Module | None = None
-        if speed_embed_dim is not None and use_motion_modules:
-            from emo.models.speed import SpeedEncoder
-
-            self.speed_encoder = SpeedEncoder(speed_embed_dim, **dict(speed_encoder_kwargs or {}))
+        self._make_speed_encoder()
         self._attention_keys = self.attention_keys
         self._attention_widths = {
             name: int(module.norm1.normalized_shape[0])
@@ -194,6 +191,23 @@ class Backbone(UNetBase):
             for name, _ in self.named_modules()
             if name.rsplit(".", 2)[-2:-1] == ["motion_modules"]
         ]
+
+    def _make_speed_encoder(self) -> None:
+        dim = self.config["speed_embed_dim"]
+        if dim is None or not self.config["use_motion_modules"]:
+            return
+        from emo.models.speed import SpeedEncoder
+
+        extra = self.config["speed_encoder_kwargs"]
+        self.speed_encoder = SpeedEncoder(dim, **(extra.to_dict() if extra is not None else {}))
+
+    def reset_new_branches(self) -> None:
+        """Re-create temporal modules, audio attentions and the speed encoder, freshly initialised.
+
+        See :meth:`emo.models.unet_2d.UNetBase.reset_new_branches`.
+        """
+        super().reset_new_branches()
+        self._make_speed_encoder()
 
     # ----------------------------------------------------------------------------------------
     @classmethod

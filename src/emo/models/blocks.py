@@ -115,14 +115,24 @@ class _LayeredBlock(nn.Module):
             for i, attn in enumerate(transformers):
                 attn.assign_keys(f"{self.prefix}.attentions.{i}")
             self.attentions = nn.ModuleList(transformers)
+        self._temporal_spec = (
+            channels,
+            1 if isinstance(self, MidBlock) else num_layers,
+            None if temporal_kwargs is None else dict(temporal_kwargs),
+        )
         self.motion_modules = None
-        if temporal_kwargs is not None:
-            from emo.models.temporal import TemporalModule
+        self.reset_motion_modules()
 
-            count = 1 if isinstance(self, MidBlock) else num_layers
-            self.motion_modules = nn.ModuleList(
-                [TemporalModule(channels, **temporal_kwargs) for _ in range(count)]
-            )
+    def reset_motion_modules(self) -> None:
+        """(Re)create the temporal modules freshly initialised, on the current default device."""
+        channels, count, temporal_kwargs = self._temporal_spec
+        if temporal_kwargs is None:
+            return
+        from emo.models.temporal import TemporalModule
+
+        self.motion_modules = nn.ModuleList(
+            [TemporalModule(channels, **temporal_kwargs) for _ in range(count)]
+        )
 
     def _attend(self, index: int, x: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
         if self.attentions is None:

@@ -223,6 +223,39 @@ def load_sd15_unet_state_dict(
     return unet_config_from_diffusers(raw), load_state_dict_file(weights_path)
 
 
+def _check_fit(model: UNetBase, state_dict: Mapping[str, torch.Tensor], strict: bool) -> LoadReport:
+    """Compare names and shapes (works on the meta device); raise on misfits."""
+    own = model.state_dict()
+    mismatched = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if mismatched:
+        raise CheckpointError(
+            f"{type(model).__name__}: {len(mismatched)} tensors have the wrong shape (was the "
+            f"checkpoint made for another config?): {'; '.join(mismatched[:10])}"
+        )
+    report = LoadReport(
+        missing_keys=tuple(k for k in own if k not in state_dict),
+        unexpected_keys=tuple(k for k in state_dict if k not in own),
+    )
+    if strict:
+        has_head = model.conv_out is not None
+        bad_missing = [k for k in report.missing_keys if not is_new_branch_key(k)]
+        bad_unexpected = [
+            k for k in report.unexpected_keys if has_head or not k.startswith(HEAD_PREFIXES)
+        ]
+        if bad_missing or bad_unexpected:
+            shown = LoadReport(tuple(bad_missing), tuple(bad_unexpected)).describe()
+            raise CheckpointError(
+                f"{type(model).__name__}: the UNet weights do not fit this config: {shown}; "
+                "check the config (block_out_channels, layers_per_block, ...) or pass "
+                "strict=False"
+            )
+    return report
+
+
 def load_spatial_weights(
     model: UNetBase, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True
 ) -> LoadReport:
@@ -251,22 +284,50 @@ def load_spatial_weights(
     CheckpointError
         On any shape mismatch, and (``strict``) on missing spatial or unexpected keys.
     """
+    report = _check_fit(model, state_dict, strict)
     own = model.state_dict()
-    has_head = model.conv_out is not None
-    report = model.load_weights({k: v for k, v in state_dict.items() if k in own}, strict=False)
-    unexpected = tuple(k for k in state_dict if k not in own)
-    report = LoadReport(missing_keys=report.missing_keys, unexpected_keys=unexpected)
-    if strict:
-        bad_missing = [k for k in report.missing_keys if not is_new_branch_key(k)]
-        bad_unexpected = [k for k in unexpected if has_head or not k.startswith(HEAD_PREFIXES)]
-        if bad_missing or bad_unexpected:
-            shown = LoadReport(tuple(bad_missing), tuple(bad_unexpected)).describe()
-            raise CheckpointError(
-                f"{type(model).__name__}: the UNet weights do not fit this config: {shown}; "
-                "check the config (block_out_channels, layers_per_block, ...) or pass "
-                "strict=False"
-            )
+    with torch.no_grad():
+        for key, value in state_dict.items():
+            if key in own:
+                own[key].copy_(value)
     return report
+
+
+def _materialise(
+    cls: type[_U],
+    kwargs: Mapping[str, Any],
+    state: Mapping[str, torch.Tensor],
+    strict: bool,
+    share: bool,
+) -> tuple[_U, LoadReport]:
+    """Build on the meta device, adopt the checkpoint tensors, initialise only new branches.
+
+    This skips the random initialisation of the (large) spatial part. Falls back
+    to a plain build when spatial weights are missing.
+    """
+    with torch.device("meta"):
+        model = cls(**kwargs)
+    report = _check_fit(model, state, strict)
+    if any(not is_new_branch_key(k) for k in report.missing_keys):
+        model = cls(**kwargs)
+        return model, load_spatial_weights(model, state, strict=strict)
+    model.reset_new_branches()  # real tensors on the default device
+    dtype = torch.get_default_dtype()
+    adopted: dict[str, torch.Tensor] = {}
+    for key in model.state_dict():
+        if key not in state:
+            continue
+        value = state[key]
+        cast = value.to(dtype) if value.is_floating_point() else value
+        if not share and cast.data_ptr() == value.data_ptr():
+            cast = cast.clone()
+        adopted[key] = cast
+    model.load_state_dict(adopted, strict=False, assign=True)
+    left = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    if left:  # pragma: no cover - a module without reset support; build the slow way
+        model = cls(**kwargs)
+        return model, load_spatial_weights(model, state, strict=strict)
+    return model, report
 
 
 def _split_source(source: Any) -> tuple[dict[str, Any], Mapping[str, torch.Tensor]]:
@@ -316,9 +377,9 @@ def build_from_unet_source(
         raise ConfigError(f"{cls.__name__} does not take {bad}; accepted: {sorted(accepted)}")
     kwargs = {k: v for k, v in config.items() if k in accepted}
     kwargs.update(overrides)
-    model = cls(**kwargs)
-    report = load_spatial_weights(model, state, strict=strict)
-    return model, report
+    # Tensors read from a path here belong to nobody else and can become the weights.
+    owned = isinstance(source, (str, os.PathLike))
+    return _materialise(cls, kwargs, state, strict, share=owned)
 
 
 def load_pretrained_unet(

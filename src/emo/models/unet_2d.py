@@ -211,6 +211,22 @@ class UNetBase(ModelMixin):
             self.conv_out = nn.Conv2d(c0, out_channels, kernel_size=3, padding=1)
 
     # ----------------------------------------------------------------------------------------
+    def reset_new_branches(self) -> None:
+        """Re-create every branch a 2D UNet checkpoint cannot provide, freshly initialised.
+
+        Temporal modules and audio attentions (and, in a Backbone, the speed
+        encoder) are rebuilt on the current default device with their initial
+        (zero-output) weights. Used to materialise a model built on the meta device
+        whose spatial weights come from a checkpoint.
+        """
+        from emo.models.attention import BasicTransformerBlock
+
+        for block in self._blocks():
+            block.reset_motion_modules()
+        for module in self.modules():
+            if isinstance(module, BasicTransformerBlock):
+                module.reset_audio_attention()
+
     def enable_gradient_checkpointing(self) -> None:
         """Recompute every layer in the backward pass instead of storing its activations."""
         self.gradient_checkpointing = True
