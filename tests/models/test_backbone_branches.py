@@ -316,3 +316,18 @@ def test_backbone_from_unet2d_copies_weights() -> None:
         refnet.conv_in.weight.add_(2.0)
     assert torch.equal(unet.conv_in.weight, before)  # no tensor is shared with the source
     assert torch.equal(backbone.conv_in.weight, before + 1.0)
+
+
+def test_backbone_reference_attention_is_attention_over_concatenated_tokens() -> None:
+    from emo.models.attention import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(16, heads=2, dim_head=8).eval()
+    tokens = torch.randn(B * F, 10, 16)
+    for ref_batch in (1, B):
+        ref = torch.randn(ref_batch, 6, 16)
+        per_frame = ref.expand(B, -1, -1).repeat_interleave(F, dim=0)
+        with torch.no_grad():
+            got = attn(tokens, None, ref, F)
+            expected = attn(tokens, torch.cat([tokens, per_frame], dim=1))
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)

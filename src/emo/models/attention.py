@@ -64,16 +64,27 @@ class Attention(nn.Module):
         self.to_out = nn.ModuleList([nn.Linear(inner, query_dim), nn.Dropout(dropout)])
 
     def forward(
-        self, hidden_states: torch.Tensor, context: torch.Tensor | None = None
+        self,
+        hidden_states: torch.Tensor,
+        context: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None,
+        num_frames: int = 1,
     ) -> torch.Tensor:
-        """Attend from ``hidden_states`` to ``context``.
+        """Attend from ``hidden_states`` to ``context`` (and to ``reference`` tokens).
 
         Parameters
         ----------
         hidden_states
-            Queries ``(b, n, query_dim)``.
+            Queries ``(b, n, query_dim)``; with video, ``b`` is ``(b f)``.
         context
             Keys/values ``(b, m, cross_attention_dim)``; ``None`` means ``hidden_states``.
+        reference
+            Extra key/value tokens ``(b_r, m_r, cross_attention_dim)`` appended to the
+            context. ``b_r`` is 1 (shared by all), ``b / num_frames`` (one per video,
+            shared by its frames) or ``b``. Their keys and values are projected once
+            per ``b_r`` sample, not once per frame.
+        num_frames
+            Frames per video in the ``(b f)`` batch (for ``reference`` broadcasting).
 
         Returns
         -------
@@ -81,9 +92,22 @@ class Attention(nn.Module):
             ``(b, n, query_dim)``.
         """
         context = hidden_states if context is None else context
+        k = self.to_k(context)
+        v = self.to_v(context)
+        if reference is not None:
+            batch = hidden_states.shape[0]
+            k_ref, v_ref = self.to_k(reference), self.to_v(reference)
+            if reference.shape[0] == 1:
+                k_ref = k_ref.expand(batch, -1, -1)
+                v_ref = v_ref.expand(batch, -1, -1)
+            elif reference.shape[0] != batch:
+                k_ref = k_ref.repeat_interleave(num_frames, dim=0)
+                v_ref = v_ref.repeat_interleave(num_frames, dim=0)
+            k = torch.cat([k, k_ref], dim=1)
+            v = torch.cat([v, v_ref], dim=1)
         q = rearrange(self.to_q(hidden_states), "b n (h d) -> b h n d", h=self.heads)
-        k = rearrange(self.to_k(context), "b m (h d) -> b h m d", h=self.heads)
-        v = rearrange(self.to_v(context), "b m (h d) -> b h m d", h=self.heads)
+        k = rearrange(k, "b m (h d) -> b h m d", h=self.heads)
+        v = rearrange(v, "b m (h d) -> b h m d", h=self.heads)
         out = F.scaled_dot_product_attention(q, k, v)
         out = rearrange(out, "b h n d -> b n (h d)").to(q.dtype)
         for layer in self.to_out:
@@ -205,6 +229,7 @@ class BasicTransformerBlock(nn.Module):
         encoder_hidden_states: torch.Tensor | None = None,
         reference: torch.Tensor | None = None,
         audio_tokens: torch.Tensor | None = None,
+        num_frames: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Apply the block.
 
@@ -215,10 +240,13 @@ class BasicTransformerBlock(nn.Module):
         encoder_hidden_states
             Text tokens ``(b, t, d)``; ``None`` skips ``attn2`` altogether.
         reference
-            Reference tokens ``(b, m, dim)`` appended to the keys/values of ``attn1``.
+            Reference tokens ``(b_r, m, dim)`` appended to the keys/values of ``attn1``
+            (``b_r``: 1, ``b / num_frames`` or ``b``; see :meth:`Attention.forward`).
         audio_tokens
             Audio tokens ``(b, k, d_audio)`` for ``audio_attn`` (ignored when the
             block has none).
+        num_frames
+            Frames per video in the ``(b f)`` batch.
 
         Returns
         -------
@@ -227,8 +255,7 @@ class BasicTransformerBlock(nn.Module):
             ``attn1`` ``(b, n, dim)`` (the reference features of this layer).
         """
         normed = self.norm1(hidden_states)
-        context = normed if reference is None else torch.cat([normed, reference], dim=1)
-        hidden_states = hidden_states + self.attn1(normed, context)
+        hidden_states = hidden_states + self.attn1(normed, None, reference, num_frames)
         if encoder_hidden_states is not None:
             hidden_states = hidden_states + self.attn2(
                 self.norm2(hidden_states), encoder_hidden_states
@@ -321,6 +348,7 @@ class SpatialTransformer(nn.Module):
         encoder_hidden_states: torch.Tensor | None = None,
         reference: Sequence[torch.Tensor] | None = None,
         audio_tokens: torch.Tensor | None = None,
+        num_frames: int = 1,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Apply the transformer to a feature map.
 
@@ -331,9 +359,12 @@ class SpatialTransformer(nn.Module):
         encoder_hidden_states
             Text tokens ``(b, t, d)`` or ``None`` (no ``attn2``).
         reference
-            One reference token tensor ``(b, m, inner)`` per transformer block, or ``None``.
+            One reference token tensor ``(b_r, m, inner)`` per transformer block, or
+            ``None`` (``b_r``: 1, ``b / num_frames`` or ``b``).
         audio_tokens
             Audio tokens ``(b, k, d_audio)`` or ``None``.
+        num_frames
+            Frames per video in the ``(b f)`` batch.
 
         Returns
         -------
@@ -351,7 +382,7 @@ class SpatialTransformer(nn.Module):
         entered: list[torch.Tensor] = []
         for i, block in enumerate(self.transformer_blocks):
             ref = None if reference is None else reference[i]
-            x, normed = block(x, encoder_hidden_states, ref, audio_tokens)
+            x, normed = block(x, encoder_hidden_states, ref, audio_tokens, num_frames)
             entered.append(normed)
         if self.use_linear_projection:
             x = rearrange(self.proj_out(x), "b (h w) c -> b c h w", h=height, w=width)

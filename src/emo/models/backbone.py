@@ -269,10 +269,7 @@ class Backbone(UNetBase):
                     f"Backbone: reference features {key!r} must be (b={batch} or 1, m, c={width}), "
                     f"got {tuple(ref.shape)}; compute them with a ReferenceNet of the same config"
                 )
-            if ref.shape[0] == 1:
-                out[key] = ref.expand(batch * frames, -1, -1)
-            else:
-                out[key] = ref.repeat_interleave(frames, dim=0)
+            out[key] = ref  # keys/values are projected once per video (see Attention.forward)
         return out
 
     def _expand_motion(self, features: ReferenceFeatures, batch: int) -> dict[str, torch.Tensor]:

@@ -55,7 +55,8 @@ class BlockContext:
     num_frames
         Frames ``f`` per video; the image batch is ``(b f)``.
     reference
-        Reference tokens per transformer-block path, already laid out as ``((b f), m, c)``.
+        Reference tokens ``(b_r, m, c)`` per transformer-block path; ``b_r`` is 1 or
+        ``b`` (shared by the frames of a video) or ``(b f)``.
     audio_tokens
         Audio tokens ``((b f), k, d_audio)``, or ``None``.
     motion
@@ -142,7 +143,9 @@ class _LayeredBlock(nn.Module):
         reference: list[torch.Tensor] | None = None
         if ctx.reference is not None:
             reference = [ctx.reference[key] for key in attn.block_keys]
-        x, entered = _run(ctx, attn, x, ctx.encoder_hidden_states, reference, ctx.audio_tokens)
+        x, entered = _run(
+            ctx, attn, x, ctx.encoder_hidden_states, reference, ctx.audio_tokens, ctx.num_frames
+        )
         if ctx.collect_attention is not None:
             for key, tokens in zip(attn.block_keys, entered, strict=True):
                 ctx.collect_attention[key] = tokens
