@@ -154,7 +154,7 @@ class ModelMixin(nn.Module, ConfigMixin):
         strict: bool = True,
         **overrides: Any,
     ) -> _M:
-        """Build a model from a folder written by :meth:`save_pretrained`.
+        """Build a model from a folder written by :meth:`save_pretrained`, in eval mode.
 
         Parameters
         ----------
@@ -185,7 +185,7 @@ class ModelMixin(nn.Module, ConfigMixin):
         if device is not None and torch.device(device).type == "meta":
             with torch.device("meta"):
                 model = target.from_config(config, **overrides)
-            return model.to(dtype=dtype) if dtype is not None else model
+            return (model.to(dtype=dtype) if dtype is not None else model).eval()
         weights = Path(directory) / cls.weights_name
         state = load_state_dict_file(weights, device=device or "cpu")
         model = target.from_config(config, **overrides)
@@ -196,7 +196,7 @@ class ModelMixin(nn.Module, ConfigMixin):
             )
         if device is not None or dtype is not None:
             model = model.to(device=device, dtype=dtype)
-        return model
+        return model.eval()  # inference by default, as torch.load users expect; .train() to train
 
     def load_weights(
         self, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True

@@ -38,6 +38,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["width"] == 6 and config["depth"] == 3
     loaded = TinyNet.from_pretrained(tmp_path)
+    assert not loaded.training
     x = torch.randn(4, 6)
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
     assert loaded.config == model.config
