@@ -32,6 +32,7 @@ from emo._version import __version__
 from emo.configuration import atomic_write_text, class_path, import_class
 from emo.errors import ConfigError, PluginError
 from emo.pipelines.settings import PipelineSettings
+from emo.plugins.base import PluginBase
 
 if TYPE_CHECKING:
     from emo.pipelines.emo_pipeline import EMOPipeline
@@ -130,6 +131,9 @@ def _load_plugin(kind: str, folder: Path, entry: dict[str, Any], override: Any) 
             return plugins.create(kind, loader(folder))
         return plugins.create(kind, cls)
     # A different class: build it from the saved config, keeping the settings it shares.
+    if isinstance(cls, type) and issubclass(cls, PluginBase):
+        # Our plugins resolve folder-relative entries (e.g. a saved model path) themselves.
+        return plugins.create(kind, cls.from_pretrained(folder))
     saved = _saved_config(folder)
     builder = getattr(cls, "from_config", None)
     if saved is not None and callable(builder):
