@@ -208,3 +208,34 @@ def test_silent_and_one_frame_audio(tiny_pipe: EMOPipeline, portrait_path: Path)
     assert out.num_frames == 1 and out.frames.shape == (1, 3, 32, 32)
     with pytest.raises(AudioError, match="source_rate"):
         tiny_pipe(portrait_path, silent)
+
+
+def test_more_bad_inputs_no_face_corrupt_image_empty_audio_unwritable_path(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray, tmp_path: Path
+) -> None:
+    from skimage import data
+
+    from emo.errors import FaceNotFoundError, VideoError
+
+    auto = EMOPipeline(**{**tiny_pipe.components, "face_mask": "auto"})
+    auto.set_progress_bar_config(disable=True)
+    target = tmp_path / "out.mp4"
+    with pytest.raises(FaceNotFoundError, match="box"):
+        auto(data.rocket(), short_speech, audio_rate=16000, output_path=target)
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20)
+    with pytest.raises(ImageError, match="corrupt"):
+        tiny_pipe(corrupt, short_speech, audio_rate=16000, output_path=target)
+    empty = tmp_path / "empty.wav"
+    sf.write(str(empty), np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match="empty"):
+        tiny_pipe(portrait_path, empty, output_path=target)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(VideoError):
+        tiny_pipe(portrait_path, short_speech, audio_rate=16000, output_path=blocker / "out.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "corrupt.png",
+        "empty.wav",
+        "not-a-folder",
+    ]
