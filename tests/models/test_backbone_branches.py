@@ -232,14 +232,18 @@ def test_backbone_bf16() -> None:
 @pytest.mark.slow
 def test_backbone_traces_without_graph_breaks() -> None:
     # fullgraph=True fails on any graph break: no data-dependent Python branching.
-    # (speed is left out: SpeedEncoder validates its input values eagerly.)
     backbone = Backbone.from_unet2d(perturbed_unet(), **NEW).eval()
     data = inputs()
     refnet = ReferenceNet.from_unet2d(perturbed_unet()).eval()
     with torch.no_grad():
         ref = refnet(data["reference"], 0)
         motion = refnet(data["motion"], 0)
-    kwargs = {"audio_tokens": data["audio"], "reference_features": ref, "motion_features": motion}
+    kwargs = {
+        "audio_tokens": data["audio"],
+        "reference_features": ref,
+        "motion_features": motion,
+        "speed": data["speed"],
+    }
     compiled = torch.compile(backbone, backend="eager", fullgraph=True)
     with torch.no_grad():
         got = compiled(data["sample"], 3, **kwargs)
