@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -111,7 +112,7 @@ def build_from_preset(
     on_meta = device is not None and torch.device(device).type == "meta"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        with torch.device("meta") if on_meta else _no_context():
+        with torch.device("meta") if on_meta else contextlib.nullcontext():
             models = {
                 "vae": p.build_vae(),
                 "reference_net": p.build_reference_net(),
@@ -129,14 +130,6 @@ def build_from_preset(
         settings=_settings_for(p),
     )
     return _finish(pipe, None if on_meta else device, dtype)
-
-
-class _no_context:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def build_from_pretrained_parts(
@@ -216,7 +209,7 @@ def build_from_pretrained_parts(
             "reference_net": reference_net,
             "backbone": backbone,
         }
-    with torch.device("meta") if on_meta else _no_context():
+    with torch.device("meta") if on_meta else contextlib.nullcontext():
         models["face_locator"] = p.build_face_locator()
         models["audio_projection"] = p.build_audio_projection(
             feature_dim=int(encoder.feature_dim), num_layers=int(encoder.num_layers)
