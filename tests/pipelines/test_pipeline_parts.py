@@ -142,3 +142,30 @@ def test_full_sd15_on_the_meta_device_allocates_nothing(
     )
     assert spatial == 859_520_964
     assert pipe.vae.num_parameters() == 83_653_863
+
+
+def test_from_a_single_file_checkpoint(parts: dict[str, Path], tmp_path: Path) -> None:
+    from emo.models.convert_single_file import to_ldm_unet_state_dict, to_ldm_vae_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(parts["sd"] / "unet")
+    vae = DiffusersVAE.from_pretrained(parts["sd"] / "vae")
+    single = {
+        **to_ldm_unet_state_dict(unet.state_dict(), TINY_UNET),
+        **to_ldm_vae_state_dict(vae.state_dict()),
+    }
+    file = tmp_path / "tiny-sd.safetensors"
+    save_file({k: v.contiguous() for k, v in single.items()}, file)
+    pipe = EMOPipeline.from_pretrained_parts(
+        file,
+        parts["wav2vec2"],
+        preset="tiny",
+        face_mask="full",
+        unet_config=TINY_UNET,
+        vae_config=TINY_VAE,
+    )
+    ours = pipe.backbone.state_dict()
+    for key, value in unet.state_dict().items():
+        torch.testing.assert_close(ours[key], value, rtol=0, atol=0)
+    vae_ours = pipe.vae.state_dict()
+    for key, value in vae.state_dict().items():
+        torch.testing.assert_close(vae_ours[key], value, rtol=0, atol=0)

@@ -143,18 +143,23 @@ def build_from_pretrained_parts(
     face_mask: Any = "auto",
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
+    unet_config: Mapping[str, Any] | None = None,
+    vae_config: Mapping[str, Any] | None = None,
 ) -> EMOPipeline:
     """Build a full-size pipeline initialised from pretrained parts a user has on disk.
 
     - ``sd15_dir``: a diffusers-format Stable Diffusion 1.x folder (``unet/``, ``vae/``,
-      optionally ``scheduler/``). The UNet initialises both the ReferenceNet and the
-      Backbone's spatial layers; every new branch (reference/audio attention output,
+      optionally ``scheduler/``), or a single-file SD 1.x checkpoint (``.safetensors`` or
+      ``.ckpt`` in the original LDM layout). The UNet initialises both the ReferenceNet
+      and the Backbone's spatial layers; every new branch (audio attention output,
       temporal modules, speed layers, face locator) starts at zero, so the Backbone
       initially equals the SD UNet frame by frame.
     - ``wav2vec2_dir``: a transformers Wav2Vec2 folder (any size); the AudioProjection is
       sized to its layers and width.
     - ``motion_module``: optional AnimateDiff motion-module weights (original
       ``mm_sd_v15_v2`` layout or diffusers ``MotionAdapter`` layout) for the temporal modules.
+    - ``unet_config`` / ``vae_config``: for a single-file checkpoint, values replacing
+      those of the SD 1.5 configs (diffusers names), for checkpoints of another shape.
 
     With ``device="meta"`` only the configs are read: every network is built on the meta
     device, allocating no memory and reading no weights (to inspect shapes and sizes).
@@ -166,62 +171,92 @@ def build_from_pretrained_parts(
     """
     from emo.audio.wav2vec2 import Wav2Vec2Encoder
     from emo.models.backbone import Backbone
-    from emo.models.convert_sd import (
-        build_from_unet_source,
-        find_unet_files,
-        load_sd15_unet_state_dict,
-    )
+    from emo.models.convert_sd import build_from_unet_source
     from emo.models.presets import get_preset
     from emo.models.reference_net import ReferenceNet
-    from emo.models.vae import AutoencoderKL
 
     p = get_preset(preset)
     root = Path(sd15_dir)
-    if not root.is_dir():
-        raise CheckpointError(f"Stable Diffusion folder {os.fspath(root)!r} does not exist")
+    if not root.exists():
+        raise CheckpointError(
+            f"Stable Diffusion checkpoint {os.fspath(root)!r} does not exist; give a diffusers "
+            "folder (unet/, vae/) or a single .safetensors/.ckpt file"
+        )
     backbone_extra = {k: v for k, v in p.backbone.items() if k not in p.unet}
     on_meta = device is not None and torch.device(device).type == "meta"
+    unet_cfg, unet_state, vae = _read_stable_diffusion(root, on_meta, unet_config, vae_config)
     if on_meta:
-        from emo.models.convert_sd import unet_config_from_diffusers
-
-        config_path, _ = find_unet_files(root)
-        unet_config = unet_config_from_diffusers(
-            json.loads(config_path.read_text(encoding="utf-8"))
-        )
-        vae_config = _vae_config(root)
         with torch.device("meta"):
             encoder = Wav2Vec2Encoder(model_path=os.fspath(wav2vec2_dir))
             models = {
-                "vae": AutoencoderKL.from_config(vae_config),
-                "reference_net": ReferenceNet(**unet_config),
-                "backbone": Backbone(**{**unet_config, **backbone_extra}),
+                "vae": vae,
+                "reference_net": ReferenceNet(**unet_cfg),
+                "backbone": Backbone(**{**unet_cfg, **backbone_extra}),
             }
     else:
-        unet_config, unet_state = load_sd15_unet_state_dict(root)
-        reference_net, _ = build_from_unet_source(ReferenceNet, (unet_config, unet_state))
-        backbone, _ = build_from_unet_source(Backbone, (unet_config, unet_state), **backbone_extra)
+        assert unet_state is not None
+        reference_net, _ = build_from_unet_source(ReferenceNet, (unet_cfg, unet_state))
+        backbone, _ = build_from_unet_source(Backbone, (unet_cfg, unet_state), **backbone_extra)
         del unet_state
         if motion_module is not None:
             backbone.load_motion_modules(motion_module)
         encoder = Wav2Vec2Encoder(model_path=os.fspath(wav2vec2_dir))
-        models = {
-            "vae": AutoencoderKL.from_diffusers(root),
-            "reference_net": reference_net,
-            "backbone": backbone,
-        }
+        models = {"vae": vae, "reference_net": reference_net, "backbone": backbone}
     with torch.device("meta") if on_meta else contextlib.nullcontext():
         models["face_locator"] = p.build_face_locator()
         models["audio_projection"] = p.build_audio_projection(
             feature_dim=int(encoder.feature_dim), num_layers=int(encoder.num_layers)
         )
+    scheduler_config = _scheduler_config(root) if root.is_dir() else SD15_SCHEDULER_CONFIG
     pipe = cls(
         **models,
         audio_encoder=encoder,
-        scheduler=make_scheduler(scheduler, _scheduler_config(root)),
+        scheduler=make_scheduler(scheduler, scheduler_config),
         face_mask=face_mask,
         settings=_settings_for(p),
     )
     return _finish(pipe, None if on_meta else device, dtype)
+
+
+def _read_stable_diffusion(
+    root: Path,
+    on_meta: bool,
+    unet_overrides: Mapping[str, Any] | None,
+    vae_overrides: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None, Any]:
+    """UNet config, UNet tensors (``None`` on meta) and the built VAE of an SD 1.x checkpoint."""
+    from emo.models.convert_sd import (
+        find_unet_files,
+        load_sd15_unet_state_dict,
+        unet_config_from_diffusers,
+    )
+    from emo.models.convert_single_file import (
+        SD15_VAE_CONFIG,
+        load_sd15_single_file,
+        sd15_unet_config,
+    )
+    from emo.models.vae import AutoencoderKL
+
+    if root.is_dir():
+        if on_meta:
+            config_path, _ = find_unet_files(root)
+            raw = json.loads(config_path.read_text(encoding="utf-8"))
+            with torch.device("meta"):
+                vae = AutoencoderKL.from_config(_vae_config(root))
+            return unet_config_from_diffusers(raw), None, vae
+        unet_cfg, unet_state = load_sd15_unet_state_dict(root)
+        return unet_cfg, unet_state, AutoencoderKL.from_diffusers(root)
+    if on_meta:
+        unet_raw = {**sd15_unet_config(), **(unet_overrides or {})}
+        with torch.device("meta"):
+            vae = AutoencoderKL.from_config({**SD15_VAE_CONFIG, **(vae_overrides or {})})
+        return unet_config_from_diffusers(unet_raw), None, vae
+    unet_raw, unet_state, vae_cfg, vae_state = load_sd15_single_file(
+        root, unet_config=unet_overrides, vae_config=vae_overrides
+    )
+    vae = AutoencoderKL.from_config(vae_cfg)
+    vae.load_weights(vae_state)
+    return unet_config_from_diffusers(unet_raw), unet_state, vae
 
 
 def _vae_config(root: Path) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -271,9 +271,12 @@ class EMOPipeline:
         face_mask: Any = "auto",
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        unet_config: Mapping[str, Any] | None = None,
+        vae_config: Mapping[str, Any] | None = None,
     ) -> EMOPipeline:
         """Build a full-size pipeline initialised from pretrained parts on disk (the start of training).
 
+        ``sd15_dir`` is a diffusers Stable Diffusion 1.x folder or a single-file checkpoint.
         See :func:`emo.pipelines.builders.build_from_pretrained_parts`.
         """
         from emo.pipelines.builders import build_from_pretrained_parts
@@ -288,6 +291,8 @@ class EMOPipeline:
             face_mask=face_mask,
             device=device,
             dtype=dtype,
+            unet_config=unet_config,
+            vae_config=vae_config,
         )
 
     # -- generation ----------------------------------------------------------------
