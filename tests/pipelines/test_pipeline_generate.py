@@ -239,3 +239,19 @@ def test_more_bad_inputs_no_face_corrupt_image_empty_audio_unwritable_path(
         "empty.wav",
         "not-a-folder",
     ]
+
+
+def test_given_latents_equal_the_generator_noise(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+) -> None:
+    clip = tiny_pipe.settings.frames_per_clip
+    gen = torch.Generator().manual_seed(5)
+    noise = torch.cat([torch.randn(1, 4, clip, 4, 4, generator=gen) for _ in range(16 // clip)], 2)
+    common = {"audio_rate": 16000, "output_type": "latent"}
+    from_latents = tiny_pipe(portrait_path, short_speech, latents=noise, **common).frames
+    from_seed = tiny_pipe(
+        portrait_path, short_speech, generator=torch.Generator().manual_seed(5), **common
+    ).frames
+    assert torch.equal(from_latents, from_seed)
+    with pytest.raises(InputError, match="latents must be"):
+        tiny_pipe(portrait_path, short_speech, latents=noise[:, :, :3], **common)
