@@ -255,3 +255,21 @@ def test_given_latents_equal_the_generator_noise(
     assert torch.equal(from_latents, from_seed)
     with pytest.raises(InputError, match="latents must be"):
         tiny_pipe(portrait_path, short_speech, latents=noise[:, :, :3], **common)
+
+
+def test_to_bfloat16_generates(portrait_path: Path, short_speech: np.ndarray) -> None:
+    pipe = EMOPipeline.from_preset("tiny", face_mask="full").to(dtype=torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.dtype == torch.bfloat16 and pipe.vae.dtype == torch.bfloat16
+    out = pipe(
+        portrait_path,
+        short_speech[:3200],
+        audio_rate=16000,
+        height=32,
+        width=32,
+        num_inference_steps=1,
+        frames_per_clip=4,
+        motion_frames=2,
+    )
+    assert out.frames.shape == (5, 3, 32, 32) and out.frames.dtype == torch.float32
+    assert torch.isfinite(out.frames).all()
