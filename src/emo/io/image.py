@@ -20,6 +20,9 @@ from emo.errors import ImageError
 
 __all__ = ["crop_and_resize", "expand_box_to_aspect", "load_image"]
 
+_MAX_SIDE = 16384  # largest output side crop_and_resize makes, in pixels
+_MAX_BOX_SCALE = 8  # a face box larger than this many times the image is a unit mistake
+
 
 def _describe(src: Any) -> str:
     if isinstance(src, (str, os.PathLike)):
@@ -140,6 +143,8 @@ def load_image(src: Any) -> np.ndarray:
         decoded = _decode_file(bytes(src) if isinstance(src, bytearray) else src, label)
         return _from_array(decoded, label)
     if isinstance(src, torch.Tensor):
+        if src.is_meta:
+            raise ImageError(f"image {label} is on the meta device (no data); pass real pixels")
         tensor = src.detach().cpu()
         if tensor.ndim == 4 and tensor.shape[0] == 1:
             tensor = tensor[0]
@@ -190,12 +195,28 @@ def expand_box_to_aspect(
     tuple of int
         ``(x0, y0, x1, y1)``; may extend beyond the image only where it is larger than it.
     """
-    values = np.asarray(box.detach().cpu() if isinstance(box, torch.Tensor) else box, dtype=float)
+    try:
+        values = np.asarray(
+            box.detach().cpu() if isinstance(box, torch.Tensor) else box, dtype=float
+        )
+    except (TypeError, ValueError, NotImplementedError):
+        values = np.zeros(0)
     if values.shape != (4,) or not np.isfinite(values).all():
         raise ImageError(f"box must be four finite numbers (x0, y0, x1, y1), got {box!r}")
     x0, y0, x1, y1 = (float(v) for v in values)
+    shown = (x0, y0, x1, y1)
     if not (x1 > x0 and y1 > y0):
-        raise ImageError(f"box {tuple(values)} is empty: it needs x0 < x1 and y0 < y1")
+        raise ImageError(f"box {shown} is empty: it needs x0 < x1 and y0 < y1")
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        raise ImageError(
+            f"box {shown} lies outside the {width}x{height} image; give pixel "
+            "coordinates (x0, y0, x1, y1) inside it"
+        )
+    if x1 - x0 > _MAX_BOX_SCALE * width or y1 - y0 > _MAX_BOX_SCALE * height:
+        raise ImageError(
+            f"box {shown} is more than {_MAX_BOX_SCALE} times the {width}x{height} "
+            "image; give pixel coordinates of the face in this image"
+        )
     bw, bh = x1 - x0, y1 - y0
     if bw / bh < aspect:
         bw = bh * aspect
@@ -241,8 +262,15 @@ def crop_and_resize(image: Any, box: Any, height: int, width: int) -> np.ndarray
     ImageError
         If the image cannot be loaded, the box is empty or the size is not positive.
     """
-    if int(height) <= 0 or int(width) <= 0:
-        raise ImageError(f"output size must be positive, got height={height}, width={width}")
+    for label, size in (("height", height), ("width", width)):
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, (int, np.integer))
+            or not 0 < size <= _MAX_SIDE
+        ):
+            raise ImageError(
+                f"output {label} must be a positive int (at most {_MAX_SIDE} pixels), got {size!r}"
+            )
     array = load_image(image)
     img_h, img_w = array.shape[:2]
     x0, y0, x1, y1 = expand_box_to_aspect(box, width / height, img_h, img_w)

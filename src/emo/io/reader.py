@@ -21,6 +21,17 @@ from emo.errors import InputError, VideoError
 __all__ = ["VideoReader", "read_video"]
 
 
+def _is_count(value: Any) -> bool:
+    """True for a non-negative integer (int, numpy integer, or a float with no fraction)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return int(value) >= 0
+    if isinstance(value, (float, np.floating)):
+        return bool(np.isfinite(value)) and float(value).is_integer() and float(value) >= 0
+    return False
+
+
 class VideoReader:
     """Random access to the frames of a video file (decoded with PyAV).
 
@@ -61,6 +72,11 @@ class VideoReader:
     def __init__(self, path: str | os.PathLike[str], *, threads: bool = True) -> None:
         import av
 
+        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+            raise VideoError(
+                f"video path must be a str or os.PathLike, got {type(path).__name__}; give the "
+                "path of a video file"
+            )
         if not os.fspath(path):
             raise VideoError("video path is an empty string; give the path of a video file")
         self.path = Path(path)
@@ -181,10 +197,12 @@ class VideoReader:
         """
         import av
 
-        if isinstance(start, bool) or int(start) < 0:
-            raise InputError(f"start frame must be >= 0, got {start!r}")
-        if num_frames is not None and (isinstance(num_frames, bool) or int(num_frames) < 0):
-            raise InputError(f"num_frames must be >= 0 or None, got {num_frames!r}")
+        if not _is_count(start):
+            raise InputError(f"start frame must be an int >= 0, got {start!r}")
+        if num_frames is not None and not _is_count(num_frames):
+            raise InputError(f"num_frames must be an int >= 0 or None, got {num_frames!r}")
+        if not self._container_open():
+            raise VideoError(f"{self._label} was closed; open a new VideoReader to read it")
         start = int(start)
         if self._length is not None and start >= self._length:
             raise VideoError(
@@ -214,6 +232,8 @@ class VideoReader:
             if step != 1:
                 raise InputError("VideoReader slices support step 1 only")
             return self.read(begin, max(0, end - begin))
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+            raise InputError(f"frame index must be an int or a slice, got {key!r}")
         index = int(key)
         if index < 0:
             index += len(self)
@@ -228,7 +248,11 @@ class VideoReader:
 
     def close(self) -> None:
         """Close the file."""
+        self._closed = True
         self._container.close()
+
+    def _container_open(self) -> bool:
+        return not getattr(self, "_closed", False)
 
     def __enter__(self) -> VideoReader:
         return self

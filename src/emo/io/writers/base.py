@@ -93,6 +93,8 @@ def to_fraction(fps: Any) -> Fraction:
     InputError
         If ``fps`` is not a positive finite number.
     """
+    if isinstance(fps, bool):
+        raise InputError(f"fps must be a positive number, got {fps!r}")
     if isinstance(fps, Fraction):
         value = fps
     else:
@@ -129,6 +131,8 @@ def as_video_frames(frames: Any, *, name: str = "frames") -> np.ndarray:
     """
     if isinstance(frames, torch.Tensor):
         tensor = frames.detach()
+        if tensor.is_meta:
+            raise InputError(f"{name} are a tensor on the meta device (no data); pass real frames")
         if tensor.dtype.is_floating_point:
             if not torch.isfinite(tensor).all():
                 raise InputError(f"{name} hold NaN or inf values")
@@ -176,9 +180,17 @@ def prepare_audio(audio: Any, sample_rate: Any) -> tuple[np.ndarray, int]:
     """
     if sample_rate is None:
         raise InputError("audio was given without sample_rate; pass sample_rate=... (Hz)")
-    if isinstance(sample_rate, bool) or not float(sample_rate).is_integer() or sample_rate <= 0:
+    if (
+        isinstance(sample_rate, bool)
+        or not isinstance(sample_rate, (int, float, np.integer, np.floating))
+        or not np.isfinite(sample_rate)
+        or not float(sample_rate).is_integer()
+        or sample_rate <= 0
+    ):
         raise InputError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
     rate = int(sample_rate)
+    if isinstance(audio, torch.Tensor) and audio.is_meta:
+        raise InputError("audio is a tensor on the meta device (no data); pass real samples")
     if isinstance(audio, torch.Tensor):
         array = (
             audio.detach().cpu().float().numpy()
@@ -198,6 +210,11 @@ def prepare_audio(audio: Any, sample_rate: Any) -> tuple[np.ndarray, int]:
     if array.ndim != 2 or array.shape[0] not in (1, 2):
         raise InputError(
             f"audio must be mono (n,) or (c, n) with 1 or 2 channels, got shape {tuple(array.shape)}"
+        )
+    if array.shape[1] == 0:
+        raise InputError(
+            "audio holds no samples (shape "
+            f"{tuple(array.shape)}); pass audio=None for a silent video"
         )
     if array.dtype == np.int16:
         array = array.astype(np.float32) / 32768.0
@@ -288,8 +305,12 @@ class WriterSession(ABC):
         self.fps = to_fraction(fps)
         if isinstance(width, bool) or isinstance(height, bool):
             raise InputError("width and height must be integers")
-        if int(width) <= 0 or int(height) <= 0:
-            raise InputError(f"width and height must be positive, got {width}x{height}")
+        try:
+            valid = int(width) > 0 and int(height) > 0
+        except (TypeError, ValueError, OverflowError):
+            valid = False
+        if not valid:
+            raise InputError(f"width and height must be positive integers, got {width}x{height}")
         self.width, self.height = int(width), int(height)
         self.audio: np.ndarray | None = None
         self.sample_rate: int | None = None
@@ -405,11 +426,23 @@ class WriterSession(ABC):
 
 
 def _check_target(path: str | os.PathLike[str], *, folder: bool) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+        raise VideoError(
+            f"the output path must be a str or os.PathLike, got {type(path).__name__}; "
+            "give a file name such as 'out.mp4'"
+        )
     if not os.fspath(path):
         raise VideoError("the output path is an empty string; give a file name")
     target = Path(path).expanduser()
     if not folder and target.is_dir():
         raise VideoError(f"output path {os.fspath(path)!r} is a folder; give a file name")
+    if not folder and target.exists() and not target.is_file():
+        # A device (/dev/null), FIFO or socket: renaming the finished file onto it
+        # would replace the special file itself.
+        raise VideoError(
+            f"output path {os.fspath(path)!r} is not a regular file (a device, pipe or "
+            "socket); give the name of a regular file"
+        )
     if folder and target.exists() and not target.is_dir():
         raise VideoError(
             f"output path {os.fspath(path)!r} is a file; the frames writer needs a folder"
@@ -489,6 +522,7 @@ class FolderSession(WriterSession):
     def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target = _check_target(path, folder=True)
+        self._check_replaceable()
         try:
             tmp = tempfile.mkdtemp(
                 prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent
@@ -497,6 +531,30 @@ class FolderSession(WriterSession):
             raise VideoError(f"cannot write in the folder of {os.fspath(path)!r}: {exc}") from exc
         self.temp_path = Path(tmp)
         self._finalizer = weakref.finalize(self, _remove, tmp)
+
+    def owns(self, name: str) -> bool:
+        """Whether an entry ``name`` of an existing target folder is this writer's output.
+
+        An existing folder is replaced only when every entry in it is a regular file
+        it owns (or it is empty), so a folder of other files is never deleted. The
+        default owns nothing; subclasses name their own files.
+        """
+        return False
+
+    def _check_replaceable(self) -> None:
+        if not self.target.is_dir():
+            return
+        foreign = sorted(
+            entry.name
+            for entry in os.scandir(self.target)
+            if not (entry.is_file(follow_symlinks=False) and self.owns(entry.name))
+        )
+        if foreign:
+            raise VideoError(
+                f"output folder {str(self.target)!r} already holds other files (e.g. "
+                f"{foreign[0]!r}); writing replaces the whole folder, so give a new or empty "
+                "folder"
+            )
 
     def _publish(self) -> Path:
         """Swap the temporary folder into place of the target."""

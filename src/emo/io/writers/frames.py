@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from fractions import Fraction
 from typing import Any
 
@@ -16,10 +17,16 @@ __all__ = ["PNGFramesWriter"]
 
 class _FramesSession(FolderSession):
     def __init__(self, settings: dict[str, Any], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
         self.pattern = str(settings["pattern"])
         self.compression = int(settings["compression_level"])
         self.audio_name = str(settings["audio_name"])
+        super().__init__(**kwargs)
+
+    def owns(self, name: str) -> bool:
+        # Only the frame files of an earlier run (named by the pattern) and its audio file.
+        if name == self.audio_name:
+            return True
+        return any(self.pattern.format(int(digits)) == name for digits in re.findall(r"\d+", name))
 
     def _write_frames(self, frames: np.ndarray) -> None:
         import av
