@@ -189,6 +189,8 @@ def load_config(directory: str | os.PathLike[str], name: str = CONFIG_NAME) -> F
     ConfigError
         If the file is missing or is not a JSON object.
     """
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ConfigError(f"a config folder must be a path, got {type(directory).__name__}")
     path = Path(directory) / name
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -288,6 +290,11 @@ class ConfigMixin:
         ConfigError
             If an override is not an argument of ``cls.__init__``.
         """
+        if not isinstance(config, Mapping):
+            raise ConfigError(
+                f"{cls.__name__}.from_config needs a mapping (a dict or another object's "
+                f".config), got {type(config).__name__}"
+            )
         parameters = inspect.signature(cls.__init__).parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
         accepted = {
@@ -315,8 +322,19 @@ class ConfigMixin:
 
     def save_config(self, directory: str | os.PathLike[str]) -> Path:
         """Write the config as ``directory/config.json`` (atomically) and return its path."""
+        if not isinstance(directory, (str, os.PathLike)):
+            raise ConfigError(
+                f"{type(self).__name__}.save_config needs a folder path, got "
+                f"{type(directory).__name__}"
+            )
         folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / self.config_name
-        atomic_write_text(path, self.config.to_json_string())
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, self.config.to_json_string())
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write {os.fspath(path)!r}: {exc}; give a writable folder path "
+                "(not an existing file)"
+            ) from exc
         return path

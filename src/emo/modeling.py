@@ -67,6 +67,10 @@ def load_state_dict_file(
     CheckpointError
         If the file is missing or cannot be parsed.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckpointError(
+            f"weights file must be a path (str or os.PathLike), got {type(path).__name__}"
+        )
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"weights file {os.fspath(file)!r} does not exist")
@@ -85,6 +89,23 @@ def load_state_dict_file(
     ):
         raise CheckpointError(f"{os.fspath(file)!r} does not hold a flat tensor state dict")
     return {str(k): v for k, v in loaded.items()}
+
+
+def _output_folder(directory: Any, what: str) -> Path:
+    """Create (if needed) and return the folder ``directory`` to save into."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise CheckpointError(
+            f"{what}.save_pretrained needs a folder path, got {type(directory).__name__}"
+        )
+    folder = Path(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot create the folder {os.fspath(directory)!r} to save {what}: {exc}; "
+            "give a writable folder path (not an existing file)"
+        ) from exc
+    return folder
 
 
 class ModelMixin(nn.Module, ConfigMixin):
@@ -128,8 +149,7 @@ class ModelMixin(nn.Module, ConfigMixin):
         """
         from safetensors.torch import save_file
 
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = _output_folder(directory, type(self).__name__)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         if any(v.is_meta for v in state.values()):
             raise CheckpointError(f"{type(self).__name__} is on the meta device; nothing to save")
@@ -172,6 +192,28 @@ class ModelMixin(nn.Module, ConfigMixin):
         **overrides
             Config values to replace.
         """
+        if not isinstance(directory, (str, os.PathLike)):
+            raise CheckpointError(
+                f"{cls.__name__}.from_pretrained needs a folder path, got {type(directory).__name__}"
+            )
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ConfigError(
+                f"{cls.__name__}.from_pretrained: dtype must be a floating-point torch.dtype "
+                f"(torch.float32, torch.float16, torch.bfloat16), got {dtype!r}"
+            )
+        if device is not None:
+            try:
+                kind = torch.device(device).type
+            except (RuntimeError, TypeError, ValueError) as exc:
+                raise ConfigError(
+                    f"{cls.__name__}.from_pretrained: device {device!r} is not a torch device "
+                    "('cpu', 'cuda', 'cuda:1', 'mps', ...)"
+                ) from exc
+            if kind == "cuda" and not torch.cuda.is_available():
+                raise ConfigError(
+                    f"{cls.__name__}.from_pretrained: device {device!r} asked for, but this "
+                    "torch sees no CUDA GPU; use device='cpu'"
+                )
         config = load_config(directory, cls.config_name)
         target = cls
         stamped = config.get("_class_name")
@@ -208,6 +250,17 @@ class ModelMixin(nn.Module, ConfigMixin):
         CheckpointError
             On any shape mismatch, and on missing or unexpected keys when ``strict``.
         """
+        if not isinstance(state_dict, Mapping):
+            raise CheckpointError(
+                f"{type(self).__name__}.load_weights needs a mapping of names to tensors, got "
+                f"{type(state_dict).__name__}"
+            )
+        bad = [str(k) for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
+        if bad:
+            raise CheckpointError(
+                f"{type(self).__name__}.load_weights: {len(bad)} values are not tensors "
+                f"(e.g. {bad[0]!r}); pass a state dict of tensors"
+            )
         own = self.state_dict()
         mismatched = [
             f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from emo.errors import InputError
+
 __all__ = ["KINDS", "KindSpec", "normalize_kind"]
 
 
@@ -81,13 +83,15 @@ def normalize_kind(kind: str) -> KindSpec:
 
     Raises
     ------
-    ValueError
-        If ``kind`` is not one of the four kinds.
+    InputError
+        If ``kind`` is not one of the four kinds (a ``ValueError`` too).
     """
+    if not isinstance(kind, str):
+        raise InputError(f"plugin kind must be a str, one of {sorted(KINDS)}; got {kind!r}")
     key = kind.strip().lower().replace("-", "_")
     key = key.removeprefix("emo.")
     key = _ALIASES.get(key, key)
     try:
         return KINDS[key]
     except KeyError:
-        raise ValueError(f"unknown plugin kind {kind!r}; kinds are {sorted(KINDS)}") from None
+        raise InputError(f"unknown plugin kind {kind!r}; kinds are {sorted(KINDS)}") from None
