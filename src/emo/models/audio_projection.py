@@ -14,6 +14,7 @@ from torch import nn
 
 from emo.errors import ConfigError, InputError
 from emo.modeling import ModelMixin
+from emo.models._checks import check_input_tensor, positive_ints
 
 __all__ = ["AudioProjection", "audio_context_window"]
 
@@ -101,6 +102,18 @@ class AudioProjection(ModelMixin):
         output_dim: int = 768,
     ) -> None:
         super().__init__()
+        positive_ints(
+            "AudioProjection",
+            feature_dim=feature_dim,
+            num_layers=num_layers,
+            num_tokens=num_tokens,
+            hidden_dim=hidden_dim,
+            output_dim=output_dim,
+        )
+        if isinstance(context_frames, bool) or not isinstance(context_frames, int):
+            raise ConfigError(
+                f"AudioProjection: context_frames must be an int, got {context_frames!r}"
+            )
         if min(feature_dim, num_layers, num_tokens, hidden_dim, output_dim) <= 0:
             raise ConfigError(
                 "AudioProjection: feature_dim, num_layers, num_tokens, hidden_dim and output_dim "
@@ -126,6 +139,9 @@ class AudioProjection(ModelMixin):
                 f"AudioProjection: features must be (b, frames, layers={self.num_layers}, "
                 f"dim={self.feature_dim}), got {shape}"
             )
+        check_input_tensor(
+            "AudioProjection", "features", features, like=self.proj1.weight, layout="(b, f, l, d)"
+        )
         if tuple(features.shape[2:]) != (self.num_layers, self.feature_dim):
             raise InputError(
                 f"AudioProjection: features have (layers, dim) = {tuple(features.shape[2:])}, "

@@ -29,6 +29,7 @@ from torch import nn
 
 from emo.errors import InputError
 from emo.modeling import LoadReport
+from emo.models._checks import check_input_tensor
 from emo.models.blocks import BlockContext
 from emo.models.reference_net import ReferenceFeatures, UNetSource
 from emo.models.unet_2d import TimestepLike, UNetBase
@@ -331,6 +332,27 @@ class Backbone(UNetBase):
         """
         self._check_sample(sample, 5, "(b, c, f, h, w)")
         batch, _, frames = sample.shape[:3]
+        if frames == 0 or batch == 0:
+            raise InputError(
+                f"Backbone: sample {tuple(sample.shape)} holds no frames; pass (b, c, f, h, w) "
+                "with b, f >= 1"
+            )
+        for label, features in (
+            ("reference_features", reference_features),
+            ("motion_features", motion_features),
+        ):
+            if features is not None and not isinstance(features, ReferenceFeatures):
+                raise InputError(
+                    f"Backbone: {label} must be the ReferenceFeatures a ReferenceNet returns, "
+                    f"got {type(features).__name__}"
+                )
+        weight = self.conv_in.weight
+        if audio_tokens is not None:
+            check_input_tensor(
+                "Backbone", "audio_tokens", audio_tokens, like=weight, layout="(b, f, k, d)"
+            )
+        if speed is not None:
+            check_input_tensor("Backbone", "speed", speed, like=weight, layout="(b, f)")
         dtype = sample.dtype
         x = rearrange(sample, "b c f h w -> (b f) c h w")
         temb = self._time_embedding(timestep, batch, dtype, sample.device)

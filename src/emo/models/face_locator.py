@@ -16,6 +16,7 @@ from torch import nn
 
 from emo.errors import ConfigError, InputError
 from emo.modeling import ModelMixin
+from emo.models._checks import positive_ints
 
 __all__ = ["FaceLocator"]
 
@@ -45,6 +46,14 @@ class FaceLocator(ModelMixin):
         block_out_channels: tuple[int, ...] = (16, 32, 64, 128),
     ) -> None:
         super().__init__()
+        positive_ints(
+            "FaceLocator",
+            in_channels=in_channels,
+            out_channels=out_channels,
+            block_out_channels=list(block_out_channels)
+            if isinstance(block_out_channels, (list, tuple))
+            else block_out_channels,
+        )
         widths = tuple(int(c) for c in block_out_channels)
         if in_channels <= 0 or out_channels <= 0 or not widths or min(widths) <= 0:
             raise ConfigError(
@@ -103,6 +112,8 @@ class FaceLocator(ModelMixin):
                 "resize the image/mask to a multiple of 8 first"
             )
         weight = self.conv_in.weight
+        if mask.is_meta and not weight.is_meta:
+            raise InputError("FaceLocator: mask is on the meta device (no data); pass a real mask")
         x = mask.to(device=weight.device, dtype=weight.dtype)
         video = x.ndim == 5
         b = x.shape[0]

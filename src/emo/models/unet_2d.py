@@ -18,6 +18,7 @@ from torch import nn
 
 from emo.errors import ConfigError, InputError
 from emo.modeling import ModelMixin
+from emo.models._checks import check_input_tensor, positive_ints
 from emo.models.attention import SpatialTransformer
 from emo.models.blocks import BlockContext, DownBlock, MidBlock, UpBlock, layer_key
 from emo.models.embeddings import TimestepEmbedding, Timesteps
@@ -111,6 +112,15 @@ class UNetBase(ModelMixin):
             raise ConfigError(
                 f"{name}: unsupported mid_block_type {mid_block_type!r}; supported: {MID_BLOCK_TYPES}"
             )
+        positive_ints(
+            name,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            block_out_channels=list(block_out_channels),
+            norm_num_groups=norm_num_groups,
+            cross_attention_dim=cross_attention_dim,
+            audio_cross_attention_dim=audio_cross_attention_dim,
+        )
         bad_channels = [c for c in block_out_channels if c <= 0 or c % norm_num_groups]
         if bad_channels:
             raise ConfigError(
@@ -124,6 +134,7 @@ class UNetBase(ModelMixin):
             n,
         )
         layers = _per_block("layers_per_block", layers_per_block, n)
+        positive_ints(name, layers_per_block=layers)
         depth = _per_block("transformer_layers_per_block", transformer_layers_per_block, n)
         for channels, h in zip(block_out_channels, heads, strict=True):
             if h <= 0 or channels % h:
@@ -274,11 +285,26 @@ class UNetBase(ModelMixin):
             )
         if not sample.is_floating_point():
             raise InputError(f"{name}: sample must be floating point, got {sample.dtype}")
+        if 0 in sample.shape[-2:]:
+            raise InputError(f"{name}: sample has an empty size {tuple(sample.shape)} {layout}")
+        weight = self.conv_in.weight
+        check_input_tensor(name, "sample", sample, like=weight, layout=layout)
+        if sample.dtype != weight.dtype and not torch.is_autocast_enabled(sample.device.type):
+            raise InputError(
+                f"{name}: sample is {sample.dtype} but the weights are {weight.dtype}; pass "
+                f"sample.to({weight.dtype}) or load the model with dtype={sample.dtype}"
+            )
 
     def _time_embedding(
         self, timestep: TimestepLike, batch: int, dtype: torch.dtype, device: torch.device
     ) -> torch.Tensor:
-        t = torch.as_tensor(timestep, device=device)
+        try:
+            t = torch.as_tensor(timestep, device=device)
+        except (TypeError, ValueError, RuntimeError, NotImplementedError) as exc:
+            raise InputError(
+                f"{type(self).__name__}: timestep must be a number or a (b,) tensor, got "
+                f"{timestep!r}"
+            ) from exc
         if t.ndim == 0:
             t = t[None]
         if t.ndim != 1 or t.shape[0] not in (1, batch):
@@ -293,6 +319,13 @@ class UNetBase(ModelMixin):
 
     def _check_text(self, encoder_hidden_states: torch.Tensor, batch: int) -> None:
         dim = int(self.config["cross_attention_dim"])
+        check_input_tensor(
+            type(self).__name__,
+            "encoder_hidden_states",
+            encoder_hidden_states,
+            like=self.conv_in.weight,
+            layout=f"(b, t, d={dim})",
+        )
         if (
             encoder_hidden_states.ndim != 3
             or encoder_hidden_states.shape[0] not in (1, batch)

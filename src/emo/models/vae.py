@@ -30,6 +30,7 @@ from torch.utils.checkpoint import checkpoint
 
 from emo.errors import CheckpointError, ConfigError, EMOWarning, InputError
 from emo.modeling import LoadReport, ModelMixin, load_state_dict_file
+from emo.models._checks import positive_ints
 from emo.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
 
 __all__ = [
@@ -540,6 +541,17 @@ class AutoencoderKL(ModelMixin):
         mid_block_add_attention: bool = True,
     ) -> None:
         super().__init__()
+        positive_ints(
+            "AutoencoderKL",
+            in_channels=in_channels,
+            out_channels=out_channels,
+            block_out_channels=list(block_out_channels)
+            if isinstance(block_out_channels, (list, tuple))
+            else block_out_channels,
+            layers_per_block=layers_per_block,
+            latent_channels=latent_channels,
+            norm_num_groups=norm_num_groups,
+        )
         channels = tuple(int(c) for c in block_out_channels)
         if not channels:
             raise ConfigError("AutoencoderKL: block_out_channels must list at least one level")
@@ -598,8 +610,12 @@ class AutoencoderKL(ModelMixin):
 
     def enable_slicing(self, frame_slice_size: int = 8) -> None:
         """Encode/decode at most ``frame_slice_size`` frames (or images) at a time."""
-        if frame_slice_size < 1:
-            raise InputError(f"frame_slice_size must be >= 1, got {frame_slice_size}")
+        if (
+            isinstance(frame_slice_size, bool)
+            or not isinstance(frame_slice_size, int)
+            or frame_slice_size < 1
+        ):
+            raise InputError(f"frame_slice_size must be an int >= 1, got {frame_slice_size!r}")
         self.frame_slice_size = int(frame_slice_size)
 
     def disable_slicing(self) -> None:
