@@ -29,6 +29,10 @@ _EXTRA_FILES = ("preprocessor_config.json",)
 
 def check_model_folder(model_path: str | os.PathLike[str], what: str) -> Path:
     """Return ``model_path`` as a Path after checking it is a folder with ``config.json``."""
+    if not isinstance(model_path, (str, os.PathLike)):
+        raise CheckpointError(
+            f"{what} model_path must be a local folder path, got {type(model_path).__name__}"
+        )
     folder = Path(model_path).expanduser()
     if not folder.is_dir():
         raise CheckpointError(

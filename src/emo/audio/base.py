@@ -142,11 +142,20 @@ class AudioEncoderBase(PluginBase, ABC):
             If it is not 1-D, empty, or holds NaN/inf.
         """
         if isinstance(waveform, np.ndarray):
+            if waveform.dtype.kind not in "fiub":
+                raise AudioError(
+                    f"{type(self).__name__}.encode needs float samples, got a numpy array of "
+                    f"dtype {waveform.dtype}"
+                )
             waveform = torch.from_numpy(np.ascontiguousarray(waveform))
         if not isinstance(waveform, torch.Tensor):
             raise AudioError(
                 f"{type(self).__name__}.encode needs a (samples,) tensor, got "
                 f"{type(waveform).__name__}; load files with emo.load_audio"
+            )
+        if waveform.is_meta:
+            raise AudioError(
+                f"{type(self).__name__}.encode got a waveform on the meta device (no data)"
             )
         if waveform.dim() != 1:
             raise AudioError(

@@ -185,6 +185,10 @@ def _av_duration(container: Any, stream: Any) -> float | None:
 
 
 def _file_label(source: str | os.PathLike[str]) -> tuple[str, str]:
+    if not isinstance(source, (str, os.PathLike)) or not isinstance(os.fspath(source), str):
+        raise AudioError(
+            f"an audio file path must be a str or os.PathLike, got {type(source).__name__}"
+        )
     path = os.fspath(source)
     label = f"audio file {path!r}"
     p = Path(path)
@@ -206,6 +210,8 @@ def _array_to_mono(array: np.ndarray | torch.Tensor, label: str) -> torch.Tensor
             raise AudioError(f"{label} has dtype {array.dtype}; pass float or integer samples")
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     else:
+        if array.is_meta:
+            raise AudioError(f"{label} is on the meta device (no data); pass real samples")
         tensor = array.detach().cpu()
         if tensor.dtype == torch.uint8:
             tensor = (tensor.float() - 128.0) / 128.0

@@ -16,13 +16,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-from emo.errors import InputError
+from emo.errors import AudioError, InputError
 
 __all__ = ["StreamingResampler", "resample"]
 
 _ZERO_CROSSINGS = 64
 _ROLLOFF = 0.94
 _KAISER_BETA = 9.0
+_MAX_KERNEL = 1 << 26  # filter coefficients (float64 while built): 512 MiB per table
 
 
 def _kernel(orig: int, new: int, dtype: torch.dtype) -> tuple[torch.Tensor, int, int, int]:
@@ -47,6 +48,16 @@ def _check_rates(orig_rate: int, new_rate: int) -> None:
     for label, rate in (("orig_rate", orig_rate), ("new_rate", new_rate)):
         if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
             raise InputError(f"{label} must be a positive int (Hz), got {rate!r}")
+    g = math.gcd(orig_rate, new_rate)
+    o, n = orig_rate // g, new_rate // g
+    taps = 2 * math.ceil(_ZERO_CROSSINGS / (_ROLLOFF * min(1.0, n / o))) + o
+    if orig_rate != new_rate and n * taps > _MAX_KERNEL:
+        raise AudioError(
+            f"cannot resample {orig_rate} Hz to {new_rate} Hz exactly: the rates share no "
+            f"useful common factor (ratio {n}/{o}) and the filter would need {n * taps:,} "
+            "coefficients; convert the audio to a standard rate (16000, 22050, 44100 or "
+            "48000 Hz) first"
+        )
 
 
 class StreamingResampler:
@@ -140,6 +151,11 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
         ``(ceil(samples * new_rate / orig_rate),)`` tensor of the input's float dtype
         (float32 for integer input), on the input's device.
     """
+    if not isinstance(waveform, torch.Tensor):
+        raise InputError(
+            f"resample needs a (samples,) torch.Tensor, got {type(waveform).__name__}; use "
+            "torch.from_numpy for numpy arrays"
+        )
     _check_rates(orig_rate, new_rate)
     if orig_rate == new_rate:
         return waveform

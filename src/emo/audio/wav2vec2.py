@@ -117,10 +117,20 @@ class Wav2Vec2Encoder(AudioEncoderBase):
                 model = Wav2Vec2Model(hf_config)
             else:
                 model = Wav2Vec2Model.from_pretrained(os.fspath(folder), local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # transformers raises RuntimeError, TypeError, SafetensorError...
             raise CheckpointError(
-                f"cannot load a wav2vec2 model from {os.fspath(folder)!r}: {exc}"
+                f"cannot load a wav2vec2 model from {os.fspath(folder)!r}: "
+                f"{type(exc).__name__}: {str(exc)[:500]}; is it a transformers wav2vec2 folder "
+                "with complete weights?"
             ) from exc
+        for label, value in (
+            ("chunk_seconds", chunk_seconds),
+            ("context_seconds", context_seconds),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise ConfigError(f"Wav2Vec2Encoder: {label} must be a number, got {value!r}")
         if chunk_seconds is not None and not chunk_seconds > 0:
             raise ConfigError(
                 f"Wav2Vec2Encoder: chunk_seconds must be > 0 or None, got {chunk_seconds}"

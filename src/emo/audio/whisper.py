@@ -118,10 +118,23 @@ class WhisperEncoder(AudioEncoderBase):
         folder = check_model_folder(model_path, "whisper")
         try:
             hf_config = WhisperConfig.from_pretrained(os.fspath(folder), local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # transformers raises OSError, TypeError, ValueError...
             raise CheckpointError(
-                f"cannot read a Whisper config in {os.fspath(folder)!r}: {exc}"
+                f"cannot read a Whisper config in {os.fspath(folder)!r}: "
+                f"{type(exc).__name__}: {str(exc)[:500]}"
             ) from exc
+        for label, value in (
+            ("chunk_seconds", chunk_seconds),
+            ("context_seconds", context_seconds),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise ConfigError(f"WhisperEncoder: {label} must be a number, got {value!r}")
+        if chunk_seconds is not None and not chunk_seconds > 0:
+            raise ConfigError(
+                f"WhisperEncoder: chunk_seconds must be > 0 or None, got {chunk_seconds}"
+            )
         encoder: Any = HFEncoder(hf_config)
         if not _building_on_meta():
             _load_encoder_weights(encoder, folder)
