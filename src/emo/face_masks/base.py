@@ -76,6 +76,8 @@ def as_frames(frames: Any, *, name: str = "frames") -> np.ndarray:
         If the input is not an array of that shape, is empty, or holds NaN/inf.
     """
     if isinstance(frames, torch.Tensor):
+        if frames.is_meta:
+            raise InputError(f"{name} are a tensor on the meta device (no data); pass real frames")
         array = frames.detach().cpu().numpy()
     elif isinstance(frames, np.ndarray):
         array = frames
@@ -119,6 +121,12 @@ def _as_boxes(boxes: Any, name: str = "box") -> torch.Tensor:
     return tensor
 
 
+def _check_size(height: Any, width: Any) -> None:
+    for label, size in (("height", height), ("width", width)):
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+            raise InputError(f"mask {label} must be a positive int (pixels), got {size!r}")
+
+
 def union_box(boxes: Any) -> torch.Tensor:
     """Return the smallest box that contains every box.
 
@@ -159,6 +167,9 @@ def pad_box(box: Any, ratio: float, height: int, width: int) -> torch.Tensor:
         float32 boxes of the input's shape ``(4,)`` or ``(n, 4)``.
     """
     tensor = _as_boxes(box)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        raise InputError(f"padding ratio must be a number, got {ratio!r}")
+    _check_size(height, width)
     if not math.isfinite(ratio) or ratio <= -0.5:
         raise InputError(f"padding ratio must be finite and > -0.5, got {ratio!r}")
     x0, y0, x1, y1 = tensor.unbind(-1)
@@ -186,6 +197,7 @@ def box_to_mask(box: Any, height: int, width: int) -> torch.Tensor:
         float32 ``(1, h, w)`` for one box, ``(f, 1, h, w)`` for ``f`` boxes; values in {0, 1}.
     """
     tensor = _as_boxes(box)
+    _check_size(height, width)
     single = tensor.ndim == 1
     boxes = tensor[None] if single else tensor
     ys = torch.arange(height, dtype=torch.float32)[None, :, None]

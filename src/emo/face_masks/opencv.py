@@ -88,6 +88,14 @@ class AutoFaceMask(FaceMaskBase):
         max_side: int = 640,
     ) -> None:
         super().__init__(padding=padding, union=union)
+        for label, value in (
+            ("scale_factor", scale_factor),
+            ("min_neighbors", min_neighbors),
+            ("min_size", min_size),
+            ("max_side", max_side),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputError(f"{label} must be a number, got {value!r}")
         if not scale_factor > 1.0:
             raise InputError(f"scale_factor must be > 1, got {scale_factor!r}")
         if not 0.0 < min_size < 1.0:

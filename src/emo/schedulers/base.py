@@ -212,10 +212,16 @@ def timestep_value(timestep: object, label: str = "timestep") -> float:
             raise InputError(
                 f"{label} must hold one value, got a tensor of shape {tuple(timestep.shape)}"
             )
-        return float(timestep.item())
-    if isinstance(timestep, bool) or not isinstance(timestep, (int, float)):
+        if timestep.is_meta:
+            raise InputError(f"{label} is a tensor on the meta device (no value)")
+        value = float(timestep.item())
+    elif isinstance(timestep, bool) or not isinstance(timestep, (int, float)):
         raise InputError(f"{label} must be a number or a tensor, got {type(timestep).__name__}")
-    return float(timestep)
+    else:
+        value = float(timestep)
+    if not math.isfinite(value):
+        raise InputError(f"{label} must be finite, got {value}")
+    return value
 
 
 def batch_view(coefficients: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -415,6 +421,10 @@ class SchedulerBase(PluginBase, abc.ABC):
     def _alpha_bar_at(self, timesteps: TimestepLike, like: torch.Tensor) -> torch.Tensor:
         """``alphas_cumprod`` at training timesteps (linearly interpolated), ``(b,)`` float32."""
         if isinstance(timesteps, torch.Tensor):
+            if timesteps.is_meta or timesteps.is_complex():
+                raise InputError(
+                    f"timesteps must be real numbers, got a {timesteps.dtype} tensor on {timesteps.device}"
+                )
             t = timesteps.detach().to("cpu", torch.float64).reshape(-1)
         elif isinstance(timesteps, (int, float)) and not isinstance(timesteps, bool):
             t = torch.tensor([float(timesteps)], dtype=torch.float64)
@@ -428,7 +438,7 @@ class SchedulerBase(PluginBase, abc.ABC):
                 f"got {t.numel()} timesteps for a batch of {like.shape[0]}; pass one per "
                 "sample or a single one"
             )
-        if bool(((t < 0) | (t > count - 1)).any()):
+        if not bool(torch.isfinite(t).all()) or bool(((t < 0) | (t > count - 1)).any()):
             raise InputError(f"timesteps must lie in [0, {count - 1}], got {t.tolist()}")
         low = t.floor().long().clamp(max=count - 1)
         high = (low + 1).clamp(max=count - 1)

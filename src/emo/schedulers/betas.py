@@ -141,7 +141,12 @@ def make_betas(
     if num_train_timesteps < 2:
         raise ConfigError(f"num_train_timesteps must be at least 2, got {num_train_timesteps}")
     if trained_betas is not None:
-        betas = torch.tensor(list(trained_betas), dtype=torch.float32)
+        try:
+            betas = torch.tensor(list(trained_betas), dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ConfigError(
+                f"trained_betas must be a list of numbers, got {trained_betas!r:.200}"
+            ) from exc
         if betas.ndim != 1 or betas.numel() != num_train_timesteps:
             raise ConfigError(
                 f"trained_betas has {betas.numel()} values but num_train_timesteps is "

@@ -165,6 +165,8 @@ class SigmaSchedulerBase(SchedulerBase):
     def _sigmas_at(self, timesteps: TimestepLike, like: torch.Tensor) -> torch.Tensor:
         """Sigma per sample ``(b,)``: the schedule's at scheduled timesteps, else training."""
         if isinstance(timesteps, torch.Tensor):
+            if timesteps.is_meta:
+                raise InputError("timesteps is a tensor on the meta device (no value)")
             values = [float(v) for v in timesteps.detach().cpu().reshape(-1).tolist()]
         else:
             values = [timestep_value(timesteps, "timesteps")]
