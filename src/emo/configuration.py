@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from emo._version import __version__
-from emo.errors import ConfigError, EMOWarning
+from emo.errors import ConfigArgumentError, ConfigError, EMOWarning
 
 __all__ = [
     "CONFIG_NAME",
@@ -215,7 +215,10 @@ def _wrap_init(init: Callable[..., None]) -> Callable[..., None]:
             try:
                 bound = signature.bind(self, *args, **kwargs)
             except TypeError as exc:
-                raise TypeError(f"{type(self).__name__}(): {exc}") from None
+                raise ConfigArgumentError(
+                    f"{type(self).__name__}(): {exc}; its arguments are "
+                    f"{list(signature.parameters)[1:]}"
+                ) from None
             bound.apply_defaults()
             values: dict[str, Any] = {}
             for name, value in list(bound.arguments.items())[1:]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AudioError",
     "CheckpointError",
+    "ConfigArgumentError",
     "ConfigError",
     "EMOError",
     "EMOWarning",
@@ -73,6 +74,10 @@ class PluginContractError(PluginError, TypeError):
 
 class ConfigError(EMOError, ValueError):
     """A configuration is invalid: unknown class, bad value, not JSON-serialisable."""
+
+
+class ConfigArgumentError(ConfigError, TypeError):
+    """Arguments do not fit a component's ``__init__`` (unknown or missing); also a ``TypeError``."""
 
 
 class CheckpointError(EMOError):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from emo import plugins
-from emo.errors import CheckpointError, ConfigError, EMOError, InputError
+from emo.errors import CheckpointError, ConfigArgumentError, ConfigError, EMOError, InputError
 from emo.modeling import load_state_dict_file
 from emo.models.face_locator import FaceLocator
 
@@ -80,3 +80,20 @@ def test_plugin_kind_errors_are_emo_errors(kind: Any) -> None:
 def test_from_pretrained_to_cuda_without_a_gpu(saved: Path) -> None:
     with pytest.raises(ConfigError, match="no CUDA GPU"):
         FaceLocator.from_pretrained(saved, device="cuda")
+
+
+def test_wrong_constructor_arguments_are_config_errors_and_type_errors() -> None:
+    # `emo generate --face-mask box` used to end in a TypeError traceback.
+    with pytest.raises(ConfigArgumentError, match=r"BoxMask\(\): missing .*'box'") as info:
+        plugins.create("face_mask", "box")
+    assert isinstance(info.value, TypeError) and isinstance(info.value, EMOError)
+    with pytest.raises(ConfigArgumentError, match="unexpected keyword argument 'zzz'"):
+        plugins.create("scheduler", "ddim", zzz=1)
+
+
+def test_cli_plugins_with_an_unknown_kind_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
+    # The ValueError from the kind lookup used to escape main() as a traceback.
+    from emo.cli import main
+
+    assert main(["plugins", "--kind", "nope"]) == 1
+    assert "unknown plugin kind 'nope'" in capsys.readouterr().err
