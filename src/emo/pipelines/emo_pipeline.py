@@ -330,10 +330,10 @@ class EMOPipeline:
             It is cropped around the face region (``settings.face_crop_scale`` times the face
             box, grown to the output aspect) and resized; RGBA and grayscale are accepted.
         audio
-            Anything :func:`emo.load_audio` takes (a path of any audio or video format, or an
+            Anything :func:`emo.audio.loading.load_audio` takes (a path of any audio or video format, or an
             array at the encoder's rate). The video has ``ceil(duration * fps)`` frames.
         height, width, fps, num_inference_steps, guidance_scale, reference_guidance_scale, frames_per_clip, motion_frames
-            Override :attr:`settings`.
+            Override the pipeline's ``settings`` (:class:`~emo.pipelines.settings.PipelineSettings`).
         head_motion_speed
             Head-rotation speed (degrees per frame) for the speed layers: ``None`` (the
             model default), a number, or one value per frame.
