@@ -330,8 +330,9 @@ class EMOPipeline:
             It is cropped around the face region (``settings.face_crop_scale`` times the face
             box, grown to the output aspect) and resized; RGBA and grayscale are accepted.
         audio
-            Anything :func:`emo.audio.loading.load_audio` takes (a path of any audio or video format, or an
-            array at the encoder's rate). The video has ``ceil(duration * fps)`` frames.
+            Anything :func:`emo.audio.loading.load_audio` takes: a path of any audio or video
+            format, or an array with its rate in ``audio_rate``. The video has
+            ``ceil(duration * fps)`` frames.
         height, width, fps, num_inference_steps, guidance_scale, reference_guidance_scale, frames_per_clip, motion_frames
             Override the pipeline's ``settings`` (:class:`~emo.pipelines.settings.PipelineSettings`).
         head_motion_speed
