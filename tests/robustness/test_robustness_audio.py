@@ -141,3 +141,8 @@ def test_whisper_chunk_seconds_must_be_positive(tmp_path: Path, chunk: Any) -> N
     # The chunk is checked before any weight is read, so a config is enough.
     with pytest.raises(ConfigError, match="chunk_seconds must be"):
         WhisperEncoder(str(tmp_path), chunk_seconds=chunk, context_seconds=0.4)
+
+
+def test_bad_array_shape_message_names_the_dimensions() -> None:
+    with pytest.raises(AudioError, match=r"audio array of shape \(2, 2, 2\) has 3 dimensions"):
+        load_audio(np.zeros((2, 2, 2)), sample_rate=16000, source_rate=16000)

@@ -227,7 +227,7 @@ def _array_to_mono(array: np.ndarray | torch.Tensor, label: str) -> torch.Tensor
         tensor = tensor.mean(dim=channel_axis)
     elif tensor.dim() != 1:
         raise AudioError(
-            f"{label} has shape {tuple(tensor.shape)}; pass (samples,), (samples, channels) "
+            f"{label} has {tensor.dim()} dimensions; pass (samples,), (samples, channels) "
             "or (channels, samples)"
         )
     if tensor.numel() == 0:
