@@ -75,7 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, default=None, help="denoising steps")
     g.add_argument("--seed", type=int, default=0, help="random seed")
     g.add_argument("--scheduler", default=None, help="scheduler plugin name")
-    g.add_argument("--face-mask", default=None, help="face mask plugin name (auto, box, full)")
+    g.add_argument("--face-mask", default=None, help="face mask plugin name (auto, full, ...)")
+    g.add_argument(
+        "--box",
+        default=None,
+        metavar="X0,Y0,X1,Y1",
+        help="the face region as a box (pixels, or fractions of the image): uses the box mask",
+    )
     g.add_argument("--writer", default=None, help="video writer plugin name (default: from suffix)")
     g.add_argument("--fps", type=float, default=None, help="frames per second")
     g.add_argument("--size", type=int, default=None, help="output height and width in pixels")

@@ -6,12 +6,45 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from emo.errors import InputError
 
 __all__ = ["run_generate"]
 
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
+
+def _parse_box(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise InputError(
+            f"--box {text!r} must be four numbers x0,y0,x1,y1 (pixels, or fractions of the image)"
+        )
+    return values
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Check what can be checked before a (possibly large) model is loaded."""
+    for label, value in (("image", args.image), ("audio", args.audio)):
+        if not Path(value).exists():
+            raise InputError(f"{label} file {value!r} does not exist")
+    if not str(args.output).strip():
+        raise InputError("-o/--output is empty; give a file name such as out.mp4")
+    for flag, value in (("--steps", args.steps), ("--size", args.size), ("--fps", args.fps)):
+        if value is not None and not value > 0:
+            raise InputError(f"{flag} must be positive, got {value}")
+    if args.size is not None and args.size % 8:
+        raise InputError(f"--size must be a multiple of 8, got {args.size}")
+    if args.box is not None and args.face_mask not in (None, "box"):
+        raise InputError("--box sets the face region itself; leave out --face-mask")
+    if args.writer is None:
+        from emo.io.writers import writer_for_path
+
+        writer_for_path(args.output)  # fails now, not after loading, for an unknown suffix
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -24,20 +57,24 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from emo.pipelines.emo_pipeline import EMOPipeline
 
-    for label, value in (("image", args.image), ("audio", args.audio)):
-        if not Path(value).exists():
-            raise InputError(f"{label} file {value!r} does not exist")
+    _check_arguments(args)
     try:
         device = torch.device(args.device)
     except RuntimeError as exc:
         raise InputError(f"--device {args.device!r} is not a torch device: {exc}") from exc
+    if device.type == "meta":
+        raise InputError("--device meta holds no data and cannot generate; use cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
     dtype = getattr(torch, _DTYPES[args.dtype])
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if args.scheduler:
         overrides["scheduler"] = args.scheduler
-    if args.face_mask:
+    if args.box is not None:
+        from emo.face_masks.simple import BoxMask
+
+        overrides["face_mask"] = BoxMask(box=_parse_box(args.box))
+    elif args.face_mask:
         overrides["face_mask"] = args.face_mask
     if args.model:
         pipe = EMOPipeline.from_pretrained(args.model, device=device, dtype=dtype, **overrides)

@@ -273,3 +273,45 @@ def test_to_bfloat16_generates(portrait_path: Path, short_speech: np.ndarray) ->
     )
     assert out.frames.shape == (5, 3, 32, 32) and out.frames.dtype == torch.float32
     assert torch.isfinite(out.frames).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"height": 0},
+        {"height": "a"},
+        {"height": -8},
+        {"fps": 0},
+        {"fps": float("nan")},
+        {"num_inference_steps": 0},
+        {"frames_per_clip": 0},
+        {"motion_frames": -1},
+        {"guidance_scale": "a"},
+        {"guidance_scale": float("nan")},
+        {"generator": "seed"},
+        {"latents": np.zeros((1, 4, 16, 4, 4), np.float32)},
+        {"latents": torch.zeros(1, 3, 16, 4, 4)},
+        {"output_path": ""},
+        {"output_type": "gif"},
+    ],
+    ids=lambda kwargs: "-".join(f"{k}={v!r}"[:30] for k, v in kwargs.items()),
+)
+def test_bad_call_arguments_are_input_errors(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray, kwargs: dict[str, Any]
+) -> None:
+    with pytest.raises(InputError):
+        tiny_pipe(portrait_path, short_speech, audio_rate=16000, **kwargs)
+
+
+@pytest.mark.parametrize("returned", [5, {"latents": "x"}, {"latents": torch.zeros(1)}])
+def test_bad_callback_results_are_input_errors(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray, returned: Any
+) -> None:
+    with pytest.raises(InputError, match="callback_on_step_end"):
+        tiny_pipe(
+            portrait_path,
+            short_speech,
+            audio_rate=16000,
+            output_type="latent",
+            callback_on_step_end=lambda *args: returned,
+        )

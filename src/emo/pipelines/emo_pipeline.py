@@ -366,28 +366,35 @@ class EMOPipeline:
         from emo.audio.alignment import num_video_frames
         from emo.audio.loading import load_audio
 
-        s = self.settings
-        height = int(height or s.height)
-        width = int(width or s.width)
-        fps = float(fps or s.fps)
-        steps = int(num_inference_steps or s.num_inference_steps)
-        clip_len = int(frames_per_clip or s.frames_per_clip)
-        n_motion = int(s.motion_frames if motion_frames is None else motion_frames)
-        audio_cfg = float(s.guidance_scale if guidance_scale is None else guidance_scale)
-        ref_cfg = float(
-            s.reference_guidance_scale
-            if reference_guidance_scale is None
-            else reference_guidance_scale
-        )
+        overrides = {
+            "height": height,
+            "width": width,
+            "fps": fps,
+            "num_inference_steps": num_inference_steps,
+            "frames_per_clip": frames_per_clip,
+            "motion_frames": motion_frames,
+            "guidance_scale": guidance_scale,
+            "reference_guidance_scale": reference_guidance_scale,
+        }
+        try:
+            s = self.settings.replace(**{k: v for k, v in overrides.items() if v is not None})
+        except ConfigError as exc:
+            raise InputError(f"invalid generation argument: {exc}") from None
+        height, width, fps = s.height, s.width, float(s.fps)
+        steps, clip_len, n_motion = s.num_inference_steps, s.frames_per_clip, s.motion_frames
+        audio_cfg, ref_cfg = float(s.guidance_scale), float(s.reference_guidance_scale)
         factor = self.vae_scale_factor
         if height % factor or width % factor:
             raise InputError(
                 f"height and width must be multiples of {factor}, got {height}x{width}"
             )
-        if steps <= 0 or clip_len <= 0 or n_motion < 0:
+        if generator is not None and not isinstance(generator, torch.Generator):
             raise InputError(
-                "num_inference_steps and frames_per_clip must be positive, motion_frames >= 0"
+                f"generator must be a torch.Generator, got {type(generator).__name__}; "
+                "e.g. torch.Generator().manual_seed(0)"
             )
+        if output_path is not None and not str(output_path).strip():
+            raise InputError("output_path is empty; give a file name such as 'out.mp4'")
         if output_type not in (None, "pt", "np", "pil", "latent"):
             raise InputError(
                 f"output_type must be 'pt', 'np', 'pil' or 'latent', got {output_type!r}"
@@ -405,14 +412,22 @@ class EMOPipeline:
             s.head_motion_speed if head_motion_speed is None else head_motion_speed, num_frames
         )
         lat_h, lat_w = height // factor, width // factor
+        channels = int(self.vae.config["latent_channels"])
         if latents is not None and (
-            latents.ndim != 5
+            not isinstance(latents, torch.Tensor)
+            or latents.ndim != 5
+            or latents.shape[1] != channels
             or latents.shape[2] < num_frames
-            or latents.shape[-2:] != (lat_h, lat_w)
+            or tuple(latents.shape[-2:]) != (lat_h, lat_w)
         ):
+            got = (
+                tuple(latents.shape)
+                if isinstance(latents, torch.Tensor)
+                else type(latents).__name__
+            )
             raise InputError(
-                f"latents must be (1, c, >= {num_frames}, {lat_h}, {lat_w}) for this audio and size, "
-                f"got {tuple(latents.shape)}"
+                f"latents must be a tensor (1, {channels}, >= {num_frames}, {lat_h}, {lat_w}) for "
+                f"this audio and size, got {got}"
             )
 
         clips = self._denoise_clips(
@@ -609,8 +624,8 @@ class EMOPipeline:
                         changed = callback(
                             self, step_index, t, {"latents": sample, "clip_index": clip_index}
                         )
-                        if changed and "latents" in changed:
-                            sample = changed["latents"]
+                        if changed is not None:
+                            sample = self._latents_from_callback(changed, sample)
                     progress.update(1)
                 if n_motion:
                     history = (
@@ -638,6 +653,27 @@ class EMOPipeline:
         noise = torch.randn(shape, generator=generator, device=noise_device, dtype=torch.float32)
         moved: torch.Tensor = noise.to(like.device, like.dtype)
         return moved
+
+    @staticmethod
+    def _latents_from_callback(changed: Any, sample: torch.Tensor) -> torch.Tensor:
+        if not isinstance(changed, dict):
+            raise InputError(
+                f"callback_on_step_end must return a dict or None, got {type(changed).__name__}"
+            )
+        if "latents" not in changed:
+            return sample
+        latents = changed["latents"]
+        if not isinstance(latents, torch.Tensor) or latents.shape != sample.shape:
+            got = (
+                tuple(latents.shape)
+                if isinstance(latents, torch.Tensor)
+                else type(latents).__name__
+            )
+            raise InputError(
+                f"callback_on_step_end returned latents {got}; they must be a tensor of "
+                f"shape {tuple(sample.shape)}"
+            )
+        return latents.to(sample.device, sample.dtype)
 
     @staticmethod
     def _guide(
