@@ -173,7 +173,22 @@ def _load_av(path: str, label: str, sample_rate: int) -> torch.Tensor:
                 )
         except av.FFmpegError as exc:
             raise AudioError(f"{label} is corrupt: decoding failed ({exc}); re-export it") from exc
-        return sink.finish()
+        return _trim_codec_padding(sink.finish(), stream, sample_rate)
+
+
+def _trim_codec_padding(waveform: torch.Tensor, stream: Any, sample_rate: int) -> torch.Tensor:
+    """Drop the silence a codec pads its last frame with (AAC: up to 1024 samples).
+
+    Only the stream's own duration is trusted, and only an excess shorter than two codec
+    frames is cut, so a wrong duration estimate never removes real audio.
+    """
+    if stream.duration is None or stream.time_base is None or not stream.rate:
+        return waveform
+    expected = round(float(stream.duration * stream.time_base) * sample_rate)
+    slack = math.ceil(2048 * sample_rate / int(stream.rate))
+    if 0 < waveform.shape[0] - expected <= slack:
+        return waveform[:expected].clone()
+    return waveform
 
 
 def _av_duration(container: Any, stream: Any) -> float | None:
