@@ -315,3 +315,36 @@ def test_bad_callback_results_are_input_errors(
             output_type="latent",
             callback_on_step_end=lambda *args: returned,
         )
+
+
+def test_face_region_reaches_the_backbone(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+) -> None:
+    from emo.face_masks.simple import BoxMask
+
+    trained = copy.deepcopy(tiny_pipe.face_locator)
+    with torch.no_grad():
+        trained.conv_out.weight.normal_(0.0, 0.1)
+
+    def run(locator: torch.nn.Module) -> torch.Tensor:
+        pipe = EMOPipeline(
+            **{
+                **tiny_pipe.components,
+                "face_locator": locator,
+                "face_mask": BoxMask(box=[0.3, 0.3, 0.7, 0.7]),
+            }
+        )
+        pipe.set_progress_bar_config(disable=True)
+        out = pipe(
+            portrait_path,
+            short_speech,
+            audio_rate=16000,
+            output_type="latent",
+            generator=torch.Generator().manual_seed(0),
+        )
+        return out.frames  # type: ignore[no-any-return]
+
+    # Same inputs and crop; only the face-locator features differ (a fresh one adds zeros).
+    with_face = run(trained)
+    assert torch.equal(with_face, run(trained))
+    assert not torch.equal(with_face, run(tiny_pipe.face_locator))

@@ -38,6 +38,8 @@ PLUGIN_COMPONENTS = {
 }
 
 OutputType = Literal["pt", "np", "pil", "latent"]
+#: Seconds of audio encoded at a time (plus context on both sides): bounds feature memory.
+_AUDIO_BLOCK_SECONDS = 10.0
 StepCallback = Callable[["EMOPipeline", int, Any, dict[str, Any]], "dict[str, Any] | None"]
 
 
@@ -549,68 +551,39 @@ class EMOPipeline:
             fps=fps,
             num_frames=num_frames,
             context_seconds=self.settings.audio_context_seconds,
-            block_frames=max(clip_len + 2 * context, math.ceil(10 * fps)),
+            block_frames=max(clip_len + 2 * context, math.ceil(_AUDIO_BLOCK_SECONDS * fps)),
         )
         # Guidance branches, batched in one call: [full, reference only, neither].
         use_ref_cfg = ref_cfg != 1.0
         branches = 3 if use_ref_cfg else (2 if audio_cfg != 1.0 else 1)
 
         ref_latent = self._encode_image(portrait.image)
-        zero_t = torch.zeros(1, device=device, dtype=torch.long)
-        # Reference features once per generation; the "no reference" branch sees a zero latent.
-        ref_inputs = (
-            torch.cat([ref_latent, torch.zeros_like(ref_latent)]) if use_ref_cfg else ref_latent
-        )
-        ref_features = self.reference_net(ref_inputs, zero_t.expand(ref_inputs.shape[0]))
-        pick = [0, 0, 1][:branches] if use_ref_cfg else [0] * branches
-        index = torch.tensor(pick, device=device)
-        ref_features = map_features(ref_features, lambda t: t.index_select(0, index))
-
-        mask = portrait.mask.to(device, dtype)  # (1, h, w)
-        total_clips = math.ceil(num_frames / clip_len)
+        ref_features = self._reference_features(ref_latent, branches, use_ref_cfg)
+        # The face region is the same in every frame: one FaceLocator pass on one frame
+        # serves every frame of every clip (it is broadcast along time).
+        face = self.face_locator(portrait.mask.to(device, dtype)[None, :, None])  # (1, c, 1, h, w)
+        # The first clip's motion frames are the reference image.
         motion_latents = (
             ref_latent[:, :, None].expand(-1, -1, n_motion, -1, -1) if n_motion else None
         )
+        total_clips = math.ceil(num_frames / clip_len)
         progress = self._progress(total_clips * steps)
         try:
             for clip_index in range(total_clips):
                 start = clip_index * clip_len
                 stop = min(num_frames, start + clip_len)
-                f = stop - start
-                # Audio tokens for this clip (with real context frames on both sides).
-                window = audio.window(start, stop, context).to(device, dtype)
-                tokens = self.audio_projection(window[None], padded=True)  # (1, f, t, d)
-                audio_tokens = tokens
-                if branches > 1:
-                    audio_tokens = torch.cat(
-                        [tokens, torch.zeros_like(tokens).expand(branches - 1, -1, -1, -1)]
-                    )
+                audio_tokens = self._audio_tokens(audio, start, stop, context, branches)
                 clip_speed = speed[start:stop].to(device, dtype)[None].expand(branches, -1)
-                face = self.face_locator(
-                    mask[None, :, None].expand(1, -1, f, -1, -1)
-                )  # (1, c, f, h, w)
-                motion = None
-                if motion_latents is not None:
-                    frames = motion_latents[0].permute(
-                        1, 0, 2, 3
-                    )  # (1, c, n, h, w) -> (n, c, h, w)
-                    motion = self.reference_net(frames, zero_t.expand(frames.shape[0]))
-                    motion = map_features(
-                        motion, lambda t: t.repeat(branches, *([1] * (t.ndim - 1)))
-                    )
+                motion = self._motion_features(motion_latents, branches)
 
                 sample = self._initial_noise(latents, start, stop, ref_latent, generator)
                 self.scheduler.set_timesteps(steps, device=device)
                 sample = sample * float(self.scheduler.init_noise_sigma)
                 for step_index, t in enumerate(self.scheduler.timesteps):
                     model_in = self.scheduler.scale_model_input(sample, t) + face
-                    model_in = (
-                        model_in.expand(branches, -1, -1, -1, -1) if branches > 1 else model_in
-                    )
-                    t_batch = torch.as_tensor(t, device=device).reshape(1).expand(branches)
                     noise_pred = self.backbone(
-                        model_in,
-                        t_batch,
+                        model_in.expand(branches, -1, -1, -1, -1),
+                        torch.as_tensor(t, device=device).reshape(1).expand(branches),
                         reference_features=ref_features,
                         audio_tokens=audio_tokens,
                         motion_features=motion,
@@ -627,16 +600,46 @@ class EMOPipeline:
                         if changed is not None:
                             sample = self._latents_from_callback(changed, sample)
                     progress.update(1)
-                if n_motion:
-                    history = (
-                        sample
-                        if motion_latents is None
-                        else torch.cat([motion_latents, sample], dim=2)
-                    )
+                if motion_latents is not None:
+                    history = torch.cat([motion_latents, sample], dim=2)
                     motion_latents = history[:, :, -n_motion:]
                 yield sample
         finally:
             progress.close()
+
+    def _reference_features(
+        self, ref_latent: torch.Tensor, branches: int, use_ref_cfg: bool
+    ) -> Any:
+        """ReferenceNet features of the portrait, batched for the guidance branches.
+
+        Computed once per generation. The "no reference" branch sees a zero latent.
+        """
+        inputs = (
+            torch.cat([ref_latent, torch.zeros_like(ref_latent)]) if use_ref_cfg else ref_latent
+        )
+        timestep = torch.zeros(inputs.shape[0], device=inputs.device, dtype=torch.long)
+        features = self.reference_net(inputs, timestep)
+        index = torch.tensor([0, 0, 1] if use_ref_cfg else [0] * branches, device=inputs.device)
+        return map_features(features, lambda t: t.index_select(0, index))
+
+    def _motion_features(self, motion_latents: torch.Tensor | None, branches: int) -> Any:
+        """ReferenceNet features of the motion frames ``(1, c, n, h, w)``, laid out ``(branches n)``."""
+        if motion_latents is None:
+            return None
+        frames = motion_latents[0].permute(1, 0, 2, 3)  # c n h w -> n c h w
+        timestep = torch.zeros(frames.shape[0], device=frames.device, dtype=torch.long)
+        features = self.reference_net(frames, timestep)
+        return map_features(features, lambda t: t.repeat(branches, *([1] * (t.ndim - 1))))
+
+    def _audio_tokens(
+        self, audio: ClipAudioFeatures, start: int, stop: int, context: int, branches: int
+    ) -> torch.Tensor:
+        """Audio tokens ``(branches, f, t, d)`` of frames ``start .. stop - 1``; zeros for unguided branches."""
+        window = audio.window(start, stop, context).to(self.device, self.dtype)
+        tokens: torch.Tensor = self.audio_projection(window[None], padded=True)  # (1, f, t, d)
+        if branches == 1:
+            return tokens
+        return torch.cat([tokens, torch.zeros_like(tokens).expand(branches - 1, -1, -1, -1)])
 
     def _initial_noise(
         self,
