@@ -348,3 +348,30 @@ def test_face_region_reaches_the_backbone(
     with_face = run(trained)
     assert torch.equal(with_face, run(trained))
     assert not torch.equal(with_face, run(tiny_pipe.face_locator))
+
+
+def test_audio_and_portrait_reach_the_backbone(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+) -> None:
+    backbone = copy.deepcopy(tiny_pipe.backbone)
+    with torch.no_grad():
+        for name, param in backbone.named_parameters():
+            if "audio_attn.to_out" in name:
+                param.normal_(0.0, 0.05)
+    pipe = EMOPipeline(**{**tiny_pipe.components, "backbone": backbone})
+    pipe.set_progress_bar_config(disable=True)
+
+    def run(image: Any, audio: np.ndarray) -> torch.Tensor:
+        out = pipe(
+            image,
+            audio,
+            audio_rate=16000,
+            output_type="latent",
+            generator=torch.Generator().manual_seed(0),
+        )
+        return out.frames  # type: ignore[no-any-return]
+
+    speech = run(portrait_path, short_speech)
+    assert not torch.equal(speech, run(portrait_path, np.zeros_like(short_speech)))
+    gray = np.full((64, 64, 3), 128, np.uint8)
+    assert not torch.equal(speech, run(gray, short_speech))
