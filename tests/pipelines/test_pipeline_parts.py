@@ -169,3 +169,22 @@ def test_from_a_single_file_checkpoint(parts: dict[str, Path], tmp_path: Path) -
     vae_ours = pipe.vae.state_dict()
     for key, value in vae.state_dict().items():
         torch.testing.assert_close(vae_ours[key], value, rtol=0, atol=0)
+
+
+def test_wav2vec2_pipeline_round_trips_without_the_original_folder(
+    parts: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    w2v = tmp_path / "w2v-copy"
+    shutil.copytree(parts["wav2vec2"], w2v)
+    pipe = EMOPipeline.from_pretrained_parts(parts["sd"], w2v, preset="tiny", face_mask="full")
+    folder = pipe.save_pretrained(tmp_path / "saved")
+    shutil.rmtree(w2v)
+    loaded = EMOPipeline.from_pretrained(folder)
+    assert type(loaded.audio_encoder).__name__ == "Wav2Vec2Encoder"
+    wave = torch.sin(torch.arange(8000) / 7.0)
+    expected = pipe.audio_encoder.encode(wave, 16000, num_frames=13, fps=25)
+    torch.testing.assert_close(
+        loaded.audio_encoder.encode(wave, 16000, num_frames=13, fps=25), expected
+    )
