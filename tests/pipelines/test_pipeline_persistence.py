@@ -103,3 +103,9 @@ def test_meta_device_load_reads_no_weights(tiny_pipe: EMOPipeline, tmp_path: Pat
     folder = tiny_pipe.save_pretrained(tmp_path / "pipe")
     pipe = EMOPipeline.from_pretrained(folder, device="meta")
     assert pipe.device.type == "meta"
+
+
+def test_repr_names_components_plugins_and_settings(tiny_pipe: EMOPipeline) -> None:
+    text = repr(tiny_pipe)
+    assert "backbone=Backbone (" in text and "scheduler='ddim' DDIMScheduler" in text
+    assert "frames_per_clip=4" in text

@@ -165,6 +165,21 @@ class EMOPipeline:
             "settings": self.settings,
         }
 
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}("]
+        for name in MODEL_COMPONENTS:
+            model = getattr(self, name)
+            count = sum(p.numel() for p in model.parameters())
+            lines.append(f"  {name}={type(model).__name__} ({count:,} parameters),")
+        for name, kind in PLUGIN_COMPONENTS.items():
+            obj = getattr(self, name)
+            plugin = plugins.plugin_name_of(kind, obj)
+            label = f"{plugin!r} " if plugin else ""
+            lines.append(f"  {name}={label}{type(obj).__name__},")
+        lines.append(f"  settings={self.settings},")
+        lines.append(f"  device={self.device}, dtype={self.dtype},")
+        return "\n".join([*lines, ")"])
+
     @property
     def device(self) -> torch.device:
         """The device the backbone runs on."""
