@@ -8,14 +8,14 @@ latents of the last motion frames (once per clip). Its outputs are handed to
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from emo.models.blocks import BlockContext
-from emo.models.unet_2d import TimestepLike, UNet2D, UNetBase
+from emo.models.unet_2d import SpatialUNet, TimestepLike, UNet2D
 
 __all__ = ["ReferenceFeatures", "ReferenceNet", "UNetSource"]
 
@@ -87,7 +87,7 @@ class ReferenceFeatures:
         )
 
 
-class ReferenceNet(UNetBase):
+class ReferenceNet(SpatialUNet):
     """A Stable Diffusion 1.x UNet without output head that returns :class:`ReferenceFeatures`.
 
     The config is that of :class:`~emo.models.UNet2D` (same fields, same meaning);
@@ -134,58 +134,7 @@ class ReferenceNet(UNetBase):
         Transformer blocks per spatial transformer.
     """
 
-    def __init__(
-        self,
-        sample_size: int = 64,
-        in_channels: int = 4,
-        out_channels: int = 4,
-        down_block_types: Sequence[str] = (
-            "CrossAttnDownBlock2D",
-            "CrossAttnDownBlock2D",
-            "CrossAttnDownBlock2D",
-            "DownBlock2D",
-        ),
-        up_block_types: Sequence[str] = (
-            "UpBlock2D",
-            "CrossAttnUpBlock2D",
-            "CrossAttnUpBlock2D",
-            "CrossAttnUpBlock2D",
-        ),
-        block_out_channels: Sequence[int] = (320, 640, 1280, 1280),
-        layers_per_block: int | Sequence[int] = 2,
-        attention_head_dim: int | Sequence[int] = 8,
-        cross_attention_dim: int = 768,
-        use_linear_projection: bool = False,
-        norm_num_groups: int = 32,
-        norm_eps: float = 1e-5,
-        flip_sin_to_cos: bool = True,
-        freq_shift: float = 0,
-        dropout: float = 0.0,
-        mid_block_type: str | None = "UNetMidBlock2DCrossAttn",
-        num_attention_heads: int | Sequence[int] | None = None,
-        transformer_layers_per_block: int | Sequence[int] = 1,
-    ) -> None:
-        super().__init__()
-        self._build(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            down_block_types=down_block_types,
-            up_block_types=up_block_types,
-            mid_block_type=mid_block_type,
-            block_out_channels=block_out_channels,
-            layers_per_block=layers_per_block,
-            attention_head_dim=attention_head_dim,
-            num_attention_heads=num_attention_heads,
-            transformer_layers_per_block=transformer_layers_per_block,
-            cross_attention_dim=cross_attention_dim,
-            use_linear_projection=use_linear_projection,
-            norm_num_groups=norm_num_groups,
-            norm_eps=norm_eps,
-            flip_sin_to_cos=flip_sin_to_cos,
-            freq_shift=freq_shift,
-            dropout=dropout,
-            with_head=False,
-        )
+    has_output_head: ClassVar[bool] = False
 
     @classmethod
     def from_unet2d(

@@ -10,7 +10,7 @@ they are. :class:`UNetBase` holds the construction and the layer loop shared wit
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -359,53 +359,16 @@ class UNetBase(ModelMixin):
         return x
 
 
-class UNet2D(UNetBase):
-    """The Stable Diffusion 1.x conditional UNet: noisy latents + timestep + text -> noise.
+class SpatialUNet(UNetBase):
+    """The 2D UNet constructor shared by :class:`UNet2D` and the ReferenceNet.
 
-    The config fields mirror those of a ``unet/config.json`` of that family
-    (see :func:`emo.models.convert_sd.unet_config_from_diffusers` to import one),
-    and the parameter names equal its checkpoint layout.
-
-    Parameters
-    ----------
-    sample_size
-        Nominal latent size (informative; any size divisible by ``2**(blocks-1)`` works,
-        others work too).
-    in_channels
-        Latent channels in.
-    out_channels
-        Channels out.
-    down_block_types
-        ``"CrossAttnDownBlock2D"`` or ``"DownBlock2D"`` per resolution.
-    up_block_types
-        ``"CrossAttnUpBlock2D"`` or ``"UpBlock2D"`` per resolution (coarsest first).
-    block_out_channels
-        Channels per resolution.
-    layers_per_block
-        Resnet (+ transformer) layers per down block (up blocks get one more).
-    attention_head_dim
-        Number of attention heads, per block or for all (the SD 1.x naming).
-    cross_attention_dim
-        Width of the text tokens.
-    use_linear_projection
-        Linear ``proj_in``/``proj_out`` (``True``) or 1x1 convolutions (``False``, SD 1.x).
-    norm_num_groups
-        Groups of every GroupNorm.
-    norm_eps
-        Epsilon of the resnet and output GroupNorms.
-    flip_sin_to_cos
-        Cosines first in the timestep embedding.
-    freq_shift
-        Frequency shift of the timestep embedding.
-    dropout
-        Dropout of resnets and transformers.
-    mid_block_type
-        ``"UNetMidBlock2DCrossAttn"``.
-    num_attention_heads
-        If given, overrides ``attention_head_dim`` as the number of heads.
-    transformer_layers_per_block
-        Transformer blocks per spatial transformer (1 in SD 1.x).
+    Both take the same configuration (the Stable Diffusion UNet config); they differ in
+    whether the output head (``conv_norm_out``, ``conv_out``) exists, set by the class
+    attribute :attr:`has_output_head`, and in what ``forward`` returns.
     """
+
+    #: Whether ``conv_norm_out`` and ``conv_out`` are built.
+    has_output_head: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -457,8 +420,57 @@ class UNet2D(UNetBase):
             flip_sin_to_cos=flip_sin_to_cos,
             freq_shift=freq_shift,
             dropout=dropout,
-            with_head=True,
+            with_head=self.has_output_head,
         )
+
+
+class UNet2D(SpatialUNet):
+    """The Stable Diffusion 1.x conditional UNet: noisy latents + timestep + text -> noise.
+
+    The config fields mirror those of a ``unet/config.json`` of that family
+    (see :func:`emo.models.convert_sd.unet_config_from_diffusers` to import one),
+    and the parameter names equal its checkpoint layout.
+
+    Parameters
+    ----------
+    sample_size
+        Nominal latent size (informative; any size divisible by ``2**(blocks-1)`` works,
+        others work too).
+    in_channels
+        Latent channels in.
+    out_channels
+        Channels out.
+    down_block_types
+        ``"CrossAttnDownBlock2D"`` or ``"DownBlock2D"`` per resolution.
+    up_block_types
+        ``"CrossAttnUpBlock2D"`` or ``"UpBlock2D"`` per resolution (coarsest first).
+    block_out_channels
+        Channels per resolution.
+    layers_per_block
+        Resnet (+ transformer) layers per down block (up blocks get one more).
+    attention_head_dim
+        Number of attention heads, per block or for all (the SD 1.x naming).
+    cross_attention_dim
+        Width of the text tokens.
+    use_linear_projection
+        Linear ``proj_in``/``proj_out`` (``True``) or 1x1 convolutions (``False``, SD 1.x).
+    norm_num_groups
+        Groups of every GroupNorm.
+    norm_eps
+        Epsilon of the resnet and output GroupNorms.
+    flip_sin_to_cos
+        Cosines first in the timestep embedding.
+    freq_shift
+        Frequency shift of the timestep embedding.
+    dropout
+        Dropout of resnets and transformers.
+    mid_block_type
+        ``"UNetMidBlock2DCrossAttn"``.
+    num_attention_heads
+        If given, overrides ``attention_head_dim`` as the number of heads.
+    transformer_layers_per_block
+        Transformer blocks per spatial transformer (1 in SD 1.x).
+    """
 
     def forward(
         self,
