@@ -16,6 +16,7 @@ from emo.schedulers.sigmas import (
     karras_sigmas,
     sigma_to_timestep,
     train_sigmas,
+    with_final_sigma,
 )
 
 __all__ = ["DPMSolverMultistepScheduler"]
@@ -167,11 +168,7 @@ class DPMSolverMultistepScheduler(SigmaSchedulerBase):
             sigmas = np.interp(steps, np.arange(0, len(base)), base)
             timesteps = steps
 
-        if cfg.final_sigmas_type == "sigma_min":
-            final = float(((1 - self.alphas_cumprod[0]) / self.alphas_cumprod[0]) ** 0.5)
-        else:
-            final = 0.0
-        self.sigmas = torch.from_numpy(np.concatenate([sigmas, [final]]).astype(np.float32))
+        self.sigmas = with_final_sigma(sigmas, self.alphas_cumprod, cfg.final_sigmas_type)
         self.timesteps = torch.from_numpy(np.ascontiguousarray(timesteps)).to(
             device=device, dtype=torch.int64
         )

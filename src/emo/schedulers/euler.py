@@ -16,6 +16,7 @@ from emo.schedulers.sigmas import (
     karras_sigmas,
     sigma_to_timestep,
     train_sigmas,
+    with_final_sigma,
 )
 
 __all__ = ["EulerDiscreteScheduler"]
@@ -135,11 +136,7 @@ class EulerDiscreteScheduler(SigmaSchedulerBase):
             sigmas = karras_sigmas(low, high, n)
             timesteps = np.array([sigma_to_timestep(s, log_base) for s in sigmas])
 
-        if cfg.final_sigmas_type == "sigma_min":
-            final = float(((1 - self.alphas_cumprod[0]) / self.alphas_cumprod[0]) ** 0.5)
-        else:
-            final = 0.0
-        self.sigmas = torch.from_numpy(np.concatenate([sigmas, [final]]).astype(np.float32))
+        self.sigmas = with_final_sigma(sigmas, self.alphas_cumprod, cfg.final_sigmas_type)
         self.timesteps = torch.from_numpy(np.ascontiguousarray(timesteps, dtype=np.float32)).to(
             device=device
         )

@@ -21,7 +21,13 @@ from emo.schedulers.base import (
     timestep_value,
 )
 
-__all__ = ["SigmaSchedulerBase", "karras_sigmas", "sigma_to_timestep", "train_sigmas"]
+__all__ = [
+    "SigmaSchedulerBase",
+    "karras_sigmas",
+    "sigma_to_timestep",
+    "train_sigmas",
+    "with_final_sigma",
+]
 
 
 def train_sigmas(alphas_cumprod: torch.Tensor) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -205,3 +211,29 @@ class SigmaSchedulerBase(SchedulerBase):
         check_same_shape(x0, as_sample(noise, "noise"), "original_samples", "noise")
         sigma = batch_view(self._sigmas_at(timesteps, x0), x0)
         return x0, sigma
+
+
+def with_final_sigma(
+    sigmas: np.ndarray[Any, Any], alphas_cumprod: torch.Tensor, final_sigmas_type: str
+) -> torch.Tensor:
+    """Append the last step's target noise level to inference ``sigmas``.
+
+    Parameters
+    ----------
+    sigmas
+        ``(n,)`` noise levels of the inference timesteps.
+    alphas_cumprod
+        ``(T,)`` cumulative alphas of the training schedule.
+    final_sigmas_type
+        ``"zero"`` (denoise fully) or ``"sigma_min"`` (stop at the smallest training sigma).
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``(n + 1,)``.
+    """
+    if final_sigmas_type == "sigma_min":
+        final = float(((1 - alphas_cumprod[0]) / alphas_cumprod[0]) ** 0.5)
+    else:
+        final = 0.0
+    return torch.from_numpy(np.concatenate([sigmas, [final]]).astype(np.float32))
