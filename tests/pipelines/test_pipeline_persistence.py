@@ -109,3 +109,64 @@ def test_repr_names_components_plugins_and_settings(tiny_pipe: EMOPipeline) -> N
     text = repr(tiny_pipe)
     assert "backbone=Backbone (" in text and "scheduler='ddim' DDIMScheduler" in text
     assert "frames_per_clip=4" in text
+
+
+class _DuckMask:
+    """A duck-typed face mask: usable, but not saveable (no save_pretrained)."""
+
+    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+        return torch.ones(frames.shape[0], 1, frames.shape[1], frames.shape[2])
+
+
+def test_saving_over_an_existing_folder_replaces_it_whole(
+    tiny_pipe: EMOPipeline, tmp_path: Path
+) -> None:
+    target = tmp_path / "pipe"
+    tiny_pipe.save_pretrained(target)
+    (target / "stale.txt").write_text("from an older save")
+    tiny_pipe.save_pretrained(target)
+    assert not (target / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no staging or backup left
+
+
+def test_unsaveable_plugin_is_a_clear_error_and_writes_nothing(
+    tiny_pipe: EMOPipeline, tmp_path: Path
+) -> None:
+    pipe = EMOPipeline(**{**tiny_pipe.components, "face_mask": _DuckMask()})
+    with pytest.raises(ConfigError, match="face_mask.*save_pretrained"):
+        pipe.save_pretrained(tmp_path / "pipe")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overrides_by_instance_model_and_foreign_class(
+    tiny_pipe: EMOPipeline, tmp_path: Path
+) -> None:
+    from diffusers import EulerDiscreteScheduler as DiffusersEuler
+
+    from emo.schedulers.ddim import DDIMScheduler
+
+    folder = tiny_pipe.save_pretrained(tmp_path / "pipe")
+    mine = DDIMScheduler(eta=0.5)
+    loaded = EMOPipeline.from_pretrained(folder, scheduler=mine, backbone=tiny_pipe.backbone)
+    assert loaded.scheduler is mine and loaded.backbone is tiny_pipe.backbone
+    foreign = EMOPipeline.from_pretrained(folder, scheduler=DiffusersEuler)
+    assert isinstance(foreign.scheduler, DiffusersEuler)
+    assert foreign.scheduler.config["beta_schedule"] == tiny_pipe.scheduler.config["beta_schedule"]
+
+
+def test_unknown_plugin_name_falls_back_to_the_class_path(
+    tiny_pipe: EMOPipeline, tmp_path: Path
+) -> None:
+    folder = tiny_pipe.save_pretrained(tmp_path / "pipe")
+    index_path = folder / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index["components"]["scheduler"]["plugin"] = "uninstalled-sampler"
+    index_path.write_text(json.dumps(index))
+    assert type(EMOPipeline.from_pretrained(folder).scheduler) is type(tiny_pipe.scheduler)
+
+
+def test_corrupt_index_is_a_config_error(tiny_pipe: EMOPipeline, tmp_path: Path) -> None:
+    folder = tiny_pipe.save_pretrained(tmp_path / "pipe")
+    (folder / "model_index.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not a valid pipeline index"):
+        EMOPipeline.from_pretrained(folder)
