@@ -351,3 +351,20 @@ def test_streaming_memory_stays_bounded(tmp_path: Path) -> None:
             s.write(chunk)
         grown = rss() - before
     assert grown < 40 * 2**20
+
+
+def test_writers_do_not_copy_long_audio_needlessly_nor_alias_it_in_memory() -> None:
+    from emo.io.writers.base import prepare_audio
+    from emo.io.writers.memory import MemoryWriter
+
+    audio = np.linspace(-0.5, 0.5, 48000, dtype=np.float32)
+    prepared, rate = prepare_audio(audio, 16000)
+    assert rate == 16000 and np.shares_memory(prepared, audio)  # in range: no copy
+    loud = audio * 4
+    clipped, _ = prepare_audio(loud, 16000)
+    assert clipped.max() == 1.0 and loud.max() == 2.0  # the caller's array is untouched
+    written = MemoryWriter().write(
+        np.zeros((75, 8, 8, 3), np.uint8), "memory", fps=25, audio=audio, sample_rate=16000
+    )
+    audio[:] = 0.0
+    assert written.audio is not None and float(written.audio.abs().max()) > 0.4

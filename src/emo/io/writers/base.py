@@ -219,12 +219,15 @@ def prepare_audio(audio: Any, sample_rate: Any) -> tuple[np.ndarray, int]:
     if array.dtype == np.int16:
         array = array.astype(np.float32) / 32768.0
     elif array.dtype.kind == "f":
-        array = array.astype(np.float32)
+        array = array.astype(np.float32, copy=False)
         if not np.isfinite(array).all():
             raise InputError("audio holds NaN or inf samples")
     else:
         raise InputError(f"audio must be float in [-1, 1] or int16, got dtype {array.dtype}")
-    return np.ascontiguousarray(np.clip(array, -1.0, 1.0)), rate
+    # Copy only when something must change: hours of audio are not duplicated needlessly.
+    if array.min() < -1.0 or array.max() > 1.0:
+        array = np.clip(array, -1.0, 1.0)
+    return np.ascontiguousarray(array), rate
 
 
 def fit_audio(audio: np.ndarray, sample_rate: int, num_frames: int, fps: Fraction) -> np.ndarray:

@@ -26,7 +26,9 @@ class _MemorySession(WriterSession):
         audio = None
         if self.audio is not None and self.sample_rate is not None:
             fitted = fit_audio(self.audio, self.sample_rate, self.num_frames, self.fps)
-            audio = torch.from_numpy(np.ascontiguousarray(fitted))
+            audio = torch.from_numpy(
+                np.array(fitted, dtype=np.float32)
+            )  # a copy: never alias the input
         result = WrittenVideo(
             path=None,
             num_frames=self.num_frames,
