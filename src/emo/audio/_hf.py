@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from typing_extensions import Self
 
+from emo.audio.base import AudioEncoderBase
 from emo.configuration import atomic_write_text, load_config
 from emo.errors import CheckpointError
 
 __all__ = [
     "MODEL_SUBFOLDER",
+    "TransformersEncoderBase",
     "check_model_folder",
     "load_json",
     "resolve_model_path",
@@ -97,3 +100,43 @@ def model_dtype(model: torch.nn.Module) -> torch.dtype:
         if p.is_floating_point():
             return p.dtype
     return torch.float32
+
+
+class TransformersEncoderBase(AudioEncoderBase):
+    """What the encoders wrapping a local transformers model share.
+
+    A subclass sets ``model`` (the transformers module), ``layer_indices`` (hidden
+    states to keep) and ``_folder`` (the model folder it was loaded from) in ``__init__``.
+    """
+
+    model: Any
+    layer_indices: tuple[int, ...]
+    _folder: Path
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's weights."""
+        return model_device(self.model)
+
+    def to(
+        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> Self:
+        """Move / cast the model; features are still returned as float32."""
+        self.model.to(device=device, dtype=dtype)
+        return self
+
+    def _hidden_states(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Run the model on one input ``(...)`` and stack the kept layers: ``(t, l, d)`` float32."""
+        inputs = inputs.to(device=self.device, dtype=model_dtype(self.model))
+        out = self.model(inputs[None], output_hidden_states=True)
+        states = [out.hidden_states[i][0] for i in self.layer_indices]
+        return torch.stack(states, dim=1).float()
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` and the transformers model (``model/``) into ``directory``."""
+        return save_folder(self, directory, self.model, self._folder)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str], **overrides: Any) -> Self:
+        """Load an encoder saved by :meth:`save_pretrained` (``model_path`` is folder-relative)."""
+        return cls.from_config(resolve_model_path(directory, cls.config_name), **overrides)

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from typing_extensions import Self
 
 from emo.audio._hf import (
+    TransformersEncoderBase,
     check_model_folder,
     load_json,
-    model_device,
-    model_dtype,
-    resolve_model_path,
-    save_folder,
 )
-from emo.audio.base import AudioEncoderBase, encode_on_grid
+from emo.audio.base import encode_on_grid
 from emo.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
@@ -59,7 +54,7 @@ def _building_on_meta() -> bool:
     return torch.empty(0).device.type == "meta"
 
 
-class Wav2Vec2Encoder(AudioEncoderBase):
+class Wav2Vec2Encoder(TransformersEncoderBase):
     """Per-frame features from the hidden states of a wav2vec 2.0 model (any size).
 
     The waveform (16 kHz) is zero-padded by half the convolutional receptive field
@@ -165,26 +160,11 @@ class Wav2Vec2Encoder(AudioEncoderBase):
         self.chunk_seconds = chunk_seconds
         self.context_seconds = context_seconds
 
-    @property
-    def device(self) -> torch.device:
-        """Device of the model's weights."""
-        return model_device(self.model)
-
-    def to(
-        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
-    ) -> Self:
-        """Move / cast the wav2vec2 model; features are still returned as float32."""
-        self.model.to(device=device, dtype=dtype)
-        return self
-
     def _run(self, chunk: torch.Tensor) -> torch.Tensor:
         x = chunk
         if self.normalize:
             x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
-        x = x.to(device=self.device, dtype=model_dtype(self.model))
-        out = self.model(x[None], output_hidden_states=True)
-        states = [out.hidden_states[i][0] for i in self.layer_indices]
-        return torch.stack(states, dim=1).float()  # (t, l, d)
+        return self._hidden_states(x)  # (t, l, d)
 
     def encode(
         self, waveform: Any, sample_rate: int, *, num_frames: int, fps: float
@@ -224,12 +204,3 @@ class Wav2Vec2Encoder(AudioEncoderBase):
                 context_features=context,
                 out=out,
             )
-
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``config.json`` and the wav2vec2 model (``model/``) into ``directory``."""
-        return save_folder(self, directory, self.model, self._folder)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str], **overrides: Any) -> Self:
-        """Load an encoder saved by :meth:`save_pretrained` (``model_path`` is folder-relative)."""
-        return cls.from_config(resolve_model_path(directory, cls.config_name), **overrides)

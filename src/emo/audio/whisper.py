@@ -8,18 +8,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from typing_extensions import Self
 
 from emo.audio._dsp import mel_filterbank
 from emo.audio._hf import (
+    TransformersEncoderBase,
     check_model_folder,
     load_json,
-    model_device,
-    model_dtype,
-    resolve_model_path,
-    save_folder,
 )
-from emo.audio.base import AudioEncoderBase, encode_on_grid
+from emo.audio.base import encode_on_grid
 from emo.audio.wav2vec2 import _building_on_meta, select_layers
 from emo.errors import CheckpointError, ConfigError
 from emo.modeling import load_state_dict_file
@@ -65,7 +61,7 @@ def whisper_log_mel(
     return (log + 4.0) / 4.0
 
 
-class WhisperEncoder(AudioEncoderBase):
+class WhisperEncoder(TransformersEncoderBase):
     """Per-frame features from the hidden states of a Whisper encoder.
 
     Whisper encodes a fixed window (30 s for released checkpoints, in general
@@ -182,18 +178,6 @@ class WhisperEncoder(AudioEncoderBase):
         self.chunk_seconds = chunk_seconds
         self.context_seconds = context_seconds
 
-    @property
-    def device(self) -> torch.device:
-        """Device of the encoder's weights."""
-        return model_device(self.model)
-
-    def to(
-        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
-    ) -> Self:
-        """Move / cast the Whisper encoder; features are still returned as float32."""
-        self.model.to(device=device, dtype=dtype)
-        return self
-
     def log_mel(self, chunk: torch.Tensor) -> torch.Tensor:
         """``(s,)`` audio (``s <=`` the window) -> ``(num_mel_bins, 2 * max_source_positions)``."""
         if self._extractor is not None:
@@ -204,10 +188,7 @@ class WhisperEncoder(AudioEncoderBase):
         return whisper_log_mel(chunk.float().cpu(), self._filters, self.window_samples)
 
     def _run(self, chunk: torch.Tensor) -> torch.Tensor:
-        features = self.log_mel(chunk).to(device=self.device, dtype=model_dtype(self.model))
-        out = self.model(features[None], output_hidden_states=True)
-        states = [out.hidden_states[i][0] for i in self.layer_indices]
-        return torch.stack(states, dim=1).float()  # (positions, l, d)
+        return self._hidden_states(self.log_mel(chunk))  # (positions, l, d)
 
     def encode(
         self, waveform: Any, sample_rate: int, *, num_frames: int, fps: float
@@ -242,15 +223,6 @@ class WhisperEncoder(AudioEncoderBase):
                 context_features=self._context,
                 out=out,
             )
-
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``config.json`` and the Whisper encoder (``model/``) into ``directory``."""
-        return save_folder(self, directory, self.model, self._folder)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str], **overrides: Any) -> Self:
-        """Load an encoder saved by :meth:`save_pretrained` (``model_path`` is folder-relative)."""
-        return cls.from_config(resolve_model_path(directory, cls.config_name), **overrides)
 
 
 def _weight_files(folder: Path) -> list[Path]:
