@@ -175,6 +175,22 @@ class _MidBlock(nn.Module):
         return out
 
 
+def _resnet_stack(in_channels: int, out_channels: int, layers: int, groups: int) -> nn.ModuleList:
+    """``layers`` time-free resnets, the first one changing the channel count."""
+    return nn.ModuleList(
+        [
+            ResnetBlock2D(
+                in_channels if i == 0 else out_channels,
+                out_channels,
+                temb_channels=None,
+                groups=groups,
+                eps=1e-6,
+            )
+            for i in range(layers)
+        ]
+    )
+
+
 class _DownEncoderBlock(nn.Module):
     """``resnets.*`` then an optional stride-2 ``downsamplers.0`` (right/bottom padded)."""
 
@@ -182,18 +198,7 @@ class _DownEncoderBlock(nn.Module):
         self, in_channels: int, out_channels: int, layers: int, groups: int, downsample: bool
     ) -> None:
         super().__init__()
-        self.resnets = nn.ModuleList(
-            [
-                ResnetBlock2D(
-                    in_channels if i == 0 else out_channels,
-                    out_channels,
-                    temb_channels=None,
-                    groups=groups,
-                    eps=1e-6,
-                )
-                for i in range(layers)
-            ]
-        )
+        self.resnets = _resnet_stack(in_channels, out_channels, layers, groups)
         self.downsamplers = (
             nn.ModuleList([Downsample2D(out_channels, out_channels, padding=0)])
             if downsample
@@ -216,18 +221,7 @@ class _UpDecoderBlock(nn.Module):
         self, in_channels: int, out_channels: int, layers: int, groups: int, upsample: bool
     ) -> None:
         super().__init__()
-        self.resnets = nn.ModuleList(
-            [
-                ResnetBlock2D(
-                    in_channels if i == 0 else out_channels,
-                    out_channels,
-                    temb_channels=None,
-                    groups=groups,
-                    eps=1e-6,
-                )
-                for i in range(layers)
-            ]
-        )
+        self.resnets = _resnet_stack(in_channels, out_channels, layers, groups)
         self.upsamplers = (
             nn.ModuleList([Upsample2D(out_channels, out_channels)]) if upsample else None
         )
