@@ -1,4 +1,4 @@
-"""The ``emo`` command line: ``emo plugins`` and ``emo generate``."""
+"""The ``emo`` command line: ``emo plugins``, ``emo generate`` and ``emo face``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from emo._version import __version__
+from emo.cli_face import add_face_parser
 from emo.errors import EMOError
 
 __all__ = ["build_parser", "main"]
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_cmd_generate)
+
+    add_face_parser(sub)
     return parser
 
 

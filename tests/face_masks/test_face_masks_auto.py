@@ -46,15 +46,18 @@ def test_no_face_raises_the_documented_error(auto: AutoFaceMask) -> None:
     assert "full" in str(info.value)
 
 
-def test_several_faces_pick_the_largest_and_warn(auto: AutoFaceMask) -> None:
-    big = data.astronaut()
-    small = big[::2, ::2]
-    canvas = np.full((512, 768, 3), 255, np.uint8)
-    canvas[:, :512] = big
-    canvas[:256, 512:] = small
+@pytest.mark.parametrize("detector", ["auto", "haar"])
+def test_several_faces_pick_the_largest_and_warn(detector: str) -> None:
+    import cv2
+
+    head = np.asarray(data.astronaut())[20:320, 80:370]  # her head, the face about 90 px wide
+    smaller = cv2.resize(head, None, fx=0.9, fy=0.9, interpolation=cv2.INTER_AREA)
+    canvas = np.full((300, 290 + smaller.shape[1], 3), 255, np.uint8)
+    canvas[:, :290] = head
+    canvas[: smaller.shape[0], 290:] = smaller
     with pytest.warns(EMOWarning, match="largest"):
-        box = auto.boxes(canvas)[0]
-    assert box[2] < 512  # the big face, on the left
+        box = AutoFaceMask(detector=detector).boxes(canvas)[0]
+    assert box[2] < 290  # the larger face, on the left
 
 
 def test_clip_union_and_frames_without_face(auto: AutoFaceMask) -> None:

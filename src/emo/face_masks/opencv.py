@@ -1,7 +1,9 @@
-"""Automatic face masks from OpenCV's bundled frontal-face Haar cascade (the ``face`` extra).
+"""Automatic face masks from a face detector (the ``face`` extra).
 
-The cascade file ships inside ``opencv-python-headless`` 4.x (``cv2.data.haarcascades``),
-so nothing is downloaded. Install it with ``pip install "emo[face]"``.
+With ``emo[face]`` installed the detector is dlib's trained HOG face detector with a search
+over scales and in-plane rotations (see :class:`emo.face.FaceAnalyzer`): it finds drawn,
+painted, tilted and upside-down faces. Without dlib, OpenCV's frontal-face Haar cascade
+(shipped inside ``opencv-python-headless`` 4.x) is the fallback. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -12,54 +14,35 @@ from typing import Any
 import numpy as np
 import torch
 
-from emo.errors import EMOWarning, FaceNotFoundError, InputError, PluginLoadError
+from emo.errors import EMOWarning, FaceNotFoundError, InputError
+from emo.face.haar import HaarDetector, import_cv2
 from emo.face_masks.base import FaceMaskBase, as_frames
 
 __all__ = ["AutoFaceMask", "import_cv2"]
 
-_CASCADE = "haarcascade_frontalface_default.xml"
-
-
-def import_cv2() -> Any:
-    """Import and return OpenCV, or raise an emo error that says how to install it.
-
-    Raises
-    ------
-    PluginLoadError
-        If ``cv2`` is not installed, or has no bundled Haar cascades (OpenCV 5).
-    """
-    try:
-        import cv2
-    except ImportError as exc:
-        raise PluginLoadError(
-            "the 'auto' face mask needs OpenCV, which is not installed; run "
-            "`pip install \"emo[face]\"` (opencv-python-headless 4.x), or use the 'box' "
-            "or 'full' face mask"
-        ) from exc
-    if getattr(getattr(cv2, "data", None), "haarcascades", None) is None:
-        raise PluginLoadError(
-            f"the installed OpenCV {getattr(cv2, '__version__', '?')} ships no Haar cascades; "
-            'run `pip install "emo[face]"` to get opencv-python-headless 4.x'
-        )
-    return cv2
+_DETECTORS = ("auto", "dlib", "haar")
 
 
 class AutoFaceMask(FaceMaskBase):
-    """Detect the face in every frame with OpenCV's frontal-face Haar cascade (name ``auto``).
+    """Detect the face in every frame (name ``auto``).
 
-    Frames are scanned in grayscale, downscaled so the longer side is at most
-    ``max_side`` pixels. With several faces in a frame the largest wins and an
-    :class:`~emo.errors.EMOWarning` says so. Frames of a clip where no face is found
-    take the box of the nearest frame that has one.
+    With several faces in a frame the largest wins and an :class:`~emo.errors.EMOWarning`
+    says so. Frames of a clip where no face is found take the box of the nearest frame that
+    has one.
 
     Parameters
     ----------
     padding
-        Ratio the detected box grows by on every side. The cascade's box spans
-        eyebrows to mouth; the default ``0.25`` (1.5x the box) takes in the chin,
-        forehead and some head motion, a sensible face region for a talking head.
+        Ratio the detected box grows by on every side. The detector's box spans
+        eyebrows to chin (dlib) or eyebrows to mouth (Haar); the default ``0.25`` (1.5x the
+        box) takes in the forehead and some head motion, a sensible face region for a
+        talking head.
     union
         See :class:`~emo.face_masks.base.FaceMaskBase`.
+    detector
+        ``"dlib"`` (trained detector of ``emo[face]``, with scale and rotation search),
+        ``"haar"`` (OpenCV's cascade: upright frontal faces only), or ``"auto"``
+        (default): dlib when installed, else Haar.
     scale_factor
         Cascade pyramid step (``> 1``); smaller is slower and finds more.
     min_neighbors
@@ -67,7 +50,7 @@ class AutoFaceMask(FaceMaskBase):
     min_size
         Smallest face, as a fraction of the frame's shorter side.
     max_side
-        Frames are downscaled to at most this many pixels on the longer side.
+        Haar only: frames are downscaled to at most this many pixels on the longer side.
 
     Raises
     ------
@@ -76,12 +59,13 @@ class AutoFaceMask(FaceMaskBase):
     """
 
     name = "auto"
-    description = "automatic face box from OpenCV's bundled Haar cascade (extra: emo[face])"
+    description = "automatic face box from a trained face detector (extra: emo[face])"
 
     def __init__(
         self,
         padding: float = 0.25,
         union: bool = True,
+        detector: str = "auto",
         scale_factor: float = 1.1,
         min_neighbors: int = 5,
         min_size: float = 0.08,
@@ -102,55 +86,51 @@ class AutoFaceMask(FaceMaskBase):
             raise InputError(f"min_size is a fraction of the frame in (0, 1), got {min_size!r}")
         if int(min_neighbors) < 0 or int(max_side) < 32:
             raise InputError("min_neighbors must be >= 0 and max_side >= 32")
+        if detector not in _DETECTORS:
+            raise InputError(f"detector must be one of {', '.join(_DETECTORS)}, got {detector!r}")
+        self.detector = detector
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)
         self.min_size = float(min_size)
         self.max_side = int(max_side)
-        self._cascade: Any = None
-        self._classifier()  # fail now, not at the first frame, if OpenCV is missing
+        self._analyzer: Any = None
+        self._haar: HaarDetector | None = None
+        self._backend()  # fail now, not at the first frame, if the packages are missing
 
-    def _classifier(self) -> Any:
-        """The cascade classifier, loaded once per instance (and again after unpickling)."""
-        if self._cascade is None:
-            cv2 = import_cv2()
-            path = cv2.data.haarcascades + _CASCADE
-            cascade = cv2.CascadeClassifier(path)
-            if cascade.empty():
-                raise PluginLoadError(
-                    f"OpenCV could not load its Haar cascade {path!r}; reinstall it"
+    def _backend(self) -> Any:
+        """The detector (built once per instance, and again after unpickling)."""
+        if self._analyzer is None and self._haar is None:
+            from emo.face.analyzer import FaceAnalyzer, available_backend
+
+            backend = available_backend() if self.detector == "auto" else self.detector
+            if backend == "dlib":
+                self._analyzer = FaceAnalyzer("dlib")
+            else:
+                self._haar = HaarDetector(
+                    self.scale_factor, self.min_neighbors, self.min_size, self.max_side
                 )
-            self._cascade = cascade
-        return self._cascade
+        return self._analyzer if self._analyzer is not None else self._haar
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the OpenCV classifier (it is reloaded on first use)."""
+        """Pickle without the detector (it is rebuilt on first use)."""
         state = self.__dict__.copy()
-        state["_cascade"] = None
+        state["_analyzer"] = None
+        state["_haar"] = None
         return state
 
     def _detect(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
         """Return the largest face ``(4,)`` of one frame (or an empty array) and the face count."""
-        cv2 = import_cv2()
-        cascade = self._classifier()
-        height, width = frame.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-        gray = cv2.equalizeHist(gray)
-        smallest = max(20, int(self.min_size * min(gray.shape[:2])))
-        found = cascade.detectMultiScale(
-            gray,
-            scaleFactor=self.scale_factor,
-            minNeighbors=self.min_neighbors,
-            minSize=(smallest, smallest),
-        )
-        faces = np.asarray(found, dtype=np.float64).reshape(-1, 4)
-        if len(faces) == 0:
+        backend = self._backend()
+        if isinstance(backend, HaarDetector):
+            faces = backend.detect(frame)
+            if len(faces) == 0:
+                return np.zeros(0), 0
+            areas = (faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])
+            return faces[int(np.argmax(areas))], len(faces)
+        face, count, _ = backend.analyze_frame(frame)
+        if face is None:
             return np.zeros(0), 0
-        x, y, w, h = faces[int(np.argmax(faces[:, 2] * faces[:, 3]))] / scale
-        return np.array([x, y, x + w, y + h]), len(faces)
+        return np.asarray(face.box, dtype=np.float64), count
 
     def boxes(self, frames: Any) -> torch.Tensor:
         """Detect the face in every frame; return ``(f, 4)`` boxes in pixels (unpadded).
