@@ -93,7 +93,7 @@ def test_rendered_mouth_gap_matches_the_truth() -> None:
     gaps = []
     for opening in np.linspace(0.0, 1.0, 6):
         column = renderer.render(np.zeros(3), np.zeros(2), float(opening), 0.5, 0.0)[:, 64]
-        part = column[row - 8 : row + 12]
+        part = column[row - 8 : row + 14]
         other = [
             np.abs(part - np.array(c)).max(axis=1) > 0.08
             for c in (identity.skin, identity.lip_color)

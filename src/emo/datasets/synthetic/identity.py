@@ -37,9 +37,9 @@ _BANDS = 8
 # Skin palette from deep brown to light peach (sRGB, 0..1); a position interpolates.
 _SKIN = np.array(
     [
-        [0.30, 0.18, 0.11],
-        [0.48, 0.30, 0.19],
-        [0.66, 0.45, 0.32],
+        [0.42, 0.26, 0.16],
+        [0.55, 0.36, 0.23],
+        [0.68, 0.47, 0.33],
         [0.82, 0.62, 0.48],
         [0.96, 0.80, 0.68],
     ]
@@ -189,7 +189,7 @@ def sample_identity(seed: int, split: Split = "train") -> Identity:
         mouth_y=float(rng.uniform(-0.5, -0.44)),
         mouth_width=float(rng.uniform(0.28, 0.34)),
         lip_color=(lip[0], lip[1], lip[2]),
-        lip_thickness=float(rng.uniform(0.04, 0.065)),
+        lip_thickness=float(rng.uniform(0.07, 0.095)),
         background=str(rng.choice(BACKGROUNDS[split])),
         background_colors=bg,
         clothes=_hue(_band(rng, split), 0.55, 0.6),

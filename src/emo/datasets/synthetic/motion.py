@@ -16,7 +16,7 @@ from emo.errors import InputError
 
 __all__ = ["POSE_LIMITS", "HeadMotion", "blinks", "head_motion"]
 
-POSE_LIMITS = (28.0, 16.0, 12.0)  # |yaw|, |pitch|, |roll| in degrees
+POSE_LIMITS = (28.0, 12.0, 10.0)  # |yaw|, |pitch|, |roll| in degrees
 _TRANSLATION = 0.004  # frame half-widths of translation per degree of yaw/pitch
 
 

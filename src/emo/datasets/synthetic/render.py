@@ -277,7 +277,8 @@ class HeadRenderer:
         # Eyes, brows, glasses.
         ex, ey, ew = ident.eye_spacing, ident.eye_height, ident.eye_width
         lid = ident.eye_open * (1.0 - blink) + 0.004
-        brow = hair * 0.7 if ident.hair_style != "bald" else np.array([0.2, 0.14, 0.1])
+        # Brows always darker than the skin: detectors look for that contrast.
+        brow = np.minimum(hair * 0.7 if ident.hair_style != "bald" else 0.2, skin * 0.4)
         for s in (-1.0, 1.0):
             white = _ellipse(sx, sy, s * ex, ey, ew, lid)
             alpha = feature(white, _WHITE)
@@ -300,7 +301,7 @@ class HeadRenderer:
             feature(bridge, ident.glasses)
 
         # Nose: shadow along the ridge, tip, nostrils.
-        tip = ident.mouth_y + 0.26
+        tip = ident.mouth_y + 0.3
         away = -1.0 if ident.light[0] > 0 else 1.0
         if shaded:
             ridge = _ellipse(
@@ -314,7 +315,7 @@ class HeadRenderer:
         # Mouth: lips, dark inside, teeth, tongue. The gap is the ground truth; the jaw
         # drops, so the lower lip travels further than the upper one.
         full = mouth_open * MOUTH_MAX_GAP
-        my = ident.mouth_y - 0.15 * full
+        my = ident.mouth_y - 0.25 * full
         half_w = ident.mouth_width * (0.7 + 0.5 * mouth_width)
         gap = full / 2.0
         lip = ident.lip_thickness
@@ -322,12 +323,7 @@ class HeadRenderer:
         feature(_ellipse(sx, sy, 0.0, my, half_w * 1.12, outer_ry), ident.lip_color)
         inside = _ellipse(sx, sy, 0.0, my, half_w, max(gap, 1e-3))
         seam = np.maximum(np.abs(sy - my) - 0.01, np.abs(sx) - half_w)
-        mouth = feature(np.minimum(inside, seam), _MOUTH_INSIDE)
-        if gap > 0.02:
-            teeth = np.maximum(inside, my + gap - 0.045 - sy)
-            _paint(canvas, _cover(teeth, px) * mouth, _TEETH)
-            tongue = _ellipse(sx, sy, 0.0, my - gap * 0.85, half_w * 0.6, gap * 0.5)
-            _paint(canvas, _cover(tongue, px) * mouth, (0.55, 0.18, 0.22))
+        feature(np.minimum(inside, seam), _MOUTH_INSIDE)
 
         if ident.hat is not None:
             hx, hy = project((0.0, 0.72, 0.0))
@@ -336,7 +332,7 @@ class HeadRenderer:
             _paint(canvas, _cover(np.minimum(brim, crown), px), ident.hat)
 
         if ident.style == "painted":
-            grain = self._texture(sx * 2.0, sy * 2.0) * head
+            grain = 0.5 * self._texture(sx * 2.0, sy * 2.0) * head
             canvas *= 1.0 + grain[..., None]
         np.clip(frame, 0.0, 1.0, out=frame)
         return frame
