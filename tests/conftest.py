@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,24 @@ import emo.plugins
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PLUGIN_DISTS = FIXTURES / "plugin_dists"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_installed_plugins() -> Iterator[None]:
+    """Tests see only emo's built-ins (and the fixture plugins they ask for).
+
+    Third-party plugins installed next to emo (broken ones included) must not change
+    test results; subprocesses the tests start inherit the setting.
+    """
+    saved = os.environ.get(emo.plugins.registry.DISABLE_ENV)
+    os.environ[emo.plugins.registry.DISABLE_ENV] = "1"
+    emo.plugins.refresh()
+    yield
+    if saved is None:
+        os.environ.pop(emo.plugins.registry.DISABLE_ENV, None)
+    else:
+        os.environ[emo.plugins.registry.DISABLE_ENV] = saved
+    emo.plugins.refresh()
 
 
 @pytest.fixture
