@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from emo._version import __version__
 from emo.cli_face import add_face_parser
-from emo.errors import EMOError
+from emo.errors import EMOError, Terminated
 
 __all__ = ["build_parser", "main"]
 
@@ -104,15 +104,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``emo`` command; return its exit code.
 
     Exit codes: 0 success, 1 an emo error (bad input, broken plugin, ...),
-    2 bad usage, 130 interrupted.
+    2 bad usage, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up
+    (SIGHUP). Whatever stops a command, its temporary files are removed.
     """
+    from emo.interrupts import exit_code_for, stop_on_signals
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = int(args.func(args))
+        with stop_on_signals():
+            code = int(args.func(args))
     except EMOError as exc:
         print(f"emo: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except Terminated as exc:
+        print(f"emo: terminated by {exc.signal_name}", file=sys.stderr)
+        return exit_code_for(exc.signum)
     except KeyboardInterrupt:
         print("emo: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

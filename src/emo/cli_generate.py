@@ -41,6 +41,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--size must be a multiple of 8, got {args.size}")
     if args.box is not None and args.face_mask not in (None, "box"):
         raise InputError("--box sets the face region itself; leave out --face-mask")
+    from emo.pipelines.input_checks import check_generation_inputs
+
+    # Huge inputs are refused from their headers now, before a model is loaded.
+    size = args.size or 0
+    check_generation_inputs(args.image, args.audio, width=size, height=size)
     if args.writer is None:
         from emo.io.writers import writer_for_path
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AudioError",
+    "AudioTooLongError",
     "CheckpointError",
     "ConfigArgumentError",
     "ConfigError",
@@ -16,11 +17,16 @@ __all__ = [
     "EMOWarning",
     "FaceNotFoundError",
     "ImageError",
+    "ImageTooLargeError",
     "InputError",
+    "InputTooLargeError",
+    "NumericalError",
+    "OutputInUseError",
     "PluginContractError",
     "PluginError",
     "PluginLoadError",
     "PluginNotFoundError",
+    "Terminated",
     "VideoError",
 ]
 
@@ -47,6 +53,26 @@ class ImageError(InputError):
 
 class VideoError(InputError):
     """A video cannot be read or written (bad path, unsupported format, codec failure)."""
+
+
+class InputTooLargeError(InputError):
+    """An input exceeds a size limit of :mod:`emo.limits` (refused before any work); raise the limit to accept it."""
+
+
+class ImageTooLargeError(ImageError, InputTooLargeError):
+    """A portrait image has more pixels than ``max_image_pixels`` (:mod:`emo.limits`)."""
+
+
+class AudioTooLongError(AudioError, InputTooLargeError):
+    """An audio track lasts longer than ``max_audio_seconds`` (:mod:`emo.limits`)."""
+
+
+class OutputInUseError(VideoError):
+    """Another process (or another writer in this one) is writing the same output path right now."""
+
+
+class NumericalError(EMOError, FloatingPointError):
+    """Values became NaN or infinite during generation (e.g. float16 overflow); try bfloat16 or float32."""
 
 
 class FaceNotFoundError(InputError):
@@ -82,3 +108,22 @@ class ConfigArgumentError(ConfigError, TypeError):
 
 class CheckpointError(EMOError):
     """Weights on disk do not fit the model: missing or unexpected keys, shape mismatch, bad file."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by a signal (SIGTERM, SIGHUP) while emo handled it.
+
+    Raised by :func:`emo.interrupts.stop_on_signals` in the main thread. It derives
+    from :class:`KeyboardInterrupt`, not :class:`EMOError`, so every cleanup that runs
+    on Ctrl-C runs for it too and ``except Exception`` does not swallow it.
+
+    Attributes
+    ----------
+    signum
+        The signal number.
+    """
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"stopped by {name}")
+        self.signum = signum
+        self.signal_name = name

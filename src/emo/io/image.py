@@ -16,11 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emo.errors import ImageError
+from emo.errors import ImageError, ImageTooLargeError
+from emo.io.image_header import image_dimensions
+from emo.limits import check_image_size
 
 __all__ = ["crop_and_resize", "expand_box_to_aspect", "load_image"]
 
 _MAX_SIDE = 16384  # largest output side crop_and_resize makes, in pixels
+_FFMPEG_MAX_PIXELS = (2**31 - 1) // 8  # FFmpeg's av_image_check_size2 default
 _MAX_BOX_SCALE = 8  # a face box larger than this many times the image is a unit mistake
 
 
@@ -51,16 +54,28 @@ def _decode_file(src: str | os.PathLike[str] | bytes, label: str) -> np.ndarray:
         if len(src) == 0:
             raise ImageError("image bytes are empty")
         target = io.BytesIO(src)
+    # Refuse a huge image from its header, before a decoder allocates it (or fails on it).
+    stated = image_dimensions(src)
+    if stated is not None:
+        check_image_size(*stated, label)
     try:
         with av.open(target, "r") as container:
             if not container.streams.video:
                 raise ImageError(
                     f"{label} holds no image (no video stream); give a PNG or JPEG file"
                 )
+            context = container.streams.video[0].codec_context
+            if context.width and context.height:
+                check_image_size(int(context.width), int(context.height), label)
             frame = next(container.decode(video=0), None)
     except ImageError:
         raise
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        if stated is not None and stated[0] * stated[1] > _FFMPEG_MAX_PIXELS:
+            raise ImageTooLargeError(
+                f"image {label} is {stated[0]}x{stated[1]} pixels, more than FFmpeg's image "
+                f"decoders accept ({_FFMPEG_MAX_PIXELS:,} pixels); downscale it"
+            ) from exc
         raise ImageError(
             f"cannot decode {label} as an image ({type(exc).__name__}: {exc}); "
             "is it a PNG, JPEG or WebP file and not corrupt?"
@@ -84,6 +99,7 @@ def _from_array(array: np.ndarray, label: str) -> np.ndarray:
         )
     if 0 in array.shape:
         raise ImageError(f"image {label} is empty")
+    check_image_size(int(array.shape[1]), int(array.shape[0]), label)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8) * 255
     if array.dtype.kind == "f":

@@ -16,6 +16,8 @@ from emo import plugins
 from emo.errors import ConfigError, InputError
 from emo.pipelines.conditioning import ClipAudioFeatures, head_speed_track, prepare_portrait
 from emo.pipelines.features import map_features
+from emo.pipelines.input_checks import check_generation_inputs
+from emo.pipelines.numerics import NonFiniteWatch, check_decoded
 from emo.pipelines.settings import PipelineSettings
 from emo.schedulers.base import scheduler_step
 
@@ -418,6 +420,7 @@ class EMOPipeline:
             )
         if output_type is None:
             output_type = None if output_path is not None else "pt"
+        check_generation_inputs(image, audio, width=width, height=height, audio_rate=audio_rate)
 
         portrait = prepare_portrait(
             image, self.face_mask, height=height, width=width, crop_scale=s.face_crop_scale
@@ -481,14 +484,18 @@ class EMOPipeline:
                 audio=mux_audio.cpu().numpy(),
                 sample_rate=mux_rate,
             ) as session:
-                for clip_latents in clips:
-                    frames = self._decode(clip_latents)
+                for clip_index, clip_latents in enumerate(clips):
+                    frames = self._decode(clip_latents, clip_index)
                     session.write(frames)
                     if output_type is not None:
                         kept.append(clip_latents if output_type == "latent" else frames)
         else:
-            for clip_latents in clips:
-                kept.append(clip_latents if output_type == "latent" else self._decode(clip_latents))
+            for clip_index, clip_latents in enumerate(clips):
+                kept.append(
+                    clip_latents
+                    if output_type == "latent"
+                    else self._decode(clip_latents, clip_index)
+                )
 
         result = self._format(kept, output_type) if output_type is not None else None
         if not return_dict:
@@ -517,12 +524,13 @@ class EMOPipeline:
         latent = self.vae.encode(pixels).mode() * float(self.vae.config["scaling_factor"])
         return latent.to(self.dtype)
 
-    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+    def _decode(self, latents: torch.Tensor, clip_index: int | None = None) -> torch.Tensor:
         """Latents ``(1, c, f, h, w)`` -> uint8 frames ``(f, H, W, 3)`` on the CPU."""
         scaled = latents.to(self.vae.dtype) / float(self.vae.config["scaling_factor"])
         images = self.vae.decode(scaled)
         if hasattr(images, "sample"):
             images = images.sample
+        check_decoded(images, clip_index=clip_index, dtype=self.vae.dtype)
         frames = ((images[0].float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
         return frames.permute(1, 2, 3, 0).contiguous().cpu()  # c f h w -> f h w c
 
@@ -582,6 +590,7 @@ class EMOPipeline:
             ref_latent[:, :, None].expand(-1, -1, n_motion, -1, -1) if n_motion else None
         )
         total_clips = math.ceil(num_frames / clip_len)
+        watch = NonFiniteWatch(device)
         progress = self._progress(total_clips * steps)
         try:
             for clip_index in range(total_clips):
@@ -594,6 +603,7 @@ class EMOPipeline:
                 sample = self._initial_noise(latents, start, stop, ref_latent, generator)
                 self.scheduler.set_timesteps(steps, device=device)
                 sample = sample * float(self.scheduler.init_noise_sigma)
+                watch.reset()
                 for step_index, t in enumerate(self.scheduler.timesteps):
                     model_in = self.scheduler.scale_model_input(sample, t) + face
                     noise_pred = self.backbone(
@@ -614,7 +624,11 @@ class EMOPipeline:
                         )
                         if changed is not None:
                             sample = self._latents_from_callback(changed, sample)
+                    watch.observe(step_index, sample)
                     progress.update(1)
+                watch.check(
+                    clip_index=clip_index, total_clips=total_clips, steps=steps, dtype=dtype
+                )
                 if motion_latents is not None:
                     history = torch.cat([motion_latents, sample], dim=2)
                     motion_latents = history[:, :, -n_motion:]

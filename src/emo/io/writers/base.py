@@ -8,6 +8,11 @@ an aborted session leaves nothing at the target path. File writers write
 under a temporary name in the target's folder and rename it into place only on
 a successful close, so an existing file at the target survives until the new one
 is complete.
+
+Every file session first claims its target (:class:`emo.io.claim.OutputClaim`): a
+second writer of the same path fails with :class:`~emo.errors.OutputInUseError`
+instead of mixing files, and temporaries that killed runs left for that path are
+removed. Frame sizes above ``max_frame_pixels`` (:mod:`emo.limits`) are refused.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -28,6 +32,8 @@ import numpy as np
 import torch
 
 from emo.errors import InputError, VideoError
+from emo.io.claim import OutputClaim, make_temporary
+from emo.limits import check_frame_size
 from emo.plugins.base import PluginBase
 
 __all__ = [
@@ -315,6 +321,7 @@ class WriterSession(ABC):
         if not valid:
             raise InputError(f"width and height must be positive integers, got {width}x{height}")
         self.width, self.height = int(width), int(height)
+        check_frame_size(self.width, self.height, "video frame size")
         self.audio: np.ndarray | None = None
         self.sample_rate: int | None = None
         if audio is not None:
@@ -457,20 +464,23 @@ def _check_target(path: str | os.PathLike[str], *, folder: bool) -> Path:
     return target
 
 
-def _remove(path: str) -> None:
+def _remove(path: str, claim: OutputClaim | None = None) -> None:
     if os.path.isdir(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+    if claim is not None:
+        claim.release()
 
 
 class FileSession(WriterSession):
     """A session that writes one file under a temporary name and renames it on success.
 
-    The temporary file lives next to the target (``.<name>.<random>.part``), so the
-    final :func:`os.replace` is atomic; an existing target is replaced only then.
-    A session dropped without ``close()`` deletes its temporary file.
+    The temporary file lives next to the target (``.<name>.emo-<random>.part``), so
+    the final :func:`os.replace` is atomic; an existing target is replaced only then.
+    The target is claimed (:class:`~emo.io.claim.OutputClaim`) for the session's
+    life. A session dropped without ``close()`` deletes its temporary file.
 
     Parameters
     ----------
@@ -483,15 +493,17 @@ class FileSession(WriterSession):
     def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target = _check_target(path, folder=False)
+        self.claim = OutputClaim(self.target).acquire()
         try:
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent
-            )
-        except OSError as exc:
-            raise VideoError(f"cannot write in the folder of {os.fspath(path)!r}: {exc}") from exc
-        os.close(fd)
-        self.temp_path = Path(tmp)
-        self._finalizer = weakref.finalize(self, _remove, tmp)
+            self.temp_path = make_temporary(self.target)
+        except BaseException:
+            self.claim.release()
+            raise
+        self._finalizer = weakref.finalize(self, _remove, os.fspath(self.temp_path), self.claim)
+
+    def new_temporary(self) -> Path:
+        """Create another temporary file next to the target (removed by the next run if killed)."""
+        return make_temporary(self.target)
 
     def _publish(self, source: Path | None = None) -> Path:
         """Rename ``source`` (default: the temporary file) onto the target."""
@@ -502,6 +514,7 @@ class FileSession(WriterSession):
                 f"cannot move the finished video to {str(self.target)!r}: {exc}"
             ) from exc
         self._finalizer.detach()
+        self.claim.release()
         return self.target
 
     def _abort(self) -> None:
@@ -525,15 +538,14 @@ class FolderSession(WriterSession):
     def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target = _check_target(path, folder=True)
-        self._check_replaceable()
+        self.claim = OutputClaim(self.target).acquire()
         try:
-            tmp = tempfile.mkdtemp(
-                prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent
-            )
-        except OSError as exc:
-            raise VideoError(f"cannot write in the folder of {os.fspath(path)!r}: {exc}") from exc
-        self.temp_path = Path(tmp)
-        self._finalizer = weakref.finalize(self, _remove, tmp)
+            self._check_replaceable()
+            self.temp_path = make_temporary(self.target, "folder")
+        except BaseException:
+            self.claim.release()
+            raise
+        self._finalizer = weakref.finalize(self, _remove, os.fspath(self.temp_path), self.claim)
 
     def owns(self, name: str) -> bool:
         """Whether an entry ``name`` of an existing target folder is this writer's output.
@@ -564,10 +576,7 @@ class FolderSession(WriterSession):
         old: str | None = None
         try:
             if self.target.exists():
-                old = tempfile.mkdtemp(
-                    prefix=f".{self.target.name}.", suffix=".old", dir=self.target.parent
-                )
-                os.rmdir(old)
+                old = os.fspath(make_temporary(self.target, "old"))
                 os.replace(self.target, old)
             os.replace(self.temp_path, self.target)
         except OSError as exc:
@@ -579,6 +588,7 @@ class FolderSession(WriterSession):
         self._finalizer.detach()
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        self.claim.release()
         return self.target
 
     def _abort(self) -> None:

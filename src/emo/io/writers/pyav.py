@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -254,11 +253,7 @@ class _PyAVSession(FileSession):
         """Copy the video packets of the temporary file into a new one next to encoded audio."""
         av = _av()
 
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent
-        )
-        os.close(fd)
-        final = Path(tmp)
+        final = self.new_temporary()
         self._extra_files.append(final)
         with av.open(os.fspath(self.temp_path), "r") as source:
             in_stream = source.streams.video[0]
