@@ -75,6 +75,15 @@ def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.asarray(points @ matrix[:, :2].T + matrix[:, 2])
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boxes ``(4,)``."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
 def _eye_tilt(landmarks: np.ndarray) -> float:
     """In-image tilt of the eye line in degrees, counter-clockwise positive (y points down)."""
     dx, dy = landmarks[42:48].mean(axis=0) - landmarks[36:42].mean(axis=0)
@@ -289,27 +298,31 @@ class FaceAnalyzer:
         return faces, "" if faces else "no face found"
 
     def analyze_frame(
-        self, frame: np.ndarray, box: np.ndarray | None = None
+        self,
+        frame: np.ndarray,
+        box: np.ndarray | None = None,
+        *,
+        previous: np.ndarray | None = None,
     ) -> tuple[_Face | None, int, str]:
-        """Analyse one uint8 RGB frame ``(h, w, 3)``: the largest face, the face count and a note.
+        """Analyse one uint8 RGB frame ``(h, w, 3)``: the chosen face, the face count and a note.
 
-        With ``box`` (``(4,)`` pixels) the detector is skipped and the landmarks are fitted
-        in that box (dlib backend).
+        Parameters
+        ----------
+        frame
+            uint8 RGB ``(h, w, 3)``.
+        box
+            ``(4,)`` pixels: skip the detector and fit the landmarks in this box (dlib backend).
+        previous
+            The face box of the previous frame of a clip: among several faces, the one that
+            overlaps it most is chosen (the track follows one person); otherwise the largest.
         """
         if box is not None:
-            if self.backend != "dlib":
-                return (
-                    _Face(
-                        box=box, score=float("nan"), landmarks=np.full((NUM_LANDMARKS, 2), np.nan)
-                    ),
-                    1,
-                    "box given",
-                )
-            return (
-                _Face(box=box, score=float("nan"), landmarks=self._landmarks(frame, box)),
-                1,
-                "box given",
+            landmarks = (
+                self._landmarks(frame, box)
+                if self.backend == "dlib"
+                else np.full((NUM_LANDMARKS, 2), np.nan)
             )
+            return _Face(box=box, score=float("nan"), landmarks=landmarks), 1, "box given"
         if int(frame.max()) - int(frame.min()) < _BLANK_RANGE:
             return None, 0, "blank frame (a single colour): no face"
         faces, note = (
@@ -317,11 +330,19 @@ class FaceAnalyzer:
         )
         if not faces:
             return None, 0, note
-        areas = [(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]
-        best = faces[int(np.argmax(areas))]
-        if len(faces) > 1:
-            note = (note + "; " if note else "") + f"{len(faces)} faces, the largest is analysed"
-        return best, len(faces), note
+        if len(faces) == 1:
+            return faces[0], 1, note
+        chosen, how = None, "the largest is analysed"
+        if previous is not None and np.isfinite(previous).all():
+            overlaps = [_iou(face.box, previous) for face in faces]
+            if max(overlaps) > 0.3:
+                chosen = faces[int(np.argmax(overlaps))]
+                how = "the one of the previous frame is analysed"
+        if chosen is None:
+            areas = [(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]
+            chosen = faces[int(np.argmax(areas))]
+        note = (note + "; " if note else "") + f"{len(faces)} faces, {how}"
+        return chosen, len(faces), note
 
     # -- clips ---------------------------------------------------------------------------
     def analyze(
@@ -331,6 +352,7 @@ class FaceAnalyzer:
         boxes: Any = None,
         require_face: bool = False,
         fps: float | None = None,
+        previous_box: Any = None,
     ) -> FaceTrack:
         """Analyse every frame of a clip (or one image).
 
@@ -350,16 +372,25 @@ class FaceAnalyzer:
             return a track whose ``found`` is all false, with the reason in ``notes``).
         fps
             Frame rate, stored in the track for :func:`emo.face.head_speed`.
+        previous_box
+            The face box ``(4,)`` of the frame just before these, when a long clip is analysed
+            in batches: the track then goes on following the same face.
 
         Returns
         -------
         FaceTrack
             Per-frame arrays; frames without a face hold NaN.
 
+        Notes
+        -----
+        With several faces in a frame, the frame's note says so and the face analysed is the
+        one that overlaps the previous frame's face most (a clip follows one person), or the
+        largest when none does (the first frame, or after a cut).
+
         Warns
         -----
         EMOWarning
-            When a frame holds several faces (the largest is analysed).
+            When a frame holds several faces.
         """
         array = as_rgb_frames(frames)
         count, height, width = array.shape[:3]
@@ -371,12 +402,16 @@ class FaceAnalyzer:
         poses = np.full((count, 3), np.nan, dtype=np.float32)
         num_faces = np.zeros(count, dtype=np.int64)
         notes: list[str] = []
+        previous = None if previous_box is None else np.asarray(previous_box, dtype=np.float64)
         for i, frame in enumerate(array):
-            face, num, note = self.analyze_frame(frame, None if given is None else given[i])
+            face, num, note = self.analyze_frame(
+                frame, None if given is None else given[i], previous=previous
+            )
             notes.append(note)
             num_faces[i] = num
             if face is None:
                 continue
+            previous = face.box
             found[i] = True
             boxes[i] = face.box
             scores[i] = face.score
@@ -386,8 +421,9 @@ class FaceAnalyzer:
         crowded = int(num_faces.max(initial=0))
         if crowded > 1:
             warnings.warn(
-                f"face analysis found up to {crowded} faces in a frame and measures the largest; "
-                "crop the frames to the face you want",
+                f"face analysis found up to {crowded} faces in a frame and measures one (the "
+                "largest, then the same face in the frames that follow); crop the frames to the "
+                "face you want",
                 EMOWarning,
                 stacklevel=2,
             )
@@ -451,13 +487,17 @@ class FaceAnalyzer:
         with VideoReader(path, threads=False) as video:
             total = len(video) if max_frames is None else min(len(video), max_frames)
             start = 0
+            previous: np.ndarray | None = None
             while start < total:
                 clip = video.read(start, min(batch_size, total - start))
                 if len(clip) == 0:
                     break
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", EMOWarning)  # summarised once below
-                    tracks.append(self.analyze(clip.numpy(), fps=video.fps))
+                    tracks.append(self.analyze(clip.numpy(), fps=video.fps, previous_box=previous))
+                hits = np.flatnonzero(tracks[-1].found)
+                if len(hits):
+                    previous = tracks[-1].boxes[hits[-1]]
                 start += len(clip)
         if not tracks:
             raise InputError(f"video {os.fspath(path)!r} has no frames to analyse")
@@ -466,7 +506,7 @@ class FaceAnalyzer:
         if crowded > 1:
             warnings.warn(
                 f"face analysis found up to {crowded} faces in a frame of {os.fspath(path)!r} "
-                "and measures the largest",
+                "and measures one (the largest, then the same face)",
                 EMOWarning,
                 stacklevel=2,
             )
