@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from emo.audio.loading import load_audio
     from emo.io.reader import read_video
     from emo.pipelines.emo_pipeline import EMOPipeline, EMOPipelineOutput
+    from emo.provenance.detect import detect
 
 __all__ = [
     "EMOPipeline",
     "EMOPipelineOutput",
     "__version__",
+    "detect",
     "errors",
     "load_audio",
     "plugins",
@@ -31,6 +33,7 @@ __all__ = [
 _LAZY = {
     "EMOPipeline": "emo.pipelines.emo_pipeline",
     "EMOPipelineOutput": "emo.pipelines.emo_pipeline",
+    "detect": "emo.provenance.detect",
     "load_audio": "emo.audio.loading",
     "read_video": "emo.io.reader",
 }

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from emo._version import __version__
+from emo.cli_detect import add_detect_parser
 from emo.cli_face import add_face_parser
 from emo.errors import EMOError, Terminated
 
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_cmd_generate)
 
     add_face_parser(sub)
+    add_detect_parser(sub)
     return parser
 
 

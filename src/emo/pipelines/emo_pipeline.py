@@ -339,6 +339,7 @@ class EMOPipeline:
         mux_sample_rate: int | None = None,
         callback_on_step_end: StepCallback | None = None,
         return_dict: bool = True,
+        watermark: Any = True,
     ) -> EMOPipelineOutput | tuple[Any, ...]:
         """Generate the video.
 
@@ -381,9 +382,18 @@ class EMOPipeline:
             returned ``{"latents": ...}`` replaces them.
         return_dict
             Return an :class:`EMOPipelineOutput` (default) or a ``(frames, path)`` tuple.
+        watermark
+            ``True`` (default): every frame carries emo's invisible watermark (the emo
+            version and a per-video id hashed from the inputs and the seed) and the file
+            carries a label saying the video is synthetic (:mod:`emo.provenance`).
+            ``False`` leaves the frames unmarked: telling viewers the video is synthetic
+            is then the user's responsibility; the file label stays. A
+            :class:`~emo.provenance.watermark.Watermarker` marks with another key.
+            ``"latent"`` output is never marked.
         """
         from emo.audio.alignment import num_video_frames
         from emo.audio.loading import load_audio
+        from emo.provenance.stamp import GenerationStamp
 
         overrides = {
             "height": height,
@@ -450,6 +460,13 @@ class EMOPipeline:
                 f"this audio and size, got {got}"
             )
 
+        stamp = GenerationStamp.for_generation(
+            watermark,
+            portrait=portrait.image,
+            waveform=waveform,
+            seed=generator.initial_seed() if generator is not None else torch.initial_seed(),
+            settings=s,
+        )
         clips = self._denoise_clips(
             portrait=portrait,
             waveform=waveform,
@@ -484,8 +501,9 @@ class EMOPipeline:
                 audio=mux_audio.cpu().numpy(),
                 sample_rate=mux_rate,
             ) as session:
+                stamp.label_session(session)
                 for clip_index, clip_latents in enumerate(clips):
-                    frames = self._decode(clip_latents, clip_index)
+                    frames = stamp.mark(self._decode(clip_latents, clip_index))
                     session.write(frames)
                     if output_type is not None:
                         kept.append(clip_latents if output_type == "latent" else frames)
@@ -494,7 +512,7 @@ class EMOPipeline:
                 kept.append(
                     clip_latents
                     if output_type == "latent"
-                    else self._decode(clip_latents, clip_index)
+                    else stamp.mark(self._decode(clip_latents, clip_index))
                 )
 
         result = self._format(kept, output_type) if output_type is not None else None

@@ -22,6 +22,7 @@ import os
 import shutil
 import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -328,6 +329,21 @@ class WriterSession(ABC):
             self.audio, self.sample_rate = prepare_audio(audio, sample_rate)
         self.num_frames = 0
         self._closed = False
+        self.metadata: dict[str, str] = {}
+
+    def set_metadata(self, tags: Mapping[str, str]) -> None:
+        """Tags for the file: MP4/WebM container tags, PNG text chunks, a GIF comment.
+
+        The pipeline labels every generated video this way (see :mod:`emo.provenance`).
+
+        Raises
+        ------
+        VideoError
+            If frames were already written (the header is written with the first frame).
+        """
+        if self.num_frames:
+            raise VideoError("set_metadata() must be called before the first write()")
+        self.metadata.update({str(key): str(value) for key, value in tags.items()})
 
     @property
     def closed(self) -> bool:

@@ -39,6 +39,10 @@ class _FramesSession(FolderSession):
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             data = b"".join(bytes(packet) for packet in codec.encode(frame))
+            if self.metadata:
+                from emo.provenance.label import add_png_text
+
+                data = add_png_text(data, self.metadata)
             name = self.pattern.format(self.num_frames + i)
             with open(self.temp_path / name, "wb") as handle:
                 handle.write(data)

@@ -187,6 +187,8 @@ class _PyAVSession(FileSession):
             frames = np.pad(
                 frames, ((0, 0), (0, self.pad_height), (0, self.pad_width), (0, 0)), mode="edge"
             )
+        if self.num_frames == 0:  # the header is written with the first packet
+            self.container.metadata.update(self.metadata)
         try:
             for i, image in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -239,6 +241,7 @@ class _PyAVSession(FileSession):
                     final, rate = self._remux_with_audio(self.audio, self.sample_rate)
         except av.error.FFmpegError as exc:
             raise VideoError(f"finishing {str(self.target)!r} failed: {exc}") from exc
+        self.writer.finish_file(final or self.temp_path, self.metadata)
         path = self._publish(final)
         return WrittenVideo(
             path=path,
@@ -264,6 +267,7 @@ class _PyAVSession(FileSession):
                 options=self.writer.container_options(self.settings),
             )
             self._containers.append(output)
+            output.metadata.update(self.metadata)
             out_stream = output.add_stream_from_template(in_stream)
             track = self._add_audio(output, audio.shape[0], sample_rate)
             if track is not None:
@@ -328,6 +332,9 @@ class PyAVWriterBase(VideoWriterBase):
     def filter_graph(self, settings: dict[str, Any], width: int, height: int, fps: Fraction) -> Any:
         """Return a configured PyAV filter graph that rgb24 frames go through, or ``None``."""
         return None
+
+    def finish_file(self, path: Path, metadata: dict[str, str]) -> None:
+        """Last touch to the finished temporary file before it is published (default: none)."""
 
     def audio_rate(self, sample_rate: int) -> int:
         """Return the rate the audio is encoded at: ``sample_rate`` if supported."""
@@ -458,8 +465,9 @@ class MP4Writer(PyAVWriterBase):
         return None, {"crf": str(settings["crf"]), "preset": str(settings["preset"])}
 
     def container_options(self, settings: dict[str, Any]) -> dict[str, str]:
-        """``movflags=+faststart`` when asked."""
-        return {"movflags": "+faststart"} if settings.get("faststart") else {}
+        """``movflags``: ``+faststart`` when asked; ``+use_metadata_tags`` to keep every tag."""
+        flags = "+faststart" if settings.get("faststart") else ""
+        return {"movflags": flags + "+use_metadata_tags"}
 
 
 class WebMWriter(PyAVWriterBase):
@@ -597,6 +605,14 @@ class GIFWriter(PyAVWriterBase):
     def container_options(self, settings: dict[str, Any]) -> dict[str, str]:
         """The loop count."""
         return {"loop": str(int(settings["loop"]))}
+
+    def finish_file(self, path: Path, metadata: dict[str, str]) -> None:
+        """GIF has no tags: the metadata goes into one comment extension (``key=value`` lines)."""
+        if metadata:
+            from emo.provenance.label import add_gif_comment
+
+            text = "\n".join(f"{key}={value}" for key, value in metadata.items())
+            path.write_bytes(add_gif_comment(path.read_bytes(), text))
 
     def filter_graph(self, settings: dict[str, Any], width: int, height: int, fps: Fraction) -> Any:
         """``split -> palettegen (per frame) -> paletteuse`` for the per-frame palette."""
