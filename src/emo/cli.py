@@ -1,4 +1,4 @@
-"""The ``emo`` command line: ``emo plugins``, ``emo generate`` and ``emo face``."""
+"""The ``emo`` command line: ``emo plugins``, ``emo generate``, ``emo face`` and ``emo detect``."""
 
 from __future__ import annotations
 
