@@ -26,6 +26,7 @@ def add_face_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--landmarks", action="store_true", help="include the 68 landmarks (JSON only)")
     p.add_argument("--max-frames", type=int, default=None, help="analyse only the first N frames")
+    p.add_argument("--quiet", action="store_true", help="no progress bar for videos")
     p.add_argument(
         "--backend",
         default="auto",
@@ -52,7 +53,7 @@ def run_face(args: argparse.Namespace) -> int:
 
         track = analyzer.analyze(load_image(os.fspath(path)))
     else:
-        track = analyzer.analyze_video(path, max_frames=args.max_frames)
+        track = analyzer.analyze_video(path, max_frames=args.max_frames, progress=not args.quiet)
     if args.json:
         print(json.dumps(track.to_dict(landmarks=args.landmarks), indent=1))
     else:

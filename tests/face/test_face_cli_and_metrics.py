@@ -106,3 +106,24 @@ def test_box_stability_numbers() -> None:
     flicker = still + (np.arange(5) % 2)[:, None] * 10.0  # jumps 10 px back and forth
     assert box_jitter(flicker) == pytest.approx(np.hypot(20, 20) / 100)
     assert box_iou(np.array([0.0, 0, 10, 10]), np.array([5.0, 0, 15, 10])) == pytest.approx(1 / 3)
+
+
+def test_analyze_video_in_batches_matches_the_decoded_frames(
+    turning_clip: tuple[Path, np.ndarray], analyzer: FaceAnalyzer, tmp_path: Path
+) -> None:
+    from emo.errors import VideoError
+    from emo.io.reader import read_video
+
+    path, _ = turning_clip
+    track = analyzer.analyze_video(path, batch_size=5)
+    assert len(track) == 12 and track.fps == 25.0 and track.found.all()
+    frames, _ = read_video(path)
+    whole = analyzer.analyze(frames.numpy())
+    np.testing.assert_allclose(track.boxes, whole.boxes, atol=1e-3)
+    assert len(analyzer.analyze_video(path, max_frames=3)) == 3
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("not a video")
+    with pytest.raises(VideoError):
+        analyzer.analyze_video(not_video)
+    with pytest.raises(InputError, match="batch_size"):
+        analyzer.analyze_video(path, batch_size=0)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from emo.errors import EMOWarning, FaceNotFoundError, InputError, PluginLoadError
+from emo.errors import EMOWarning, FaceNotFoundError, InputError, PluginLoadError, VideoError
 from emo.face import _models
 from emo.face._frames import as_rgb_frames
 from emo.face.haar import HaarDetector, import_cv2
@@ -453,6 +453,7 @@ class FaceAnalyzer:
         *,
         max_frames: int | None = None,
         batch_size: int = 32,
+        progress: bool = False,
     ) -> FaceTrack:
         """Analyse a video file, decoding ``batch_size`` frames at a time (memory stays small).
 
@@ -464,6 +465,8 @@ class FaceAnalyzer:
             Analyse only the first ``max_frames`` frames.
         batch_size
             Frames decoded per batch.
+        progress
+            Show a progress bar (tqdm, on stderr).
 
         Returns
         -------
@@ -475,6 +478,9 @@ class FaceAnalyzer:
         VideoError
             If the file cannot be read.
         """
+        import av
+        from tqdm import tqdm
+
         from emo.io.reader import VideoReader
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -484,21 +490,37 @@ class FaceAnalyzer:
         ):
             raise InputError(f"max_frames must be a positive int or None, got {max_frames!r}")
         tracks: list[FaceTrack] = []
+        previous: np.ndarray | None = None
+
+        def flush(batch: list[np.ndarray], fps: float) -> None:
+            nonlocal previous
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", EMOWarning)  # summarised once below
+                track = self.analyze(np.stack(batch), fps=fps, previous_box=previous)
+            hits = np.flatnonzero(track.found)
+            if len(hits):
+                previous = track.boxes[hits[-1]]
+            tracks.append(track)
+
         with VideoReader(path, threads=False) as video:
             total = len(video) if max_frames is None else min(len(video), max_frames)
-            start = 0
-            previous: np.ndarray | None = None
-            while start < total:
-                clip = video.read(start, min(batch_size, total - start))
-                if len(clip) == 0:
-                    break
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", EMOWarning)  # summarised once below
-                    tracks.append(self.analyze(clip.numpy(), fps=video.fps, previous_box=previous))
-                hits = np.flatnonzero(tracks[-1].found)
-                if len(hits):
-                    previous = tracks[-1].boxes[hits[-1]]
-                start += len(clip)
+            # Decoded in order, one frame at a time: memory holds one batch.
+            with tqdm(total=total, unit="frame", desc="face analysis", disable=not progress) as bar:
+                batch: list[np.ndarray] = []
+                try:
+                    for count, frame in enumerate(video, start=1):
+                        batch.append(frame.numpy())
+                        if len(batch) == batch_size:
+                            flush(batch, video.fps)
+                            bar.update(len(batch))
+                            batch = []
+                        if max_frames is not None and count >= max_frames:
+                            break
+                except av.error.FFmpegError as exc:
+                    raise VideoError(f"decoding {os.fspath(path)!r} failed: {exc}") from exc
+                if batch:
+                    flush(batch, video.fps)
+                    bar.update(len(batch))
         if not tracks:
             raise InputError(f"video {os.fspath(path)!r} has no frames to analyse")
         track = FaceTrack.concatenate(tracks)
