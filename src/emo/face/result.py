@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from emo.errors import InputError
+
 __all__ = ["FaceFrame", "FaceTrack"]
 
 
@@ -176,7 +178,7 @@ class FaceTrack:
     def concatenate(tracks: list[FaceTrack]) -> FaceTrack:
         """Join the tracks of consecutive chunks of one clip into one track."""
         if not tracks:
-            raise ValueError("concatenate needs at least one track")
+            raise InputError("FaceTrack.concatenate needs at least one track")
         first = tracks[0]
         return FaceTrack(
             found=np.concatenate([t.found for t in tracks]),
