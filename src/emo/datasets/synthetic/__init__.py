@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from emo.datasets.synthetic.clip import FORMAT, SyntheticClip, make_clip, write_clip, write_dataset
 from emo.datasets.synthetic.identity import HAIR_STYLES, STYLES, Identity, sample_identity
-from emo.datasets.synthetic.motion import POSE_LIMITS, HeadMotion, blinks, head_motion
+from emo.datasets.synthetic.motion import POSE_LIMITS, HeadMotion, blinks, head_motion, head_offset
 from emo.datasets.synthetic.render import MOUTH_MAX_GAP, HeadRenderer
 from emo.datasets.synthetic.speech import PHONEMES, AudioTrack, Unit, mouth_tracks, synthesize_audio
 
@@ -33,6 +33,7 @@ __all__ = [
     "Unit",
     "blinks",
     "head_motion",
+    "head_offset",
     "make_clip",
     "mouth_tracks",
     "sample_identity",

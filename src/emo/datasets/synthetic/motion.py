@@ -14,7 +14,7 @@ import numpy as np
 
 from emo.errors import InputError
 
-__all__ = ["POSE_LIMITS", "HeadMotion", "blinks", "head_motion"]
+__all__ = ["POSE_LIMITS", "HeadMotion", "blinks", "head_motion", "head_offset"]
 
 POSE_LIMITS = (28.0, 12.0, 10.0)  # |yaw|, |pitch|, |roll| in degrees
 _TRANSLATION = 0.004  # frame half-widths of translation per degree of yaw/pitch
@@ -86,8 +86,17 @@ def head_motion(
         pose[i] = current
     diffs = np.linalg.norm(np.diff(pose, axis=0), axis=1)
     measured = np.concatenate([diffs[:1], diffs]) if num_frames > 1 else np.zeros(1)
-    offset = np.stack([pose[:, 0], pose[:, 1]], axis=1) * _TRANSLATION
-    return HeadMotion(pose=pose, offset=offset, speed=measured)
+    return HeadMotion(pose=pose, offset=head_offset(pose), speed=measured)
+
+
+def head_offset(pose: np.ndarray) -> np.ndarray:
+    """Head-centre shift ``(f, 2)`` (frame half-widths) that goes with poses ``(f, 3)``.
+
+    The head translates in step with its yaw and pitch, so translation speed follows
+    rotation speed.
+    """
+    out: np.ndarray = np.asarray(pose, dtype=np.float64)[:, :2] * _TRANSLATION
+    return out
 
 
 def blinks(seed: int, num_frames: int, fps: float) -> np.ndarray:

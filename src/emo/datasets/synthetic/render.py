@@ -25,6 +25,7 @@ _DARK = np.array([0.1, 0.06, 0.06])
 _MOUTH_INSIDE = np.array([0.16, 0.02, 0.05])
 _TEETH = np.array([0.94, 0.93, 0.88])
 _WHITE = np.array([0.96, 0.96, 0.94])
+_NOSE_HEIGHT = 0.2  # how far the nose tip stands out of the head ellipsoid, head units
 
 Array = np.ndarray
 
@@ -47,6 +48,14 @@ def _ellipse(
     grad = 2.0 * np.sqrt((ex / rx) ** 2 + (ey / ry) ** 2) + 1e-6
     box = np.maximum(np.abs(x - cx) - rx, np.abs(y - cy) - ry)
     out: Array = np.maximum((ex * ex + ey * ey - 1.0) / grad, box)
+    return out
+
+
+def _segment(x: Array, y: Array, a: tuple[float, float], b: tuple[float, float]) -> Array:
+    """Distance to the segment from ``a`` to ``b``."""
+    ex, ey = b[0] - a[0], b[1] - a[1]
+    t = np.clip(((x - a[0]) * ex + (y - a[1]) * ey) / max(ex * ex + ey * ey, 1e-9), 0.0, 1.0)
+    out: Array = np.hypot(x - a[0] - t * ex, y - a[1] - t * ey)
     return out
 
 
@@ -111,6 +120,11 @@ class HeadRenderer:
         if ident.style == "painted":
             canvas *= 1.0 + 1.5 * self._texture(self.x, self.y)[..., None]
         return np.asarray(canvas, dtype=np.float32)
+
+    def _surface_z(self, x: float, y: float) -> float:
+        """Depth of the head ellipsoid's front at ``(x, y)`` (head frame)."""
+        ident = self.identity
+        return ident.head_depth * math.sqrt(max(1.0 - (x / ident.head_width) ** 2 - y * y, 0.0))
 
     def face_box(self, pose: Array, offset: Array) -> Array:
         """``(4,)`` pixel box ``x0, y0, x1, y1`` around the head ellipse's silhouette."""
@@ -300,17 +314,20 @@ class HeadRenderer:
             bridge = np.maximum(np.abs(sy - ey - 0.03) - 0.015, np.abs(sx) - inner)
             feature(bridge, ident.glasses)
 
-        # Nose: shadow along the ridge, tip, nostrils.
-        tip = ident.mouth_y + 0.3
-        away = -1.0 if ident.light[0] > 0 else 1.0
-        if shaded:
-            ridge = _ellipse(
-                sx, sy, away * 0.04, tip + ident.nose_length / 2, 0.03, ident.nose_length / 2
-            )
-            feature(ridge, skin * 0.7, 0.5)
-        feature(_ellipse(sx, sy, 0.0, tip, 0.075, 0.05), skin * 0.82, 0.6)
+        # Nose: it stands out of the surface, so it is drawn at projected 3-D points and
+        # shifts against the eyes as the head turns (what pose estimators rely on).
+        tip_y = ident.mouth_y + 0.3
+        bridge = project((0.0, ident.eye_height, self._surface_z(0.0, ident.eye_height)))
+        tip = project((0.0, tip_y, self._surface_z(0.0, tip_y) + _NOSE_HEIGHT))
+        away = -0.03 if ident.light[0] > 0 else 0.03
+        ridge = _segment(u - away, v, bridge, tip) - 0.022
+        _paint(canvas, _cover(ridge, px) * head * (0.55 if shaded else 0.35), skin * 0.72)
+        _paint(canvas, _cover(_ellipse(u, v, *tip, 0.08, 0.055), px) * head * 0.7, skin * 0.8)
         for s in (-1.0, 1.0):
-            feature(_ellipse(sx, sy, s * 0.045, tip - 0.025, 0.028, 0.017), skin * 0.3)
+            wing = project(
+                (s * 0.055, tip_y - 0.03, self._surface_z(0.0, tip_y) + 0.5 * _NOSE_HEIGHT)
+            )
+            _paint(canvas, _cover(_ellipse(u, v, *wing, 0.03, 0.018), px) * head, skin * 0.3)
 
         # Mouth: lips, dark inside, teeth, tongue. The gap is the ground truth; the jaw
         # drops, so the lower lip travels further than the upper one.
