@@ -1,0 +1,45 @@
+"""Training EMO: data preparation, the three stages over one loop, checkpoints with exact resume.
+
+- :mod:`emo.training.prepare` -- ``emo prepare``: videos -> clips (:mod:`emo.training.data_format`);
+- :mod:`emo.training.settings` -- one typed config per stage (``examples/training/``);
+- :mod:`emo.training.trainer` -- the loop (``emo train``, ``torchrun -m emo.train``);
+- :mod:`emo.training.checkpoints` -- atomic, checksummed checkpoints.
+
+Names are imported lazily: ``import emo.training`` loads no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "PrepareSettings",
+    "TrainResult",
+    "TrainingConfig",
+    "load_config",
+    "prepare_dataset",
+    "train",
+]
+
+_LAZY = {
+    "PrepareSettings": "emo.training.prepare",
+    "prepare_dataset": "emo.training.prepare",
+    "TrainingConfig": "emo.training.settings",
+    "load_config": "emo.training.settings",
+    "TrainResult": "emo.training.trainer",
+    "train": "emo.training.trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'emo.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,679 @@
+"""The training loop shared by the three stages (``emo train``, ``torchrun -m emo.train``).
+
+Every random choice is a function of the seed, the optimizer step and the
+micro-batch, drawn for the *global* batch and sliced per process: a run on N
+processes, a resumed run and an uninterrupted single-process run with the same
+global batch see the same samples, noise, timesteps and dropout, and so reach the
+same weights (up to float summation order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from emo.errors import CheckpointError, ConfigError
+from emo.training.checkpoints import (
+    checkpoint_name,
+    find_resumable,
+    list_checkpoints,
+    prune_checkpoints,
+    read_checkpoint,
+    write_checkpoint,
+)
+from emo.training.dataset import ClipDataset, SampleSpec, mix_seed
+from emo.training.distributed import DistContext, init_distributed
+from emo.training.params import FrozenWeightsChanged, apply_trainable, fingerprint
+
+if TYPE_CHECKING:
+    from emo.denoiser import EMODenoiser
+    from emo.pipelines.emo_pipeline import EMOPipeline
+    from emo.training.settings import TrainingConfig
+
+__all__ = ["TrainResult", "Trainer", "train"]
+
+logger = logging.getLogger("emo.training")
+
+_AUTOCAST = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports.
+
+    Attributes
+    ----------
+    step
+        Optimizer steps done.
+    losses
+        ``(step, loss)`` of every logged step (averaged over the logging window and processes).
+    pipeline_dir
+        The saved pipeline (``EMOPipeline.from_pretrained`` loads it; the next stage
+        starts from it), written by rank 0.
+    checkpoint
+        The last checkpoint folder.
+    trained_parameters
+        Names of the parameters that learned.
+    rank_fingerprints
+        SHA-256 of the trained parameters on every process (equal when in sync).
+    resumed_from
+        The checkpoint this run continued from, if any.
+    """
+
+    step: int
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    pipeline_dir: Path | None = None
+    checkpoint: Path | None = None
+    trained_parameters: list[str] = field(default_factory=list)
+    rank_fingerprints: list[str] = field(default_factory=list)
+    resumed_from: Path | None = None
+
+
+def _lr_lambda(warmup: int, total: int, schedule: str) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "cosine":
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+class Trainer:
+    """One stage's training run.
+
+    Parameters
+    ----------
+    config
+        The stage's settings.
+    stop_after
+        Stop (after saving a checkpoint) once this many optimizer steps are done in
+        total, as if the process had been stopped there; ``None`` runs to
+        ``training.max_steps``. For tests and time-sliced schedulers.
+    """
+
+    def __init__(self, config: TrainingConfig, *, stop_after: int | None = None) -> None:
+        self.config = config
+        self.stop_after = stop_after
+        self.output = Path(config.output_dir)
+        self.ctx: DistContext | None = None
+
+    # -- setup ------------------------------------------------------------------------------
+    def _spec(self, pipe: EMOPipeline, denoiser: EMODenoiser) -> SampleSpec:
+        cfg = self.config
+        if cfg.stage == 1:
+            return SampleSpec(
+                num_frames=cfg.data.num_frames or 1,
+                min_reference_distance=cfg.data.min_reference_distance,
+            )
+        num_frames = pipe.settings.frames_per_clip
+        motion = pipe.settings.motion_frames
+        limit = int(pipe.backbone.config["motion_max_positions"])
+        if num_frames + motion > limit:
+            raise ConfigError(
+                f"data.num_frames + data.motion_frames = {num_frames + motion} exceeds the "
+                f"temporal modules' {limit} positions (model.backbone.motion_max_positions)"
+            )
+        return SampleSpec(
+            num_frames=num_frames,
+            motion_frames=motion,
+            audio_context=denoiser.audio_context,
+            with_speed=cfg.stage == 3,
+            min_reference_distance=cfg.data.min_reference_distance,
+            zero_motion_probability=cfg.data.zero_motion_probability,
+        )
+
+    def _use_latents(self, info: dict[str, Any], pipe: EMOPipeline) -> bool:
+        cached = info.get("latents")
+        if not cached:
+            return False
+        from emo.training.prepare import vae_fingerprint
+
+        if cached.get("vae_sha256") == vae_fingerprint(pipe.vae):
+            return True
+        logger.warning(
+            "the data's cached latents come from another VAE than the model's: encoding frames "
+            "on the fly instead"
+        )
+        return False
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        """Train to ``training.max_steps`` (or ``stop_after``), resuming when possible."""
+        cfg = self.config
+        ctx = init_distributed(cfg.training.device, cfg.distributed.backend)
+        self.ctx = ctx
+        try:
+            return self._run(ctx)
+        finally:
+            ctx.close()
+
+    def _run(self, ctx: DistContext) -> TrainResult:
+        from emo.denoiser import EMODenoiser
+        from emo.training.data_format import read_dataset_info
+        from emo.training.ema import EMAWeights
+        from emo.training.model import build_pipeline
+
+        cfg = self.config
+        if cfg.training.threads is not None:
+            torch.set_num_threads(cfg.training.threads)
+        info = read_dataset_info(Path(cfg.data.root))
+        pipe = build_pipeline(cfg, info)
+        denoiser = EMODenoiser(
+            pipe.reference_net, pipe.backbone, pipe.face_locator, pipe.audio_projection
+        )
+        trained_names = apply_trainable(denoiser, cfg.trainable)
+        trained_set = set(trained_names)
+        frozen_names = [n for n, _ in denoiser.named_parameters() if n not in trained_set]
+        frozen_print = fingerprint(denoiser, frozen_names)
+        if cfg.training.gradient_checkpointing:
+            pipe.backbone.enable_gradient_checkpointing()
+            pipe.reference_net.enable_gradient_checkpointing()
+        device = ctx.device
+        pipe.to(device)
+        pipe.vae.eval().requires_grad_(False)
+        denoiser.train()
+        if cfg.noise.zero_snr and cfg.noise.prediction_type == "epsilon":
+            logger.warning("noise.zero_snr with epsilon prediction: use v_prediction")
+
+        spec = self._spec(pipe, denoiser)
+        dataset = ClipDataset(
+            cfg.data.root, spec, seed=cfg.seed, use_latents=self._use_latents(info, pipe)
+        )
+        batch_size = cfg.training.batch_size
+        global_batch = batch_size * ctx.world_size
+        per_epoch = len(dataset) // global_batch
+        if per_epoch == 0:
+            raise ConfigError(
+                f"the data set has {len(dataset)} usable clips, fewer than one global batch "
+                f"({batch_size} x {ctx.world_size} processes); prepare more data or lower "
+                "training.batch_size"
+            )
+
+        params = [p for n, p in denoiser.named_parameters() if n in trained_set]
+        o = cfg.optimizer
+        optimizer = torch.optim.AdamW(
+            params, lr=o.learning_rate, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay
+        )
+        lr_sched = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _lr_lambda(o.warmup_steps, cfg.training.max_steps, o.schedule)
+        )
+        autocast_dtype = _AUTOCAST[cfg.training.mixed_precision]
+        scaler = torch.amp.GradScaler(device.type, enabled=cfg.training.mixed_precision == "fp16")
+        ema = (
+            EMAWeights(denoiser, trained_names, cfg.training.ema_decay)
+            if cfg.training.ema_decay is not None
+            else None
+        )
+
+        ckpt_dir = self.output / "checkpoints"
+        step = 0
+        resumed_from: Path | None = None
+        existing = list_checkpoints(ckpt_dir)
+        if existing and cfg.checkpoints.resume == "never":
+            raise ConfigError(
+                f"{os.fspath(ckpt_dir)!r} holds checkpoints and checkpoints.resume is 'never'; "
+                "use a new output_dir or resume 'auto'"
+            )
+        if existing:
+            path = find_resumable(ckpt_dir, warn=self._warn if ctx.is_main else None)
+            assert path is not None
+            saved = read_checkpoint(path)
+            state = saved["state"]
+            if state.get("frozen_fingerprint") != frozen_print:
+                raise CheckpointError(
+                    f"checkpoint {os.fspath(path)!r} was trained from another starting model "
+                    "(its frozen weights differ); use the config it was made with"
+                )
+            if state.get("trained_parameters") != trained_names:
+                raise CheckpointError(
+                    f"checkpoint {os.fspath(path)!r} trained other parameter groups; use the "
+                    "config it was made with"
+                )
+            if (state["global_batch"], state["gradient_accumulation"]) != (
+                global_batch,
+                cfg.training.gradient_accumulation,
+            ):
+                raise CheckpointError(
+                    f"checkpoint {os.fspath(path)!r} was made with global batch "
+                    f"{state['global_batch']} x {state['gradient_accumulation']} accumulation; "
+                    f"this run has {global_batch} x {cfg.training.gradient_accumulation}; keep "
+                    "batch_size x processes and gradient_accumulation to resume exactly"
+                )
+            with torch.no_grad():
+                named = dict(denoiser.named_parameters())
+                for name, value in saved["trained"].items():
+                    named[name].copy_(value.to(device))
+            ts = saved["training_state"]
+            optimizer.load_state_dict(ts["optimizer"])
+            lr_sched.load_state_dict(ts["lr_scheduler"])
+            scaler.load_state_dict(ts["scaler"])
+            torch.set_rng_state(ts["rng"]["torch"])
+            if ema is not None and saved["ema"] is not None:
+                ema.load_state_dict(saved["ema"])
+            step = int(state["step"])
+            resumed_from = path
+            if ctx.is_main:
+                self._say(f"resumed from {path} (step {step})")
+
+        engine = self._wrap(denoiser, ctx)
+        accum = cfg.training.gradient_accumulation
+        end = (
+            cfg.training.max_steps
+            if self.stop_after is None
+            else min(cfg.training.max_steps, self.stop_after)
+        )
+        metrics = _Metrics(self.output, ctx.is_main, cfg.logging.tensorboard)
+        result = TrainResult(step=step, trained_parameters=trained_names, resumed_from=resumed_from)
+        bar = self._progress(ctx, step, cfg.training.max_steps)
+        window: list[torch.Tensor] = []
+        began = time.perf_counter()
+        last_saved = step if resumed_from is not None else -1
+        order_cache: dict[int, list[int]] = {}
+        try:
+            while step < end:
+                for micro in range(accum):
+                    counter = step * accum + micro
+                    epoch, k = divmod(counter, per_epoch)
+                    indices = self._epoch_order(order_cache, epoch, len(dataset), ctx)[
+                        k * batch_size : (k + 1) * batch_size
+                    ]
+                    batch = dataset.batch(indices, epoch)
+                    sync = micro == accum - 1 or not ctx.distributed
+                    with contextlib.nullcontext() if sync else engine.no_sync():
+                        loss = self._micro_step(
+                            engine, pipe, batch, step, micro, ctx, dataset, autocast_dtype
+                        )
+                        scaler.scale(loss / accum).backward()  # type: ignore[no-untyped-call]
+                    window.append(loss.detach())
+                if o.max_grad_norm is not None:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, o.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                lr_sched.step()
+                if ema is not None:
+                    ema.update(denoiser)
+                step += 1
+                bar.update(1)
+                if step % cfg.logging.every == 0 or step == end:
+                    value = float(ctx.mean(torch.stack(window).mean()))
+                    window.clear()
+                    result.losses.append((step, value))
+                    elapsed = time.perf_counter() - began
+                    metrics.log(
+                        {
+                            "step": step,
+                            "epoch": (step * accum) // per_epoch,
+                            "loss": value,
+                            "lr": lr_sched.get_last_lr()[0],
+                            "seconds": round(elapsed, 3),
+                        }
+                    )
+                    bar.set_postfix(loss=f"{value:.4f}")
+                if step % cfg.checkpoints.every == 0 or step == end:
+                    last = self._save(
+                        ctx,
+                        ckpt_dir,
+                        step,
+                        denoiser,
+                        trained_names,
+                        ema,
+                        optimizer,
+                        lr_sched,
+                        scaler,
+                        frozen_print,
+                        global_batch,
+                        per_epoch,
+                    )
+                    result.checkpoint = last
+                    last_saved = step
+                every = cfg.validation.every
+                if every is not None and step % every == 0 and step != cfg.training.max_steps:
+                    self._validate(ctx, pipe, denoiser, ema, dataset, step)
+        finally:
+            bar.close()
+            metrics.close()
+        if last_saved != step and step > 0:
+            result.checkpoint = self._save(
+                ctx,
+                ckpt_dir,
+                step,
+                denoiser,
+                trained_names,
+                ema,
+                optimizer,
+                lr_sched,
+                scaler,
+                frozen_print,
+                global_batch,
+                per_epoch,
+            )
+        if result.checkpoint is None and resumed_from is not None:
+            result.checkpoint = resumed_from
+        if fingerprint(denoiser, frozen_names) != frozen_print:
+            raise FrozenWeightsChanged(
+                "a frozen parameter changed during training; this is a bug in emo, please report it"
+            )
+        result.step = step
+        result.rank_fingerprints = ctx.gather_strings(fingerprint(denoiser, trained_names))
+        if step >= cfg.training.max_steps:
+            if cfg.validation.at_end:
+                self._validate(ctx, pipe, denoiser, ema, dataset, step)
+            result.pipeline_dir = self._save_pipeline(ctx, pipe, denoiser, ema)
+        if ctx.is_main:
+            summary = {
+                "step": step,
+                "losses": result.losses,
+                "rank_fingerprints": result.rank_fingerprints,
+                "trained_parameters": len(trained_names),
+                "pipeline_dir": os.fspath(result.pipeline_dir) if result.pipeline_dir else None,
+            }
+            (self.output / "train_result.json").write_text(json.dumps(summary, indent=1) + "\n")
+        ctx.barrier()
+        return result
+
+    # -- pieces -----------------------------------------------------------------------------
+    def _wrap(self, denoiser: EMODenoiser, ctx: DistContext) -> Any:
+        if not ctx.distributed:
+            return _Single(denoiser)
+        cfg = self.config.distributed
+        if cfg.strategy == "fsdp":
+            from torch.distributed.fsdp import FullyShardedDataParallel
+
+            return FullyShardedDataParallel(
+                denoiser,
+                use_orig_params=True,
+                device_id=ctx.device if ctx.device.type == "cuda" else None,
+                sync_module_states=False,
+            )
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(
+            denoiser,
+            device_ids=[ctx.device] if ctx.device.type == "cuda" else None,
+            find_unused_parameters=self.config.stage == 1
+            if cfg.find_unused_parameters is None
+            else cfg.find_unused_parameters,
+        )
+
+    def _epoch_order(
+        self, cache: dict[int, list[int]], epoch: int, length: int, ctx: DistContext
+    ) -> list[int]:
+        """This process's sample order in ``epoch`` (torch's DistributedSampler)."""
+        if epoch not in cache:
+            from torch.utils.data import DistributedSampler
+
+            sampler: DistributedSampler[int] = DistributedSampler(
+                range(length),  # type: ignore[arg-type]
+                num_replicas=ctx.world_size,
+                rank=ctx.rank,
+                shuffle=True,
+                seed=self.config.seed,
+                drop_last=True,
+            )
+            sampler.set_epoch(epoch)
+            cache.clear()
+            cache[epoch] = list(sampler)
+        return cache[epoch]
+
+    def _latents(self, pipe: EMOPipeline, values: torch.Tensor, cached: bool) -> torch.Tensor:
+        """``(b, c, f, h, w)`` latents from cached latents or uint8 frames ``(b, 3, f, H, W)``."""
+        device = pipe.device
+        if cached:
+            return values.to(device, torch.float32)
+        batch = values.shape[0]
+        pixels = rearrange(values, "b c f h w -> (b f) c h w").to(device, torch.float32)
+        pixels = pixels / 127.5 - 1.0
+        with torch.no_grad():
+            latent = pipe.vae.encode(pixels).mode() * float(pipe.vae.config["scaling_factor"])
+        return rearrange(latent.float(), "(b f) c h w -> b c f h w", b=batch)
+
+    def _micro_step(
+        self,
+        engine: Any,
+        pipe: EMOPipeline,
+        batch: dict[str, torch.Tensor],
+        step: int,
+        micro: int,
+        ctx: DistContext,
+        dataset: ClipDataset,
+        autocast_dtype: torch.dtype | None,
+    ) -> torch.Tensor:
+        cfg = self.config
+        device = ctx.device
+        cached = dataset.use_latents
+        target_latents = self._latents(pipe, batch["target"], cached)
+        reference = self._latents(pipe, batch["reference"][:, :, None], cached)[:, :, 0]
+        motion = self._latents(pipe, batch["motion"], cached) if "motion" in batch else None
+        width = ctx.world_size
+        rows = slice(ctx.rank, None, width)
+        size = target_latents.shape[0] * width
+        gen = torch.Generator().manual_seed(mix_seed(cfg.seed, 1, step, micro))
+        noise = torch.randn((size, *target_latents.shape[1:]), generator=gen)[rows].to(device)
+        scheduler = pipe.scheduler
+        timesteps_total = int(scheduler.config["num_train_timesteps"])
+        timesteps = torch.randint(0, timesteps_total, (size,), generator=gen)[rows].to(device)
+        u = torch.rand((size,), generator=gen)[rows].to(device)
+        d = cfg.dropout
+        both = (u >= d.reference + d.audio) & (u < d.reference + d.audio + d.both)
+        drop_reference = (u < d.reference) | both
+        drop_audio = ((u >= d.reference) & (u < d.reference + d.audio)) | both
+        noisy = scheduler.add_noise(target_latents, noise, timesteps)
+        target = scheduler.training_target(target_latents, noise, timesteps)
+        kwargs: dict[str, Any] = {
+            "reference_latent": reference,
+            "face_mask": batch["mask"].to(device),
+            "drop_reference": drop_reference,
+        }
+        if "audio" in batch:
+            kwargs["audio_window"] = batch["audio"].to(device)
+            kwargs["drop_audio"] = drop_audio
+        if motion is not None:
+            kwargs["motion_latents"] = motion
+            kwargs["drop_motion"] = batch["zero_motion"].to(device)
+        if "speed" in batch:
+            kwargs["speed"] = batch["speed"].to(device)
+        autocast = (
+            torch.autocast(device.type, dtype=autocast_dtype)
+            if autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            prediction = engine(noisy, timesteps, **kwargs)
+        return F.mse_loss(prediction.float(), target.float())
+
+    def _save(
+        self,
+        ctx: DistContext,
+        folder: Path,
+        step: int,
+        denoiser: EMODenoiser,
+        trained_names: list[str],
+        ema: Any,
+        optimizer: torch.optim.Optimizer,
+        lr_sched: Any,
+        scaler: Any,
+        frozen_print: str,
+        global_batch: int,
+        per_epoch: int,
+    ) -> Path:
+        cfg = self.config
+        path = folder / checkpoint_name(step)
+        if ctx.is_main:
+            named = dict(denoiser.named_parameters())
+            accum = cfg.training.gradient_accumulation
+            write_checkpoint(
+                folder,
+                step,
+                trained={n: named[n] for n in trained_names},
+                ema=ema.state_dict() if ema is not None else None,
+                training_state={
+                    "optimizer": optimizer.state_dict(),
+                    "lr_scheduler": lr_sched.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": {"torch": torch.get_rng_state()},
+                },
+                state={
+                    "step": step,
+                    "epoch": (step * accum) // per_epoch,
+                    "batch_in_epoch": (step * accum) % per_epoch,
+                    "global_batch": global_batch,
+                    "gradient_accumulation": accum,
+                    "world_size": ctx.world_size,
+                    "seed": cfg.seed,
+                    "stage": cfg.stage,
+                    "frozen_fingerprint": frozen_print,
+                    "trained_parameters": trained_names,
+                    "config": cfg.to_dict(),
+                },
+            )
+            prune_checkpoints(folder, cfg.checkpoints.keep)
+        ctx.barrier()
+        return path
+
+    @contextlib.contextmanager
+    def _ema_weights(self, denoiser: EMODenoiser, ema: Any) -> Iterator[None]:
+        if ema is None:
+            yield
+            return
+        backup = {n: p.detach().clone() for n, p in denoiser.named_parameters() if n in ema.shadow}
+        ema.copy_to(denoiser)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, param in denoiser.named_parameters():
+                    if name in backup:
+                        param.copy_(backup[name])
+
+    def _validate(
+        self,
+        ctx: DistContext,
+        pipe: EMOPipeline,
+        denoiser: EMODenoiser,
+        ema: Any,
+        dataset: ClipDataset,
+        step: int,
+    ) -> None:
+        if ctx.is_main:
+            from emo.training.validation import write_validation_clip
+
+            path = self.output / "validation" / f"step-{step:08d}.mp4"
+            with self._ema_weights(denoiser, ema):
+                denoiser.eval()
+                try:
+                    write_validation_clip(
+                        pipe,
+                        dataset,
+                        path,
+                        num_inference_steps=self.config.validation.num_inference_steps,
+                        seconds=self.config.validation.seconds,
+                        seed=self.config.seed,
+                    )
+                finally:
+                    denoiser.train()
+            self._say(f"validation clip: {path}")
+        ctx.barrier()
+
+    def _save_pipeline(
+        self, ctx: DistContext, pipe: EMOPipeline, denoiser: EMODenoiser, ema: Any
+    ) -> Path:
+        path = self.output / "pipeline"
+        if ctx.is_main:
+            with self._ema_weights(denoiser, ema):
+                pipe.to("cpu")
+                try:
+                    pipe.save_pretrained(path)
+                finally:
+                    pipe.to(ctx.device)
+            self._say(f"saved the trained pipeline to {path}")
+        ctx.barrier()
+        return path
+
+    def _progress(self, ctx: DistContext, step: int, total: int) -> Any:
+        from tqdm.auto import tqdm
+
+        show = ctx.is_main and self.config.logging.progress_bar
+        return tqdm(
+            total=total,
+            initial=step,
+            desc=f"emo train stage {self.config.stage}",
+            unit="step",
+            disable=not show,
+        )
+
+    def _say(self, text: str) -> None:
+        logger.info(text)
+
+    def _warn(self, text: str) -> None:
+        logger.warning(text)
+
+
+class _Single:
+    """The one-process engine: the denoiser itself, with DDP's ``no_sync`` as a no-op."""
+
+    def __init__(self, module: EMODenoiser) -> None:
+        self.module = module
+
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        out: torch.Tensor = self.module(*args, **kwargs)
+        return out
+
+    @contextlib.contextmanager
+    def no_sync(self) -> Iterator[None]:
+        yield
+
+
+class _Metrics:
+    """``metrics.jsonl`` (and TensorBoard events when installed), on rank 0 only."""
+
+    def __init__(self, output: Path, enabled: bool, tensorboard: bool) -> None:
+        self.enabled = enabled
+        self.file: Any = None
+        self.board: Any = None
+        if not enabled:
+            return
+        output.mkdir(parents=True, exist_ok=True)
+        self.file = (output / "metrics.jsonl").open("a", encoding="utf-8")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # the tensorboard package is optional
+                return
+            self.board = SummaryWriter(os.fspath(output / "tensorboard"))
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.board is not None:
+            for key in ("loss", "lr"):
+                self.board.add_scalar(f"train/{key}", record[key], record["step"])
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.board is not None:
+            self.board.close()
+
+
+def train(config: TrainingConfig, *, stop_after: int | None = None) -> TrainResult:
+    """Run one training stage; see :class:`Trainer`."""
+    return Trainer(config, stop_after=stop_after).run()
