@@ -305,6 +305,21 @@ def _crop_frames(
     return out, moved
 
 
+def _speed_per_frame(
+    steps: torch.Tensor, picks: list[int], src_fps: float, fps: float
+) -> torch.Tensor:
+    """Degrees per training frame from the rotation between picked source frames.
+
+    Picked source frames are unevenly spaced when the rates do not divide (25 -> 10 fps
+    picks every 2nd or 3rd frame), so each rotation is divided by its true time gap.
+    """
+    if len(picks) < 2:
+        return steps
+    gaps = torch.tensor(picks, dtype=torch.float32).diff().clamp(min=1.0) / src_fps  # seconds
+    rates = steps[1:] / (gaps * fps)
+    return torch.cat([rates[:1], rates])
+
+
 def _encode_latents(vae: Any, frames: torch.Tensor) -> torch.Tensor:
     pixels = frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0
     chunks = []
@@ -399,7 +414,9 @@ def _prepare_video(
                 elif tools.pose is not None:
                     angles = tools.pose(frames)
                 if angles is not None:
-                    tensors["speed"] = head_rotation_speed(angles)
+                    tensors["speed"] = _speed_per_frame(
+                        head_rotation_speed(angles), picks, src_fps, settings.fps
+                    )
                 if tools.vae is not None:
                     tensors["latents"] = _encode_latents(tools.vae, crops)
                 write_clip(

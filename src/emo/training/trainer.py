@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 
 from emo.errors import CheckpointError, ConfigError
 from emo.training.checkpoints import (
@@ -35,6 +33,7 @@ from emo.training.checkpoints import (
 )
 from emo.training.dataset import ClipDataset, SampleSpec, mix_seed
 from emo.training.distributed import DistContext, init_distributed
+from emo.training.loss import diffusion_loss
 from emo.training.params import FrozenWeightsChanged, apply_trainable, fingerprint
 
 if TYPE_CHECKING:
@@ -432,18 +431,6 @@ class Trainer:
             cache[epoch] = list(sampler)
         return cache[epoch]
 
-    def _latents(self, pipe: EMOPipeline, values: torch.Tensor, cached: bool) -> torch.Tensor:
-        """``(b, c, f, h, w)`` latents from cached latents or uint8 frames ``(b, 3, f, H, W)``."""
-        device = pipe.device
-        if cached:
-            return values.to(device, torch.float32)
-        batch = values.shape[0]
-        pixels = rearrange(values, "b c f h w -> (b f) c h w").to(device, torch.float32)
-        pixels = pixels / 127.5 - 1.0
-        with torch.no_grad():
-            latent = pipe.vae.encode(pixels).mode() * float(pipe.vae.config["scaling_factor"])
-        return rearrange(latent.float(), "(b f) c h w -> b c f h w", b=batch)
-
     def _micro_step(
         self,
         engine: Any,
@@ -455,48 +442,49 @@ class Trainer:
         dataset: ClipDataset,
         autocast_dtype: torch.dtype | None,
     ) -> torch.Tensor:
+        """The loss of this process's part of a global micro-batch.
+
+        Noise, timesteps and dropout are drawn for the whole global batch from a
+        generator seeded by ``(seed, step, micro)``; this process takes rows
+        ``rank, rank + world, ...``, the rows of its samples in the global batch.
+        """
         cfg = self.config
-        device = ctx.device
-        cached = dataset.use_latents
-        target_latents = self._latents(pipe, batch["target"], cached)
-        reference = self._latents(pipe, batch["reference"][:, :, None], cached)[:, :, 0]
-        motion = self._latents(pipe, batch["motion"], cached) if "motion" in batch else None
-        width = ctx.world_size
-        rows = slice(ctx.rank, None, width)
-        size = target_latents.shape[0] * width
+        rows = slice(ctx.rank, None, ctx.world_size)
+        local = batch["target"].shape[0]
+        size = local * ctx.world_size
+        shape = self._latent_shape(pipe, batch, dataset.use_latents)
         gen = torch.Generator().manual_seed(mix_seed(cfg.seed, 1, step, micro))
-        noise = torch.randn((size, *target_latents.shape[1:]), generator=gen)[rows].to(device)
-        scheduler = pipe.scheduler
-        timesteps_total = int(scheduler.config["num_train_timesteps"])
-        timesteps = torch.randint(0, timesteps_total, (size,), generator=gen)[rows].to(device)
-        u = torch.rand((size,), generator=gen)[rows].to(device)
+        noise = torch.randn((size, *shape), generator=gen)[rows]
+        total = int(pipe.scheduler.config["num_train_timesteps"])
+        timesteps = torch.randint(0, total, (size,), generator=gen)[rows]
+        u = torch.rand((size,), generator=gen)[rows].to(ctx.device)
         d = cfg.dropout
         both = (u >= d.reference + d.audio) & (u < d.reference + d.audio + d.both)
         drop_reference = (u < d.reference) | both
         drop_audio = ((u >= d.reference) & (u < d.reference + d.audio)) | both
-        noisy = scheduler.add_noise(target_latents, noise, timesteps)
-        target = scheduler.training_target(target_latents, noise, timesteps)
-        kwargs: dict[str, Any] = {
-            "reference_latent": reference,
-            "face_mask": batch["mask"].to(device),
-            "drop_reference": drop_reference,
-        }
-        if "audio" in batch:
-            kwargs["audio_window"] = batch["audio"].to(device)
-            kwargs["drop_audio"] = drop_audio
-        if motion is not None:
-            kwargs["motion_latents"] = motion
-            kwargs["drop_motion"] = batch["zero_motion"].to(device)
-        if "speed" in batch:
-            kwargs["speed"] = batch["speed"].to(device)
-        autocast = (
-            torch.autocast(device.type, dtype=autocast_dtype)
-            if autocast_dtype is not None
-            else contextlib.nullcontext()
+        return diffusion_loss(
+            engine,
+            pipe,
+            batch,
+            cached=dataset.use_latents,
+            noise=noise,
+            timesteps=timesteps,
+            drop_reference=drop_reference,
+            drop_audio=drop_audio,
+            autocast_dtype=autocast_dtype,
         )
-        with autocast:
-            prediction = engine(noisy, timesteps, **kwargs)
-        return F.mse_loss(prediction.float(), target.float())
+
+    @staticmethod
+    def _latent_shape(
+        pipe: EMOPipeline, batch: dict[str, torch.Tensor], cached: bool
+    ) -> tuple[int, ...]:
+        """``(c, f, h, w)`` of the target latents of one sample."""
+        target = batch["target"]
+        if cached:
+            return tuple(target.shape[1:])
+        factor = pipe.vae_scale_factor
+        channels = int(pipe.vae.config["latent_channels"])
+        return (channels, target.shape[2], target.shape[3] // factor, target.shape[4] // factor)
 
     def _save(
         self,

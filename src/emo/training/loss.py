@@ -1,0 +1,145 @@
+"""The diffusion loss of one batch, and a fixed-noise evaluation loss to compare models."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+if TYPE_CHECKING:
+    from emo.pipelines.emo_pipeline import EMOPipeline
+    from emo.training.dataset import ClipDataset
+
+__all__ = ["batch_latents", "diffusion_loss", "evaluation_loss"]
+
+
+def batch_latents(pipe: EMOPipeline, values: torch.Tensor, cached: bool) -> torch.Tensor:
+    """``(b, c, f, h, w)`` latents from cached latents, or from uint8 frames ``(b, 3, f, H, W)``.
+
+    Frames are encoded with the pipeline's (frozen) VAE: the mode of the latent
+    distribution times the scaling factor, as ``emo prepare`` caches them.
+    """
+    device = pipe.device
+    if cached:
+        return values.to(device, torch.float32)
+    batch = values.shape[0]
+    pixels = rearrange(values, "b c f h w -> (b f) c h w").to(device, torch.float32)
+    pixels = pixels / 127.5 - 1.0
+    with torch.no_grad():
+        latent = pipe.vae.encode(pixels.to(pipe.vae.dtype)).mode()
+        latent = latent * float(pipe.vae.config["scaling_factor"])
+    return rearrange(latent.float(), "(b f) c h w -> b c f h w", b=batch)
+
+
+def diffusion_loss(
+    model: Any,
+    pipe: EMOPipeline,
+    batch: dict[str, torch.Tensor],
+    *,
+    cached: bool,
+    noise: torch.Tensor,
+    timesteps: torch.Tensor,
+    drop_reference: torch.Tensor | None = None,
+    drop_audio: torch.Tensor | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Mean squared error between the model's output and the scheduler's training target.
+
+    Parameters
+    ----------
+    model
+        The :class:`~emo.denoiser.EMODenoiser` (or its DDP/FSDP wrapper).
+    pipe
+        Supplies the VAE (for uncached frames) and the scheduler (``add_noise``,
+        ``training_target``: epsilon or v).
+    batch
+        From :meth:`emo.training.dataset.ClipDataset.batch`.
+    cached
+        Whether ``batch`` holds latents rather than frames.
+    noise
+        ``(b, c, f, h, w)`` standard normal noise.
+    timesteps
+        ``(b,)`` training timesteps.
+    drop_reference, drop_audio
+        bool ``(b,)`` condition dropout.
+    autocast_dtype
+        ``torch.bfloat16`` / ``torch.float16`` autocast, or ``None``.
+    """
+    device = pipe.device
+    target_latents = batch_latents(pipe, batch["target"], cached)
+    reference = batch_latents(pipe, batch["reference"][:, :, None], cached)[:, :, 0]
+    scheduler = pipe.scheduler
+    noise = noise.to(device)
+    timesteps = timesteps.to(device)
+    noisy = scheduler.add_noise(target_latents, noise, timesteps)
+    target = scheduler.training_target(target_latents, noise, timesteps)
+    kwargs: dict[str, Any] = {
+        "reference_latent": reference,
+        "face_mask": batch["mask"].to(device),
+        "drop_reference": drop_reference,
+    }
+    if "audio" in batch:
+        kwargs["audio_window"] = batch["audio"].to(device)
+        kwargs["drop_audio"] = drop_audio
+    if "motion" in batch:
+        kwargs["motion_latents"] = batch_latents(pipe, batch["motion"], cached)
+        kwargs["drop_motion"] = batch["zero_motion"].to(device)
+    if "speed" in batch:
+        kwargs["speed"] = batch["speed"].to(device)
+    autocast = (
+        torch.autocast(device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
+    with autocast:
+        prediction = model(noisy, timesteps, **kwargs)
+    return F.mse_loss(prediction.float(), target.float())
+
+
+@torch.no_grad()
+def evaluation_loss(
+    model: Any,
+    pipe: EMOPipeline,
+    dataset: ClipDataset,
+    *,
+    samples: int = 8,
+    timesteps_per_sample: int = 4,
+    seed: int = 0,
+) -> float:
+    """The loss on fixed samples, noise and evenly spread timesteps (no dropout).
+
+    Deterministic for a given model and data: compare it before and after training.
+
+    Parameters
+    ----------
+    model
+        The :class:`~emo.denoiser.EMODenoiser`.
+    pipe
+        The pipeline owning the networks.
+    dataset
+        The data (its first ``samples`` clips, epoch 0).
+    samples
+        Clips used.
+    timesteps_per_sample
+        Timesteps per clip, spread over the training range.
+    seed
+        Seed of the noise.
+    """
+    count = min(samples, len(dataset))
+    batch = dataset.batch(list(range(count)), epoch=0)
+    latents = batch_latents(pipe, batch["target"], dataset.use_latents)
+    total = int(pipe.scheduler.config["num_train_timesteps"])
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for k in range(timesteps_per_sample):
+        t = int((k + 0.5) * total / timesteps_per_sample)
+        noise = torch.randn(latents.shape, generator=gen)
+        timesteps = torch.full((count,), t, dtype=torch.long)
+        loss = diffusion_loss(
+            model, pipe, batch, cached=dataset.use_latents, noise=noise, timesteps=timesteps
+        )
+        losses.append(float(loss))
+    return sum(losses) / len(losses)
