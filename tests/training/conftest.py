@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +96,24 @@ def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def bright_mask() -> str:
-    if "test-bright" not in plugins.available("face_mask"):
-        plugins.register("face_mask", "test-bright", BrightFaceMask)
-    return "test-bright"
+@contextlib.contextmanager
+def registered_bright_mask() -> Iterator[str]:
+    """The test detector registered as a face-mask plugin for the duration (no leak to other tests)."""
+    plugins.register("face_mask", BrightFaceMask.name, BrightFaceMask)
+    try:
+        yield BrightFaceMask.name
+    finally:
+        plugins.unregister("face_mask", BrightFaceMask.name)
+
+
+@pytest.fixture
+def bright_mask() -> Iterator[str]:
+    with registered_bright_mask() as name:
+        yield name
 
 
 @pytest.fixture(scope="session")
-def prepared(video_dir: Path, bright_mask: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def prepared(video_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The data set of ``video_dir`` at 32 px, 10 fps, clips of 0.8-1 s, latents cached."""
     from emo.pipelines.emo_pipeline import EMOPipeline
     from emo.training.prepare import PrepareSettings, prepare_dataset
@@ -110,13 +121,14 @@ def prepared(video_dir: Path, bright_mask: str, tmp_path_factory: pytest.TempPat
     out = tmp_path_factory.mktemp("data")
     vae_dir = tmp_path_factory.mktemp("vae")
     EMOPipeline.from_preset("tiny", face_mask="full").vae.save_pretrained(vae_dir)
-    settings = PrepareSettings(
-        fps=10.0,
-        resolution=32,
-        min_seconds=0.8,
-        max_seconds=1.0,
-        face_mask=bright_mask,
-        vae=str(vae_dir),
-    )
-    prepare_dataset(video_dir, out, settings, progress=False)
+    with registered_bright_mask() as face_mask:
+        settings = PrepareSettings(
+            fps=10.0,
+            resolution=32,
+            min_seconds=0.8,
+            max_seconds=1.0,
+            face_mask=face_mask,
+            vae=str(vae_dir),
+        )
+        prepare_dataset(video_dir, out, settings, progress=False)
     return out

@@ -227,20 +227,45 @@ def vae_fingerprint(vae: Any) -> str:
     return digest.hexdigest()
 
 
-def _pose_estimator() -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """Per-frame head angles ``(f, 3)`` from frames, via ``emo.face`` when it is installed."""
+def _pose_estimator() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None] | None:
+    """Per-frame head angles ``(f, 3)`` of frames in known face boxes, via ``emo.face``.
+
+    ``None`` when the face extra (``pip install emo[face]``) is not installed; the
+    estimator returns ``None`` for a clip where fewer than half the poses are known
+    (gaps in the rest are filled linearly).
+    """
     import importlib
 
     try:
-        face = importlib.import_module("emo.face")
-    except ImportError:
-        return None
-    estimate = getattr(face, "head_angles", None)
-    if not callable(estimate):
+        # Looked up by name: emo.face is optional and may be absent from this install.
+        analyzer = importlib.import_module("emo.face").FaceAnalyzer()
+    except (ImportError, AttributeError, EMOError) as exc:
+        logger.warning(
+            "head pose unavailable (%s): clips get no head speed, so stage 3 cannot use them; "
+            "install the face extra: pip install 'emo[face]'",
+            exc,
+        )
         return None
 
-    def run(frames: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(estimate(frames.numpy()), dtype=torch.float32)
+    def run(frames: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None:
+        poses = torch.as_tensor(
+            analyzer.analyze(frames.numpy(), boxes=boxes.numpy()).poses, dtype=torch.float32
+        )
+        known = torch.isfinite(poses).all(dim=1)
+        if int(known.sum()) * 2 < poses.shape[0]:
+            return None
+        index = torch.arange(poses.shape[0], dtype=torch.float32)
+        good = index[known]
+        for axis in range(3):
+            values = poses[known, axis]
+            pos = torch.searchsorted(good, index).clamp(1, max(1, good.numel() - 1))
+            if good.numel() == 1:
+                poses[:, axis] = values[0]
+                continue
+            x0, x1 = good[pos - 1], good[pos]
+            w = ((index - x0) / (x1 - x0)).clamp(0, 1)
+            poses[:, axis] = torch.lerp(values[pos - 1], values[pos], w)
+        return poses
 
     return run
 
@@ -412,7 +437,7 @@ def _prepare_video(
                         torch.tensor(picks)
                     ]
                 elif tools.pose is not None:
-                    angles = tools.pose(frames)
+                    angles = tools.pose(frames, boxes)
                 if angles is not None:
                     tensors["speed"] = _speed_per_frame(
                         head_rotation_speed(angles), picks, src_fps, settings.fps

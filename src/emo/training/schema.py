@@ -130,7 +130,7 @@ def from_dict(cls: type[_T], data: Mapping[str, Any], *, prefix: str = "") -> _T
         if name in data:
             values[name] = _convert(data[name], hints[name], f"{prefix}{name}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"missing setting {prefix}{name!r} ({_type_name(hints[name])})")
+            raise ConfigError(f"missing setting {prefix + name!r} ({_type_name(hints[name])})")
     try:
         return cls(**values)
     except ConfigError as exc:
