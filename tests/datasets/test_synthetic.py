@@ -169,3 +169,11 @@ def test_write_dataset_names_and_splits(tmp_path: object) -> None:
 def test_bad_input_is_named(call: object, match: str) -> None:
     with pytest.raises(InputError, match=match):
         call()  # type: ignore[operator]
+
+
+def test_write_dataset_in_two_processes_writes_the_same_files(tmp_path: object) -> None:
+    one = write_dataset(tmp_path / "one", 2, duration=0.3, size=32, truth=False)  # type: ignore[operator]
+    two = write_dataset(tmp_path / "two", 2, duration=0.3, size=32, truth=False, workers=2)  # type: ignore[operator]
+    for a, b in zip(one, two, strict=True):
+        assert a.name == b.name
+        assert a.read_bytes() == b.read_bytes()

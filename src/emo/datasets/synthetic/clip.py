@@ -239,12 +239,14 @@ def write_dataset(
     speeds: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0),
     singing: float = 0.25,
     truth: bool = True,
+    workers: int = 1,
 ) -> list[Path]:
     """Write ``num_clips`` clips ``<split>_<index>.mp4`` (+ ``.json``) into ``root``.
 
     Clip ``i`` uses identity seed ``seed * 1_000_003 + i`` of ``split``, its own
     audio seed, a speed from ``speeds`` (cycled) and singing with probability
-    ``singing``; the same arguments always write the same files.
+    ``singing``; the same arguments always write the same files, with any number of
+    ``workers`` (processes rendering clips side by side).
 
     Returns
     -------
@@ -255,22 +257,39 @@ def write_dataset(
         raise InputError(f"num_clips must be a non-negative int, got {num_clips!r}")
     if not speeds:
         raise InputError("speeds must name at least one speed (degrees per frame)")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers must be an int >= 1, got {workers!r}")
     folder = Path(root)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 0 if split == "train" else 1, 17])
-    paths = []
+    jobs = []
     for i in range(num_clips):
         mode: Mode = "singing" if rng.uniform() < singing else "speech"
-        audio_seed = int(rng.integers(2**31))
-        clip = make_clip(
-            seed * 1_000_003 + i,
-            audio_seed,
-            duration=duration,
-            fps=fps,
-            size=size,
-            speed=speeds[i % len(speeds)],
-            mode=mode,
-            split=split,
+        jobs.append(
+            (
+                folder / f"{split}_{i:05d}.mp4",
+                seed * 1_000_003 + i,
+                int(rng.integers(2**31)),
+                {
+                    "duration": duration,
+                    "fps": fps,
+                    "size": size,
+                    "speed": speeds[i % len(speeds)],
+                    "mode": mode,
+                    "split": split,
+                },
+                truth,
+            )
         )
-        paths.append(write_clip(clip, folder / f"{split}_{i:05d}.mp4", truth=truth))
-    return paths
+    if workers == 1 or len(jobs) < 2:
+        return [_write_one(job) for job in jobs]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_write_one, jobs))
+
+
+def _write_one(job: tuple[Path, int, int, dict[str, Any], bool]) -> Path:
+    """Render and write one clip of :func:`write_dataset` (also in a worker process)."""
+    path, identity_seed, audio_seed, options, truth = job
+    return write_clip(make_clip(identity_seed, audio_seed, **options), path, truth=truth)
