@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emo.errors import InputError
+from emo.errors import InputError, InsufficientMemoryError
 
 __all__ = ["run_generate"]
 
@@ -52,12 +52,43 @@ def _check_arguments(args: argparse.Namespace) -> None:
         writer_for_path(args.output)  # fails now, not after loading, for an unknown suffix
 
 
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        return True
+    text = str(exc)
+    # CPU allocations fail with a plain RuntimeError from torch's allocator.
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()
+    )
+
+
 def run_generate(args: argparse.Namespace) -> int:
     """Run ``emo generate`` with parsed arguments; returns the exit code.
 
     Without ``--model`` the ``tiny`` preset with random weights is used: the video
     shows noise, not a face. It exercises the whole pipeline on a laptop CPU.
+
+    Raises
+    ------
+    InsufficientMemoryError
+        When the model or the generation does not fit in memory (RAM or GPU).
     """
+    try:
+        return _run_generate(args)
+    except (MemoryError, RuntimeError) as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InsufficientMemoryError(
+            f"not enough memory on --device {args.device} for this generation "
+            f"(--size {args.size or 'default'}, --dtype {args.dtype}): {detail[:200]}; "
+            "use a smaller --size, a GPU with more memory, or --dtype bfloat16 on a GPU"
+        ) from exc
+
+
+def _run_generate(args: argparse.Namespace) -> int:
     import torch
 
     from emo.pipelines.emo_pipeline import EMOPipeline

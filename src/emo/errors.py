@@ -20,6 +20,7 @@ __all__ = [
     "ImageTooLargeError",
     "InputError",
     "InputTooLargeError",
+    "InsufficientMemoryError",
     "NumericalError",
     "OutputInUseError",
     "PluginContractError",
@@ -69,6 +70,10 @@ class AudioTooLongError(AudioError, InputTooLargeError):
 
 class OutputInUseError(VideoError):
     """Another process (or another writer in this one) is writing the same output path right now."""
+
+
+class InsufficientMemoryError(EMOError, MemoryError):
+    """The model or the generation does not fit in memory (RAM or GPU); use a smaller size or more memory."""
 
 
 class NumericalError(EMOError, FloatingPointError):

@@ -168,6 +168,40 @@ def test_sigkill_leftovers_are_removed_by_the_next_run(
     assert out.read_bytes() != OLD_BYTES and out.stat().st_size > 1000
 
 
+STUCK = """
+import sys, numpy as np, torch
+torch.set_num_threads(1)
+from emo.interrupts import stop_on_signals
+from emo.io.writers.pyav import MP4Writer
+with stop_on_signals(grace_seconds=1.0):
+    session = MP4Writer().open(sys.argv[1], fps=25, width=16, height=16)
+    session.write(np.zeros((2, 16, 16, 3), np.uint8))
+    a = torch.randn(6000, 6000)
+    print("ready", flush=True)
+    a @ a  # one operation of many seconds: Python cannot run a signal handler inside it
+    print("the operation returned first", flush=True)
+"""
+
+
+def test_signal_during_a_long_operation_still_cleans_up(tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    out.write_bytes(OLD_BYTES)
+    process = start([sys.executable, "-c", STUCK, str(out)])
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    returncode, lines = finish(process, [])
+    assert returncode == 143, lines
+    assert time.monotonic() - began < 4.0
+    assert emo_lines(lines) == [
+        "emo: terminated by SIGTERM: the running operation did not return within 1 s, "
+        "so emo stopped it (temporary files of 1 output(s) removed)"
+    ]
+    assert entries(tmp_path) == ["out.mp4"] and out.read_bytes() == OLD_BYTES
+
+
 # -- a full file system ------------------------------------------------------------------------
 def _limit_file_size() -> None:
     # Past the limit write() fails with EFBIG, like ENOSPC an error of the OS call itself.
@@ -225,6 +259,28 @@ def test_full_disk_fails_cleanly(inputs: dict[str, Path], small_tmpfs: Path) -> 
     assert len(lines) == 1 and "No space left on device" in lines[0], lines
     assert entries(small_tmpfs) == ["ballast", "out.mp4"]
     assert out.read_bytes() == OLD_BYTES
+
+
+def _limit_address_space() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (2500 << 20, 2500 << 20))
+
+
+def test_out_of_memory_is_one_line(inputs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    out.write_bytes(OLD_BYTES)
+    result = subprocess.run(
+        emo_command(inputs, out, "--steps", "1", "--size", "4096"),
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_address_space,
+    )
+    if "RANDOM weights" not in result.stderr:
+        pytest.skip(f"python and torch do not start in 2.5 GB of address space: {result.stderr}")
+    lines = emo_lines(result.stderr.splitlines())
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("emo: error: not enough memory"), lines
+    assert "--size 4096" in lines[0] and "smaller --size" in lines[0]
+    assert entries(tmp_path) == ["out.mp4"] and out.read_bytes() == OLD_BYTES
 
 
 # -- huge and truncated inputs -------------------------------------------------------------

@@ -193,3 +193,36 @@ def test_failure_modes_page_lists_every_error_class() -> None:
     page = (ROOT / "docs" / "guide" / "failure_modes.md").read_text()
     missing = [name for name in emo.errors.__all__ if f"emo.errors.{name}`" not in page]
     assert not missing, f"add these error classes to docs/guide/failure_modes.md: {missing}"
+
+
+def test_long_audio_is_file_backed_and_equal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import soundfile as sf
+    import torch
+
+    import emo.audio.loading as loading
+
+    path = tmp_path / "speech.wav"
+    rng = np.random.default_rng(0)
+    sf.write(str(path), rng.uniform(-0.5, 0.5, 48_000).astype(np.float32), 16_000)
+    in_memory = loading.load_audio(path, sample_rate=16_000)
+    monkeypatch.setattr(loading, "_FILE_BACKED_BYTES", 4096)
+    mapped = loading.load_audio(path, sample_rate=16_000)
+    resampled = loading.load_audio(path, sample_rate=22_050)
+    monkeypatch.undo()
+    assert torch.equal(mapped, in_memory)
+    assert torch.equal(resampled, loading.load_audio(path, sample_rate=22_050))
+    # The samples live in a mapping of a deleted (nameless) file, not in anonymous memory.
+    address = mapped.untyped_storage().data_ptr()
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("no /proc/self/maps to inspect the mapping")
+    for line in maps.read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        low, high = (int(x, 16) for x in fields[0].split("-"))
+        if low <= address < high:
+            assert len(fields) == 6 and "(deleted)" in fields[5], line
+            break
+    else:
+        raise AssertionError("the waveform's address is in no mapping")

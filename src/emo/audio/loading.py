@@ -41,23 +41,54 @@ SOUNDFILE_EXTENSIONS = frozenset(
 _BLOCK = 1 << 18  # input frames per decoded block
 
 
+#: Output beyond this many bytes is kept in a temporary file mapped into memory (see _Growing).
+_FILE_BACKED_BYTES = 64 << 20  # about 17 minutes at 16 kHz
+
+
 class _Growing:
-    """A float32 numpy buffer that grows in place (``realloc``), then is trimmed."""
+    """A float32 buffer that grows in place, then is trimmed.
+
+    Long audio (more than :data:`_FILE_BACKED_BYTES`) is kept in an anonymous
+    temporary file mapped into memory: the kernel pages it in and out as needed, so
+    a 2-hour audio book costs disk space, not resident memory. The file has no name
+    (it is unlinked as it is created), so nothing is left behind even on SIGKILL.
+    """
 
     def __init__(self, capacity: int) -> None:
-        self.array = np.empty(max(capacity, 1024), dtype=np.float32)
         self.size = 0
+        self._file: Any = None
+        self.array: np.ndarray = np.empty(0, dtype=np.float32)
+        self._allocate(max(capacity, 1024))
+
+    def _allocate(self, capacity: int) -> None:
+        if self._file is None and capacity * 4 <= _FILE_BACKED_BYTES:
+            self.array.resize(capacity, refcheck=False)
+            return
+        if self._file is None:
+            import tempfile
+
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the buffer
+        else:
+            self.array.flush()  # type: ignore[attr-defined]
+        self._file.truncate(capacity * 4)
+        mapped = np.memmap(self._file, dtype=np.float32, mode="r+", shape=(capacity,))
+        if not isinstance(self.array, np.memmap):
+            mapped[: self.size] = self.array[: self.size]
+        self.array = mapped
 
     def append(self, values: torch.Tensor) -> None:
         n = values.numel()
         if self.size + n > self.array.size:
-            self.array.resize(max(2 * self.array.size, self.size + n), refcheck=False)
+            self._allocate(max(2 * self.array.size, self.size + n))
         self.array[self.size : self.size + n] = values.numpy()
         self.size += n
 
     def finish(self) -> torch.Tensor:
-        self.array.resize(self.size, refcheck=False)
-        return torch.from_numpy(self.array)
+        if self._file is None:
+            self.array.resize(self.size, refcheck=False)
+            return torch.from_numpy(self.array)
+        # The map keeps the (nameless) file alive; the tensor keeps the map alive.
+        return torch.from_numpy(self.array[: self.size])
 
 
 def _check_rate(name: str, rate: Any) -> int:
@@ -187,7 +218,9 @@ def _trim_codec_padding(waveform: torch.Tensor, stream: Any, sample_rate: int) -
     expected = round(float(stream.duration * stream.time_base) * sample_rate)
     slack = math.ceil(2048 * sample_rate / int(stream.rate))
     if 0 < waveform.shape[0] - expected <= slack:
-        return waveform[:expected].clone()
+        view = waveform[:expected]
+        # A file-backed waveform (long audio) stays so; a short one drops the padding's memory.
+        return view if expected * 4 > _FILE_BACKED_BYTES else view.clone()
     return waveform
 
 

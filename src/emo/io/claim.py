@@ -23,16 +23,21 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from pathlib import Path
 from typing import Literal
 
 from emo.errors import OutputInUseError, VideoError
 
-__all__ = ["TEMP_MARK", "OutputClaim", "is_own_temporary", "make_temporary"]
+__all__ = ["TEMP_MARK", "OutputClaim", "abandon_all", "is_own_temporary", "make_temporary"]
 
 #: Marker that every temporary name of emo's writers carries.
 TEMP_MARK = ".emo-"
 _RANDOM = r"[0-9a-f]{8}"
+
+#: Claims this process holds now (for :func:`abandon_all`).
+_HELD: set[OutputClaim] = set()
+_HELD_LOCK = threading.Lock()
 
 try:
     import fcntl
@@ -138,6 +143,8 @@ class OutputClaim:
         if self._fd is not None:
             return self
         self._fd = self._lock_flock() if fcntl is not None else self._lock_exclusive()
+        with _HELD_LOCK:
+            _HELD.add(self)
         self._clean_stale()
         return self
 
@@ -146,10 +153,23 @@ class OutputClaim:
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        with _HELD_LOCK:
+            _HELD.discard(self)
         with contextlib.suppress(OSError):
             os.unlink(self.lock_path)  # while still locked: nobody can be holding it
         with contextlib.suppress(OSError):
             os.close(fd)
+
+    def abandon(self) -> None:
+        """Remove every temporary of this target and release: for a process about to exit.
+
+        Safe while the claim is held (no other writer of the target can exist); an
+        output folder moved aside for a swap is moved back if the target is missing.
+        """
+        if self._fd is None:
+            return
+        self._clean_stale()
+        self.release()
 
     def __enter__(self) -> OutputClaim:
         return self.acquire()
@@ -245,3 +265,17 @@ class OutputClaim:
                 continue  # restored, or kept where it is: never deleted
             _remove(old)
             self.removed.append(old)
+
+
+def abandon_all() -> list[Path]:
+    """Abandon every claim this process holds (see :meth:`OutputClaim.abandon`); return the targets.
+
+    Used when the process must exit while its main thread is stuck in a long
+    operation (:func:`emo.interrupts.stop_on_signals`).
+    """
+    with _HELD_LOCK:
+        claims = list(_HELD)
+    for claim in claims:
+        with contextlib.suppress(Exception):
+            claim.abandon()
+    return [claim.target for claim in claims]
