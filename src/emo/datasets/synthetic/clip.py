@@ -245,8 +245,8 @@ def write_dataset(
 
     Clip ``i`` uses identity seed ``seed * 1_000_003 + i`` of ``split``, its own
     audio seed, a speed from ``speeds`` (cycled) and singing with probability
-    ``singing``; the same arguments always write the same files, with any number of
-    ``workers`` (processes rendering clips side by side).
+    ``singing``; the same arguments always write the same clips (frames and truth),
+    with any number of ``workers`` (processes rendering clips side by side).
 
     Returns
     -------
