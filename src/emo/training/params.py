@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -81,13 +81,17 @@ def apply_trainable(model: nn.Module, groups: Iterable[str]) -> list[str]:
     return trained
 
 
-def fingerprint(model: nn.Module, names: Iterable[str]) -> str:
-    """SHA-256 over the exact bytes of the named parameters (to prove they did not change)."""
-    wanted = set(names)
+def fingerprint(parameters: Mapping[str, torch.Tensor], names: Iterable[str]) -> str:
+    """SHA-256 over the exact bytes of the named tensors (to prove they did not change).
+
+    ``parameters`` maps names to tensors (``dict(model.named_parameters())``); names
+    are hashed in sorted order.
+    """
     digest = hashlib.sha256()
-    for name, param in model.named_parameters():
-        if name in wanted:
-            digest.update(name.encode())
-            data = param.detach().to("cpu", torch.float32).contiguous()
-            digest.update(data.numpy().tobytes())
+    for name in sorted(set(names)):
+        if name not in parameters:
+            continue
+        digest.update(name.encode())
+        data = parameters[name].detach().to("cpu", torch.float32).contiguous()
+        digest.update(data.numpy().tobytes())
     return digest.hexdigest()

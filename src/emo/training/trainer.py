@@ -10,6 +10,7 @@ same weights (up to float summation order).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import math
@@ -33,6 +34,8 @@ from emo.training.checkpoints import (
 )
 from emo.training.dataset import ClipDataset, SampleSpec, mix_seed
 from emo.training.distributed import DistContext, init_distributed
+from emo.training.ema import EMAWeights
+from emo.training.engine import Engine, make_engine
 from emo.training.loss import diffusion_loss
 from emo.training.params import FrozenWeightsChanged, apply_trainable, fingerprint
 
@@ -90,6 +93,27 @@ def _lr_lambda(warmup: int, total: int, schedule: str) -> Callable[[int], float]
         return 1.0
 
     return factor
+
+
+@dataclass
+class _Run:
+    """What the pieces of one run share."""
+
+    ctx: DistContext
+    pipe: EMOPipeline
+    host: EMOPipeline | None
+    denoiser: EMODenoiser
+    engine: Engine
+    dataset: ClipDataset
+    optimizer: torch.optim.Optimizer
+    lr_sched: Any
+    scaler: Any
+    ema: EMAWeights | None
+    trained_names: list[str]
+    frozen_print: str
+    global_batch: int
+    per_epoch: int
+    ckpt_dir: Path
 
 
 class Trainer:
@@ -164,7 +188,6 @@ class Trainer:
     def _run(self, ctx: DistContext) -> TrainResult:
         from emo.denoiser import EMODenoiser
         from emo.training.data_format import read_dataset_info
-        from emo.training.ema import EMAWeights
         from emo.training.model import build_pipeline
 
         cfg = self.config
@@ -178,7 +201,7 @@ class Trainer:
         trained_names = apply_trainable(denoiser, cfg.trainable)
         trained_set = set(trained_names)
         frozen_names = [n for n, _ in denoiser.named_parameters() if n not in trained_set]
-        frozen_print = fingerprint(denoiser, frozen_names)
+        frozen_print = fingerprint(dict(denoiser.named_parameters()), frozen_names)
         if cfg.training.gradient_checkpointing:
             pipe.backbone.enable_gradient_checkpointing()
             pipe.reference_net.enable_gradient_checkpointing()
@@ -203,73 +226,72 @@ class Trainer:
                 "training.batch_size"
             )
 
-        params = [p for n, p in denoiser.named_parameters() if n in trained_set]
         o = cfg.optimizer
+        autocast_dtype = _AUTOCAST[cfg.training.mixed_precision]
+        strategy = cfg.distributed.strategy if ctx.distributed else "single"
+        if strategy == "fsdp" and cfg.training.ema_decay is not None:
+            raise ConfigError(
+                "training.ema_decay with distributed.strategy 'fsdp' is not supported yet; "
+                "use 'ddp' or no EMA"
+            )
+
+        ckpt_dir = self.output / "checkpoints"
+        step = 0
+        saved = self._resumable(ckpt_dir, ctx, frozen_print, trained_names, global_batch, strategy)
+        resumed_from: Path | None = saved["path"] if saved else None
+        if saved:
+            with torch.no_grad():
+                named = dict(denoiser.named_parameters())
+                for name, value in saved["trained"].items():
+                    named[name].copy_(value.to(device))
+            step = int(saved["state"]["step"])
+        # A CPU copy for validation and saving when the model is sharded (rank 0 only).
+        host = copy.deepcopy(pipe).to("cpu") if strategy == "fsdp" and ctx.is_main else None
+        find_unused = cfg.distributed.find_unused_parameters
+        engine = make_engine(
+            denoiser, ctx, strategy, cfg.stage == 1 if find_unused is None else find_unused
+        )
+        params = [p for n, p in denoiser.named_parameters() if n in trained_set]
         optimizer = torch.optim.AdamW(
             params, lr=o.learning_rate, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay
         )
         lr_sched = torch.optim.lr_scheduler.LambdaLR(
             optimizer, _lr_lambda(o.warmup_steps, cfg.training.max_steps, o.schedule)
         )
-        autocast_dtype = _AUTOCAST[cfg.training.mixed_precision]
         scaler = torch.amp.GradScaler(device.type, enabled=cfg.training.mixed_precision == "fp16")
         ema = (
             EMAWeights(denoiser, trained_names, cfg.training.ema_decay)
             if cfg.training.ema_decay is not None
             else None
         )
-
-        ckpt_dir = self.output / "checkpoints"
-        step = 0
-        resumed_from: Path | None = None
-        existing = list_checkpoints(ckpt_dir)
-        if existing and cfg.checkpoints.resume == "never":
-            raise ConfigError(
-                f"{os.fspath(ckpt_dir)!r} holds checkpoints and checkpoints.resume is 'never'; "
-                "use a new output_dir or resume 'auto'"
-            )
-        if existing:
-            path = find_resumable(ckpt_dir, warn=self._warn if ctx.is_main else None)
-            assert path is not None
-            saved = read_checkpoint(path)
-            state = saved["state"]
-            if state.get("frozen_fingerprint") != frozen_print:
-                raise CheckpointError(
-                    f"checkpoint {os.fspath(path)!r} was trained from another starting model "
-                    "(its frozen weights differ); use the config it was made with"
-                )
-            if state.get("trained_parameters") != trained_names:
-                raise CheckpointError(
-                    f"checkpoint {os.fspath(path)!r} trained other parameter groups; use the "
-                    "config it was made with"
-                )
-            if (state["global_batch"], state["gradient_accumulation"]) != (
-                global_batch,
-                cfg.training.gradient_accumulation,
-            ):
-                raise CheckpointError(
-                    f"checkpoint {os.fspath(path)!r} was made with global batch "
-                    f"{state['global_batch']} x {state['gradient_accumulation']} accumulation; "
-                    f"this run has {global_batch} x {cfg.training.gradient_accumulation}; keep "
-                    "batch_size x processes and gradient_accumulation to resume exactly"
-                )
-            with torch.no_grad():
-                named = dict(denoiser.named_parameters())
-                for name, value in saved["trained"].items():
-                    named[name].copy_(value.to(device))
+        if saved:
             ts = saved["training_state"]
-            optimizer.load_state_dict(ts["optimizer"])
+            engine.load_optimizer_state(optimizer, ts["optimizer"])
             lr_sched.load_state_dict(ts["lr_scheduler"])
             scaler.load_state_dict(ts["scaler"])
             torch.set_rng_state(ts["rng"]["torch"])
             if ema is not None and saved["ema"] is not None:
                 ema.load_state_dict(saved["ema"])
-            step = int(state["step"])
-            resumed_from = path
             if ctx.is_main:
-                self._say(f"resumed from {path} (step {step})")
+                self._say(f"resumed from {resumed_from} (step {step})")
 
-        engine = self._wrap(denoiser, ctx)
+        run = _Run(
+            ctx=ctx,
+            pipe=pipe,
+            host=host,
+            denoiser=denoiser,
+            engine=engine,
+            dataset=dataset,
+            optimizer=optimizer,
+            lr_sched=lr_sched,
+            scaler=scaler,
+            ema=ema,
+            trained_names=trained_names,
+            frozen_print=frozen_print,
+            global_batch=global_batch,
+            per_epoch=per_epoch,
+            ckpt_dir=ckpt_dir,
+        )
         accum = cfg.training.gradient_accumulation
         end = (
             cfg.training.max_steps
@@ -326,55 +348,37 @@ class Trainer:
                     )
                     bar.set_postfix(loss=f"{value:.4f}")
                 if step % cfg.checkpoints.every == 0 or step == end:
-                    last = self._save(
-                        ctx,
-                        ckpt_dir,
-                        step,
-                        denoiser,
-                        trained_names,
-                        ema,
-                        optimizer,
-                        lr_sched,
-                        scaler,
-                        frozen_print,
-                        global_batch,
-                        per_epoch,
-                    )
-                    result.checkpoint = last
+                    result.checkpoint = self._save(run, step)
                     last_saved = step
                 every = cfg.validation.every
                 if every is not None and step % every == 0 and step != cfg.training.max_steps:
-                    self._validate(ctx, pipe, denoiser, ema, dataset, step)
+                    self._validate(run, step)
         finally:
             bar.close()
             metrics.close()
         if last_saved != step and step > 0:
-            result.checkpoint = self._save(
-                ctx,
-                ckpt_dir,
-                step,
-                denoiser,
-                trained_names,
-                ema,
-                optimizer,
-                lr_sched,
-                scaler,
-                frozen_print,
-                global_batch,
-                per_epoch,
-            )
+            result.checkpoint = self._save(run, step)
         if result.checkpoint is None and resumed_from is not None:
             result.checkpoint = resumed_from
-        if fingerprint(denoiser, frozen_names) != frozen_print:
+        if (
+            fingerprint(engine.full_parameters(frozen_names), frozen_names) != frozen_print
+            and ctx.is_main
+        ):
             raise FrozenWeightsChanged(
                 "a frozen parameter changed during training; this is a bug in emo, please report it"
             )
         result.step = step
-        result.rank_fingerprints = ctx.gather_strings(fingerprint(denoiser, trained_names))
+        trained_now = engine.full_parameters(trained_names)
+        if strategy == "fsdp":  # shards differ by design: report the gathered whole
+            result.rank_fingerprints = (
+                [fingerprint(trained_now, trained_names)] if ctx.is_main else []
+            )
+        else:
+            result.rank_fingerprints = ctx.gather_strings(fingerprint(trained_now, trained_names))
         if step >= cfg.training.max_steps:
             if cfg.validation.at_end:
-                self._validate(ctx, pipe, denoiser, ema, dataset, step)
-            result.pipeline_dir = self._save_pipeline(ctx, pipe, denoiser, ema)
+                self._validate(run, step)
+            result.pipeline_dir = self._save_pipeline(run)
         if ctx.is_main:
             summary = {
                 "step": step,
@@ -388,28 +392,53 @@ class Trainer:
         return result
 
     # -- pieces -----------------------------------------------------------------------------
-    def _wrap(self, denoiser: EMODenoiser, ctx: DistContext) -> Any:
-        if not ctx.distributed:
-            return _Single(denoiser)
-        cfg = self.config.distributed
-        if cfg.strategy == "fsdp":
-            from torch.distributed.fsdp import FullyShardedDataParallel
-
-            return FullyShardedDataParallel(
-                denoiser,
-                use_orig_params=True,
-                device_id=ctx.device if ctx.device.type == "cuda" else None,
-                sync_module_states=False,
+    def _resumable(
+        self,
+        ckpt_dir: Path,
+        ctx: DistContext,
+        frozen_print: str,
+        trained_names: list[str],
+        global_batch: int,
+        strategy: str,
+    ) -> dict[str, Any] | None:
+        """The checkpoint to resume from, checked against this run; ``None`` to start fresh."""
+        cfg = self.config
+        existing = list_checkpoints(ckpt_dir)
+        if existing and cfg.checkpoints.resume == "never":
+            raise ConfigError(
+                f"{os.fspath(ckpt_dir)!r} holds checkpoints and checkpoints.resume is 'never'; "
+                "use a new output_dir or resume 'auto'"
             )
-        from torch.nn.parallel import DistributedDataParallel
-
-        return DistributedDataParallel(
-            denoiser,
-            device_ids=[ctx.device] if ctx.device.type == "cuda" else None,
-            find_unused_parameters=self.config.stage == 1
-            if cfg.find_unused_parameters is None
-            else cfg.find_unused_parameters,
-        )
+        if not existing:
+            return None
+        path = find_resumable(ckpt_dir, warn=self._warn if ctx.is_main else None)
+        assert path is not None
+        saved = read_checkpoint(path)
+        state = saved["state"]
+        where = os.fspath(path)
+        if state.get("frozen_fingerprint") != frozen_print:
+            raise CheckpointError(
+                f"checkpoint {where!r} was trained from another starting model (its frozen "
+                "weights differ); use the config it was made with"
+            )
+        if state.get("trained_parameters") != trained_names:
+            raise CheckpointError(
+                f"checkpoint {where!r} trained other parameter groups; use the config it was "
+                "made with"
+            )
+        accum = cfg.training.gradient_accumulation
+        if (state["global_batch"], state["gradient_accumulation"]) != (global_batch, accum):
+            raise CheckpointError(
+                f"checkpoint {where!r} was made with global batch {state['global_batch']} x "
+                f"{state['gradient_accumulation']} accumulation; this run has {global_batch} x "
+                f"{accum}; keep batch_size x processes and gradient_accumulation to resume exactly"
+            )
+        if (state.get("strategy", "single") == "fsdp") != (strategy == "fsdp"):
+            raise CheckpointError(
+                f"checkpoint {where!r} was written by a {state.get('strategy')!r} run; resume it "
+                f"with the same distributed.strategy (this run: {strategy!r})"
+            )
+        return {**saved, "path": path}
 
     def _epoch_order(
         self, cache: dict[int, list[int]], epoch: int, length: int, ctx: DistContext
@@ -486,112 +515,133 @@ class Trainer:
         channels = int(pipe.vae.config["latent_channels"])
         return (channels, target.shape[2], target.shape[3] // factor, target.shape[4] // factor)
 
-    def _save(
-        self,
-        ctx: DistContext,
-        folder: Path,
-        step: int,
-        denoiser: EMODenoiser,
-        trained_names: list[str],
-        ema: Any,
-        optimizer: torch.optim.Optimizer,
-        lr_sched: Any,
-        scaler: Any,
-        frozen_print: str,
-        global_batch: int,
-        per_epoch: int,
-    ) -> Path:
+    def _save(self, run: _Run, step: int) -> Path:
+        """Write a checkpoint (rank 0; the gathering is collective)."""
         cfg = self.config
-        path = folder / checkpoint_name(step)
+        ctx = run.ctx
+        path = run.ckpt_dir / checkpoint_name(step)
+        trained = run.engine.full_parameters(run.trained_names)
+        optimizer_state = run.engine.optimizer_state(run.optimizer)
         if ctx.is_main:
-            named = dict(denoiser.named_parameters())
             accum = cfg.training.gradient_accumulation
             write_checkpoint(
-                folder,
+                run.ckpt_dir,
                 step,
-                trained={n: named[n] for n in trained_names},
-                ema=ema.state_dict() if ema is not None else None,
+                trained=trained,
+                ema=run.ema.state_dict() if run.ema is not None else None,
                 training_state={
-                    "optimizer": optimizer.state_dict(),
-                    "lr_scheduler": lr_sched.state_dict(),
-                    "scaler": scaler.state_dict(),
+                    "optimizer": optimizer_state,
+                    "lr_scheduler": run.lr_sched.state_dict(),
+                    "scaler": run.scaler.state_dict(),
                     "rng": {"torch": torch.get_rng_state()},
                 },
                 state={
                     "step": step,
-                    "epoch": (step * accum) // per_epoch,
-                    "batch_in_epoch": (step * accum) % per_epoch,
-                    "global_batch": global_batch,
+                    "epoch": (step * accum) // run.per_epoch,
+                    "batch_in_epoch": (step * accum) % run.per_epoch,
+                    "global_batch": run.global_batch,
                     "gradient_accumulation": accum,
                     "world_size": ctx.world_size,
+                    "strategy": run.engine.strategy,
                     "seed": cfg.seed,
                     "stage": cfg.stage,
-                    "frozen_fingerprint": frozen_print,
-                    "trained_parameters": trained_names,
+                    "frozen_fingerprint": run.frozen_print,
+                    "trained_parameters": run.trained_names,
                     "config": cfg.to_dict(),
                 },
             )
-            prune_checkpoints(folder, cfg.checkpoints.keep)
+            prune_checkpoints(run.ckpt_dir, cfg.checkpoints.keep)
         ctx.barrier()
         return path
 
     @contextlib.contextmanager
-    def _ema_weights(self, denoiser: EMODenoiser, ema: Any) -> Iterator[None]:
-        if ema is None:
-            yield
+    def _output_pipeline(self, run: _Run) -> Iterator[EMOPipeline | None]:
+        """The pipeline to validate or save, holding the weights to publish (EMA if kept).
+
+        Collective under FSDP (the shards are gathered into rank 0's CPU copy); yields
+        ``None`` on the other ranks.
+        """
+        if run.host is not None or run.engine.strategy == "fsdp":
+            names = [n for n, _ in run.denoiser.named_parameters()]
+            full = run.engine.full_parameters(names)
+            if run.host is None:
+                yield None
+                return
+            from emo.denoiser import EMODenoiser
+
+            host = run.host
+            mirror = EMODenoiser(
+                host.reference_net, host.backbone, host.face_locator, host.audio_projection
+            )
+            with torch.no_grad():
+                for name, param in mirror.named_parameters():
+                    param.copy_(full[name])
+            host.to(run.ctx.device)
+            try:
+                yield host
+            finally:
+                host.to("cpu")
             return
-        backup = {n: p.detach().clone() for n, p in denoiser.named_parameters() if n in ema.shadow}
-        ema.copy_to(denoiser)
+        if not run.ctx.is_main:
+            yield None
+            return
+        ema = run.ema
+        if ema is None:
+            yield run.pipe
+            return
+        backup = {
+            n: p.detach().clone() for n, p in run.denoiser.named_parameters() if n in ema.shadow
+        }
+        ema.copy_to(run.denoiser)
         try:
-            yield
+            yield run.pipe
         finally:
             with torch.no_grad():
-                for name, param in denoiser.named_parameters():
+                for name, param in run.denoiser.named_parameters():
                     if name in backup:
                         param.copy_(backup[name])
 
-    def _validate(
-        self,
-        ctx: DistContext,
-        pipe: EMOPipeline,
-        denoiser: EMODenoiser,
-        ema: Any,
-        dataset: ClipDataset,
-        step: int,
-    ) -> None:
-        if ctx.is_main:
-            from emo.training.validation import write_validation_clip
+    def _validate(self, run: _Run, step: int) -> None:
+        with self._output_pipeline(run) as pipe:
+            if pipe is not None:
+                from emo.training.validation import write_validation_clip
 
-            path = self.output / "validation" / f"step-{step:08d}.mp4"
-            with self._ema_weights(denoiser, ema):
-                denoiser.eval()
+                path = self.output / "validation" / f"step-{step:08d}.mp4"
+                modules = [
+                    pipe.reference_net,
+                    pipe.backbone,
+                    pipe.face_locator,
+                    pipe.audio_projection,
+                ]
+                for module in modules:
+                    module.eval()
                 try:
                     write_validation_clip(
                         pipe,
-                        dataset,
+                        run.dataset,
                         path,
                         num_inference_steps=self.config.validation.num_inference_steps,
                         seconds=self.config.validation.seconds,
                         seed=self.config.seed,
                     )
                 finally:
-                    denoiser.train()
-            self._say(f"validation clip: {path}")
-        ctx.barrier()
+                    for module in modules:
+                        module.train()
+                self._say(f"validation clip: {path}")
+        run.ctx.barrier()
 
-    def _save_pipeline(
-        self, ctx: DistContext, pipe: EMOPipeline, denoiser: EMODenoiser, ema: Any
-    ) -> Path:
+    def _save_pipeline(self, run: _Run) -> Path:
         path = self.output / "pipeline"
-        if ctx.is_main:
-            with self._ema_weights(denoiser, ema):
+        with self._output_pipeline(run) as pipe:
+            if pipe is not None:
+                device = pipe.device
                 pipe.to("cpu")
                 try:
                     pipe.save_pretrained(path)
                 finally:
-                    pipe.to(ctx.device)
-            self._say(f"saved the trained pipeline to {path}")
-        ctx.barrier()
+                    pipe.to(device)
+                self._say(f"saved the trained pipeline to {path}")
+        run.ctx.barrier()
         return path
 
     def _progress(self, ctx: DistContext, step: int, total: int) -> Any:
@@ -611,21 +661,6 @@ class Trainer:
 
     def _warn(self, text: str) -> None:
         logger.warning(text)
-
-
-class _Single:
-    """The one-process engine: the denoiser itself, with DDP's ``no_sync`` as a no-op."""
-
-    def __init__(self, module: EMODenoiser) -> None:
-        self.module = module
-
-    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        out: torch.Tensor = self.module(*args, **kwargs)
-        return out
-
-    @contextlib.contextmanager
-    def no_sync(self) -> Iterator[None]:
-        yield
 
 
 class _Metrics:
