@@ -125,9 +125,9 @@ def test_terminating_signal_stops_cleanly(
 ) -> None:
     out = tmp_path / "out.mp4"
     out.write_bytes(OLD_BYTES)
-    # A random moment of a generation long enough (40 steps) to be inside it.
+    # A random moment of a generation far longer (200 steps) than the delay: inside it.
     delay = random.Random(SEED * 10 + point).uniform(0.0, 2.5)
-    process = start(emo_command(inputs, out, "--steps", "40"))
+    process = start(emo_command(inputs, out, "--steps", "200"))
     lines = wait_for_line(process, "RANDOM weights")
     time.sleep(delay)
     process.send_signal(getattr(signal, name))
@@ -146,7 +146,7 @@ def test_sigkill_leftovers_are_removed_by_the_next_run(
     out.write_bytes(OLD_BYTES)
     stranger = tmp_path / ".out.mp4.user-notes.part"  # not emo's: must survive
     stranger.write_text("mine")
-    process = start(emo_command(inputs, out, "--steps", "40"))
+    process = start(emo_command(inputs, out, "--steps", "200"))
     lines = wait_for_line(process, "RANDOM weights")
     # Kill once the writer's temporary file exists: mid-generation, the worst moment.
     deadline = time.monotonic() + 60
