@@ -76,9 +76,9 @@ def test_cartoon_mouth_opening_grows_with_the_drawn_mouth(analyzer: FaceAnalyzer
     # Measured 0.03, 0.13, 0.23, 0.33; a mouth drawn taller than the eye distance is not
     # followed (the landmark model never saw one), see docs/guide/face.md.
     assert opening[0] < 0.08 and np.all(np.diff(opening) > 0.05), opening
-    # Drawn straight on: frontal and upright (pitch is loose: a flat drawing has no depth).
+    # Drawn straight on: frontal and upright. (Pitch is not checked: a flat drawing has no
+    # depth, and it fits a face tilted up or down about equally well.)
     assert np.abs(track.yaw).max() < 6 and np.abs(track.roll).max() < 4
-    assert np.abs(track.pitch).max() < 20
 
 
 def test_known_boxes_skip_the_detector(analyzer: FaceAnalyzer) -> None:

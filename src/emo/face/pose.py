@@ -41,10 +41,10 @@ MODEL_POINTS = np.array(
         [12.0, -25.0, -3.0],  # 22 inner end of the image-right eyebrow
         [55.0, -22.0, 16.0],  # 26 outer end of the image-right eyebrow
         [0.0, -2.0, -2.0],  # 27 top of the nose bridge
-        [0.0, 42.0, -22.0],  # 30 nose tip
-        [-14.0, 50.0, -4.0],  # 31 image-left nostril wing
-        [0.0, 53.0, -9.0],  # 33 below the nose tip
-        [14.0, 50.0, -4.0],  # 35 image-right nostril wing
+        [0.0, 36.0, -22.0],  # 30 nose tip
+        [-14.0, 44.0, -4.0],  # 31 image-left nostril wing
+        [0.0, 47.0, -9.0],  # 33 below the nose tip
+        [14.0, 44.0, -4.0],  # 35 image-right nostril wing
         [-45.0, 2.0, 12.0],  # 36 outer corner of the image-left eye
         [-15.0, 2.0, 3.0],  # 39 inner corner of the image-left eye
         [15.0, 2.0, 3.0],  # 42 inner corner of the image-right eye

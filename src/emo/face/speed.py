@@ -5,7 +5,9 @@ frames, from a per-frame head pose. emo computes it as follows (the paper gives 
 details):
 
 1. poses of frames without a face are filled by linear interpolation (held at the ends);
-2. each angle is unwrapped (no jump at +-180 degrees) and smoothed with a Gaussian of
+2. each angle is unwrapped (no jump at +-180 degrees), passed through a running median of
+   ``outlier_window`` frames (a pose fit that jumps away for a frame or two is an outlier, not
+   motion; the median leaves steady motion as it is) and smoothed with a Gaussian of
    ``smoothing`` frames (landmark jitter otherwise reads as motion);
 3. the speed of frame ``t`` is half the angle of the rotation from pose ``t - 1`` to pose
    ``t + 1`` (a central difference; one-sided at the ends), so it is the geodesic angle,
@@ -25,7 +27,7 @@ from emo.errors import InputError
 from emo.face.pose import relative_angle
 from emo.face.result import FaceTrack
 
-__all__ = ["fill_missing", "head_speed", "smooth"]
+__all__ = ["fill_missing", "head_speed", "running_median", "smooth"]
 
 
 def fill_missing(values: np.ndarray) -> np.ndarray:
@@ -41,6 +43,18 @@ def fill_missing(values: np.ndarray) -> np.ndarray:
     for k in range(out.shape[1]):
         out[:, k] = np.interp(frames, frames[good], out[good, k])
     return out
+
+
+def running_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Running median of ``(f, k)`` values over ``window`` frames (odd; the ends repeat the edge values)."""
+    out: np.ndarray = np.asarray(values, dtype=np.float64)
+    if window <= 1 or len(out) < 3:
+        return np.array(out, copy=True)
+    radius = window // 2
+    padded = np.pad(out, ((radius, radius), (0, 0)), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1, axis=0)
+    result: np.ndarray = np.median(windows, axis=-1)
+    return result
 
 
 def smooth(values: np.ndarray, sigma: float) -> np.ndarray:
@@ -65,6 +79,7 @@ def head_speed(
     fps: float | None = None,
     reference_fps: float = 30.0,
     smoothing: float = 1.5,
+    outlier_window: int = 5,
 ) -> np.ndarray:
     """Head rotation speed per frame, in degrees per frame at ``reference_fps``.
 
@@ -81,6 +96,9 @@ def head_speed(
         Standard deviation, in frames of the clip, of the Gaussian that smooths the poses
         before differencing; ``0`` switches smoothing off. 1.5 frames removes most landmark
         jitter and keeps motions that last longer than about a tenth of a second (at 30 fps).
+    outlier_window
+        Frames of the running median applied before smoothing (odd; ``1`` switches it off).
+        5 removes fits that jump away for one or two frames.
 
     Returns
     -------
@@ -124,6 +142,13 @@ def head_speed(
             or rate <= 0
         ):
             raise InputError(f"{label} must be a positive number, got {rate!r}")
+    if (
+        isinstance(outlier_window, bool)
+        or not isinstance(outlier_window, int)
+        or outlier_window < 1
+        or outlier_window % 2 == 0
+    ):
+        raise InputError(f"outlier_window must be an odd int >= 1 (frames), got {outlier_window!r}")
     if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not smoothing >= 0:
         raise InputError(f"smoothing must be a number >= 0 (frames), got {smoothing!r}")
     count = len(array)
@@ -135,7 +160,7 @@ def head_speed(
         return np.zeros(1, dtype=np.float32)
     filled = fill_missing(array)
     unwrapped = np.unwrap(filled, period=360.0, axis=0)
-    smoothed = smooth(unwrapped, float(smoothing))
+    smoothed = smooth(running_median(unwrapped, outlier_window), float(smoothing))
     before = np.concatenate([smoothed[:1], smoothed[:-1]])
     after = np.concatenate([smoothed[1:], smoothed[-1:]])
     steps = np.full(count, 2.0)
