@@ -461,8 +461,16 @@ class MP4Writer(PyAVWriterBase):
         return "libx264", str(settings["pix_fmt"])
 
     def video_options(self, settings: dict[str, Any]) -> tuple[int | None, dict[str, str]]:
-        """CRF and preset."""
-        return None, {"crf": str(settings["crf"]), "preset": str(settings["preset"])}
+        """CRF and preset; libx264's AVX-512 routines off, so the bytes are reproducible.
+
+        See :mod:`emo.io.writers.x264_cpu`: with them a file depends on the process's
+        heap history, not only on the frames.
+        """
+        from emo.io.writers.x264_cpu import deterministic_x264_params
+
+        codec = self.video_codec_for(settings)[0]
+        options = {"crf": str(settings["crf"]), "preset": str(settings["preset"])}
+        return None, {**options, **deterministic_x264_params(codec)}
 
     def container_options(self, settings: dict[str, Any]) -> dict[str, str]:
         """``movflags``: ``+faststart`` when asked; ``+use_metadata_tags`` to keep every tag."""
