@@ -68,8 +68,11 @@ class AudioTooLongError(AudioError, InputTooLargeError):
     """An audio track lasts longer than ``max_audio_seconds`` (:mod:`emo.limits`)."""
 
 
-class OutputInUseError(VideoError):
-    """Another process (or another writer in this one) is writing the same output path right now."""
+class OutputInUseError(EMOError):
+    """Another process (or another writer in this one) is writing the same output path right now.
+
+    Raised by video writers and by ``save_pretrained`` of models and pipelines.
+    """
 
 
 class InsufficientMemoryError(EMOError, MemoryError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from torch import nn
 
 from emo.configuration import ConfigMixin, class_path, import_class, load_config
 from emo.errors import CheckpointError, ConfigError, EMOWarning
+from emo.io.claim import OutputClaim, make_temporary
 
 __all__ = ["WEIGHTS_NAME", "LoadReport", "ModelMixin", "load_state_dict_file"]
 
@@ -153,14 +153,19 @@ class ModelMixin(nn.Module, ConfigMixin):
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         if any(v.is_meta for v in state.values()):
             raise CheckpointError(f"{type(self).__name__} is on the meta device; nothing to save")
-        fd, tmp = tempfile.mkstemp(prefix=".weights.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        try:
-            save_file(state, tmp, metadata={"format": "pt", "emo_class": class_path(type(self))})
-            os.replace(tmp, folder / self.weights_name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # Claimed like a video output: a concurrent save of the same folder fails clearly,
+        # and what a killed save left (possibly gigabytes) is removed by the next one.
+        target = folder / self.weights_name
+        with OutputClaim(target, error=CheckpointError):
+            tmp = make_temporary(target, error=CheckpointError)
+            try:
+                save_file(
+                    state, str(tmp), metadata={"format": "pt", "emo_class": class_path(type(self))}
+                )
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         self.save_config(folder)
         return folder
 

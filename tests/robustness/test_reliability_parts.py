@@ -226,3 +226,44 @@ def test_long_audio_is_file_backed_and_equal(
             break
     else:
         raise AssertionError("the waveform's address is in no mapping")
+
+
+def test_model_saves_are_claimed_and_clean_up_after_killed_saves(tmp_path: Path) -> None:
+    import torch
+
+    from emo.models.face_locator import FaceLocator
+
+    model = FaceLocator(in_channels=1, out_channels=4, block_out_channels=(4, 8))
+    target = tmp_path / "model.safetensors"
+    killed = make_temporary(target)  # what a save killed mid-write leaves
+    killed.write_bytes(b"\0" * 1000)
+    stranger = tmp_path / ".weights.1234.tmp"
+    stranger.write_bytes(b"not emo's pattern")
+    with OutputClaim(target), pytest.raises(OutputInUseError, match="model.safetensors"):
+        model.save_pretrained(tmp_path)
+    model.save_pretrained(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["config.json", "model.safetensors", stranger.name]
+    )
+    again = FaceLocator.from_pretrained(tmp_path)
+    for name, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[name], value), name
+
+
+def test_pipeline_save_restores_a_folder_a_killed_swap_moved_aside(tmp_path: Path) -> None:
+    from emo.pipelines.emo_pipeline import EMOPipeline
+
+    pipe = EMOPipeline.from_preset("tiny", audio_encoder="mel", face_mask="full")
+    target = tmp_path / "model"
+    pipe.save_pretrained(target)
+    index = (target / "model_index.json").read_text()
+    aside = make_temporary(target, "old")
+    target.rename(aside)  # a save killed between its two renames
+    staging = make_temporary(target, "folder")
+    with OutputClaim(target):  # what the next save (or generation) does first
+        pass
+    assert (target / "model_index.json").read_text() == index
+    assert not staging.exists() and os.listdir(tmp_path) == ["model"]
+    pipe.save_pretrained(target)
+    assert EMOPipeline.from_pretrained(target).settings == pipe.settings
+    assert os.listdir(tmp_path) == ["model"]

@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-from emo.errors import OutputInUseError, VideoError
+from emo.errors import EMOError, OutputInUseError, VideoError
 
 __all__ = ["TEMP_MARK", "OutputClaim", "abandon_all", "is_own_temporary", "make_temporary"]
 
@@ -54,7 +54,12 @@ def is_own_temporary(target: Path, name: str) -> bool:
     return _temp_pattern(target).fullmatch(name) is not None
 
 
-def make_temporary(target: Path, kind: Literal["file", "folder", "old"] = "file") -> Path:
+def make_temporary(
+    target: Path,
+    kind: Literal["file", "folder", "old"] = "file",
+    *,
+    error: type[EMOError] = VideoError,
+) -> Path:
     """Create an empty temporary file (or folder) next to ``target`` under emo's pattern.
 
     The name is ``.<target name>.emo-<random>.part``. It is created with the
@@ -64,8 +69,8 @@ def make_temporary(target: Path, kind: Literal["file", "folder", "old"] = "file"
 
     Raises
     ------
-    VideoError
-        If the folder cannot be written.
+    EMOError
+        ``error`` (by default :class:`~emo.errors.VideoError`) if the folder cannot be written.
     """
     suffix = ".old" if kind == "old" else ".part"
     for _ in range(100):
@@ -80,9 +85,9 @@ def make_temporary(target: Path, kind: Literal["file", "folder", "old"] = "file"
         except FileExistsError:
             continue
         except OSError as exc:
-            raise VideoError(f"cannot write in the folder of {str(target)!r}: {exc}") from exc
+            raise error(f"cannot write in the folder of {str(target)!r}: {exc}") from exc
         return path
-    raise VideoError(f"cannot find a free temporary name next to {str(target)!r}")
+    raise error(f"cannot find a free temporary name next to {str(target)!r}")
 
 
 def _remove(path: Path) -> None:
@@ -112,6 +117,9 @@ class OutputClaim:
     ----------
     target
         The output file or folder.
+    error
+        The error raised when the lock file cannot be created (a folder without write
+        permission); :class:`~emo.errors.VideoError` by default.
 
     Examples
     --------
@@ -119,8 +127,9 @@ class OutputClaim:
     ...     temp = make_temporary(claim.target)
     """
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, *, error: type[EMOError] = VideoError) -> None:
         self.target = target
+        self.error = error
         self.lock_path = target.parent / f".{target.name}.emo-lock"
         self._fd: int | None = None
         self.removed: list[Path] = []
@@ -197,7 +206,7 @@ class OutputClaim:
         except FileExistsError:
             raise
         except OSError as exc:
-            raise VideoError(f"cannot write in the folder of {str(self.target)!r}: {exc}") from exc
+            raise self.error(f"cannot write in the folder of {str(self.target)!r}: {exc}") from exc
 
     def _lock_flock(self) -> int:
         assert fcntl is not None

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ from emo import plugins
 from emo._version import __version__
 from emo.configuration import atomic_write_text, class_path, import_class
 from emo.errors import ConfigError, PluginError
+from emo.io.claim import OutputClaim, make_temporary
 from emo.pipelines.settings import PipelineSettings
 from emo.plugins.base import PluginBase
 
@@ -56,18 +56,27 @@ def save_pipeline(pipe: EMOPipeline, directory: str | os.PathLike[str]) -> Path:
 
     The components are written into a temporary sibling folder first; the target is
     replaced only when everything was written, so an interrupted save never leaves a
-    half-written pipeline where a complete one was.
+    half-written pipeline where a complete one was. The folder is claimed like a video
+    output (:class:`emo.io.claim.OutputClaim`): what a killed save left is removed.
 
     Raises
     ------
     ConfigError
         If a plugin component cannot be saved (it has no ``save_pretrained``).
+    OutputInUseError
+        If another save to ``directory`` runs right now.
     """
-    from emo.pipelines.emo_pipeline import MODEL_COMPONENTS, PLUGIN_COMPONENTS
-
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    with OutputClaim(target, error=ConfigError):
+        _save_claimed(pipe, target, make_temporary(target, "folder", error=ConfigError))
+    return target
+
+
+def _save_claimed(pipe: EMOPipeline, target: Path, staging: Path) -> None:
+    """Fill ``staging`` and swap it onto ``target`` (whose claim the caller holds)."""
+    from emo.pipelines.emo_pipeline import MODEL_COMPONENTS, PLUGIN_COMPONENTS
+
     try:
         components: dict[str, dict[str, Any]] = {}
         for name in MODEL_COMPONENTS:
@@ -96,8 +105,7 @@ def save_pipeline(pipe: EMOPipeline, directory: str | os.PathLike[str]) -> Path:
         }
         atomic_write_text(staging / INDEX_NAME, json.dumps(index, indent=2, sort_keys=True) + "\n")
         if target.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            backup.rmdir()
+            backup = make_temporary(target, "old", error=ConfigError)
             target.rename(backup)
             staging.rename(target)
             shutil.rmtree(backup, ignore_errors=True)
@@ -106,7 +114,6 @@ def save_pipeline(pipe: EMOPipeline, directory: str | os.PathLike[str]) -> Path:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return target
 
 
 def _plugin_class(kind: str, entry: dict[str, Any]) -> Any:
