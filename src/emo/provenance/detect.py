@@ -26,9 +26,11 @@ class Detection:
     Attributes
     ----------
     watermarked
-        True when the invisible watermark was found (its payload's checksum matched).
+        True when the invisible watermark was found: its correlation peak is far too
+        high for unmarked content, or its payload's checksum matched at a high peak.
     payload
-        The emo version and per-video id it carries, or ``None``.
+        The emo version and per-video id it carries, or ``None`` (not found, or found but
+        too damaged to read).
     confidence
         ``1 - p``, with ``p`` a bound on the chance that an unmarked video gives this
         result; 0 when nothing was found.
@@ -58,11 +60,13 @@ class Detection:
 
     def summary(self) -> str:
         """A few lines for people: the verdict, the payload and the label."""
-        if self.watermarked and self.payload is not None:
+        if self.watermarked:
             lines = [
                 f"watermark: FOUND (confidence {self.confidence:.6f}, score {self.score:.0f}, "
                 f"scale {self.scale:.2f})",
-                f"  emo version {self.payload.version}, video id {self.payload.video_id}",
+                f"  emo version {self.payload.version}, video id {self.payload.video_id}"
+                if self.payload is not None
+                else "  payload unreadable (the mark is present but too damaged to read)",
             ]
         else:
             lines = [f"watermark: not found (score {self.score:.0f})"]

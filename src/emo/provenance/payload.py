@@ -1,4 +1,4 @@
-"""The watermark payload: the emo version and a per-video id, with a CRC, as 48 bits."""
+"""The watermark payload: the emo version and a per-video id, with a CRC-16, as 48 bits."""
 
 from __future__ import annotations
 
@@ -10,21 +10,21 @@ from emo.errors import InputError
 
 __all__ = ["PAYLOAD_BITS", "Payload", "video_id_from"]
 
-_VERSION_FIELDS = (4, 6, 6)  # major, minor, patch bits
+_VERSION_FIELDS = (3, 5, 4)  # major, minor, patch bits
 _ID_BITS = 20
-_CRC_BITS = 12
-_CRC_POLY = 0x80F  # CRC-12 (x^12 + x^11 + x^3 + x^2 + x + 1)
+_CRC_BITS = 16
+_CRC_POLY = 0x1021  # CRC-16/CCITT (x^16 + x^12 + x^5 + 1)
 PAYLOAD_BITS = sum(_VERSION_FIELDS) + _ID_BITS + _CRC_BITS  # 48
 
 
-def _crc12(value: int, nbits: int) -> int:
-    """CRC-12 of the ``nbits`` low bits of ``value``, most significant bit first."""
-    reg = 0
+def _crc16(value: int, nbits: int) -> int:
+    """CRC-16/CCITT (initial value 0xFFFF) of the ``nbits`` low bits of ``value``, MSB first."""
+    reg = 0xFFFF
     for i in range(nbits - 1, -1, -1):
-        top = ((reg >> 11) & 1) ^ ((value >> i) & 1)
-        reg = (reg << 1) & 0xFFF
+        top = ((reg >> 15) & 1) ^ ((value >> i) & 1)
+        reg = (reg << 1) & 0xFFFF
         if top:
-            reg ^= _CRC_POLY & 0xFFF
+            reg ^= _CRC_POLY
     return reg
 
 
@@ -43,8 +43,8 @@ class Payload:
     Attributes
     ----------
     version
-        ``"major.minor.patch"``; each field is stored in 4, 6 and 6 bits, so values
-        above 15, 63 and 63 are stored as those maxima.
+        ``"major.minor.patch"``; the fields are stored in 3, 5 and 4 bits, so values
+        above 7, 31 and 15 are stored as those maxima.
     video_id
         A 20-bit number (0 ... 1,048,575) naming the video; the pipeline derives it
         from the inputs and the seed, so it is a fingerprint to match a file against a
@@ -62,14 +62,14 @@ class Payload:
         _parse_version(self.version)
 
     def to_bits(self) -> list[int]:
-        """The 48 payload bits (0/1), most significant first: version, id, CRC-12."""
+        """The 48 payload bits (0/1), most significant first: version, id, CRC-16."""
         fields = _parse_version(self.version)
         value = 0
         for number, width in zip(fields, _VERSION_FIELDS, strict=True):
             value = (value << width) | min(number, (1 << width) - 1)
         value = (value << _ID_BITS) | self.video_id
         data_bits = PAYLOAD_BITS - _CRC_BITS
-        value = (value << _CRC_BITS) | _crc12(value, data_bits)
+        value = (value << _CRC_BITS) | _crc16(value, data_bits)
         return [(value >> i) & 1 for i in range(PAYLOAD_BITS - 1, -1, -1)]
 
     @classmethod
@@ -82,7 +82,7 @@ class Payload:
             value = (value << 1) | (1 if bit else 0)
         crc = value & ((1 << _CRC_BITS) - 1)
         data = value >> _CRC_BITS
-        if _crc12(data, PAYLOAD_BITS - _CRC_BITS) != crc:
+        if _crc16(data, PAYLOAD_BITS - _CRC_BITS) != crc:
             return None
         video_id = data & ((1 << _ID_BITS) - 1)
         data >>= _ID_BITS

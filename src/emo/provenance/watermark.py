@@ -2,8 +2,8 @@
 
 Method
 ------
-A 64x64 *tile* is built in the Fourier domain: every frequency of a ring (3 to 14
-cycles per tile, i.e. wavelengths of 4.6 to 21 pixels) gets a keyed random phase,
+A 64x64 *tile* is built in the Fourier domain: every frequency of a ring (4 to 20
+cycles per tile, i.e. wavelengths of 3.2 to 16 pixels) gets a keyed random phase,
 and the ring is split, by a keyed permutation, into 48 disjoint groups, one per
 payload bit; a bit flips the sign of its group. The tile repeats over the whole
 frame and is added to the luma (the same value to R, G and B), scaled per pixel
@@ -16,7 +16,7 @@ handful of FFTs. Cropping only shifts the tile, so it moves the correlation peak
 resizing changes the tile's size in pixels, which a search over scales undoes. The
 statistic ``D`` (sum over the 48 groups of the squared normalised correlation) is a
 chi-square with 48 degrees of freedom on unmarked content; the bits are the signs
-at its peak, and the payload's CRC-12 must match.
+at its peak, and the payload's CRC-16 must match.
 """
 
 from __future__ import annotations
@@ -38,10 +38,18 @@ __all__ = ["DEFAULT_KEY", "TILE", "WatermarkResult", "Watermarker"]
 
 TILE = 64
 DEFAULT_KEY = "emo-provenance-v1"
-_BAND = (3.0, 14.0)  # cycles per tile
+_BAND = (4.0, 20.0)  # cycles per tile
 _LUMA = (0.299, 0.587, 0.114)
 # Candidates checked against the CRC: more of them raises the false-positive rate.
 _CANDIDATES = 2
+# A payload is read only at a peak that unmarked content reaches less than once in 100 videos;
+# without a readable payload, the mark is reported present below once in a million.
+_MAX_PEAK_P = 0.01
+_PRESENCE_P = 1e-6
+_CHASE_BITS = 8  # least reliable bits tried flipped (one at a time)
+# Sizes tried first, on the whole picture: the original, halved, and common rescales.
+_COMMON_SCALES = (1.0, 0.5, 0.75, 2 / 3, 1.5, 2.0)
+_MAX_TILES = 10  # detection reads at most 10x10 tiles (640x640 original pixels) of a picture
 _COARSE_TILES = 3  # the scale search looks at a 3x3-tile window around the centre
 
 
@@ -52,9 +60,10 @@ class WatermarkResult:
     Attributes
     ----------
     found
-        True when a payload with a valid CRC was read at a significant peak.
+        True when the peak is far too high for unmarked content (p <= 1e-6), or a
+        payload with a valid CRC was read at a high peak (p <= 0.01).
     payload
-        The payload, or ``None``.
+        The payload, or ``None`` (not found, or too damaged to read).
     confidence
         ``1 - p`` where ``p`` bounds the chance that unmarked content gives this
         result (0 when nothing was found).
@@ -101,9 +110,8 @@ def _spectra(key: str | int) -> tuple[torch.Tensor, torch.Tensor]:
     return spectra.to(torch.complex64), groups.sum(dim=(1, 2)).float()
 
 
-def _tile_from(spectra: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
-    """The spatial tile ``(t, t)`` float32, unit RMS: bit ``k``'s group times ``gains[k]``."""
-    spectrum = (spectra * gains.to(torch.float32)[:, None, None]).sum(0)
+def _tile_from_spectrum(spectrum: torch.Tensor) -> torch.Tensor:
+    """The spatial tile ``(t, t)`` float32 with unit RMS, from its half spectrum ``(t, t/2+1)``."""
     tile: torch.Tensor = torch.fft.irfft2(spectrum, s=(TILE, TILE))
     return tile / tile.pow(2).mean().sqrt()
 
@@ -115,9 +123,12 @@ def _luma(frames: torch.Tensor) -> torch.Tensor:
 
 
 def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Box mean over ``(2r+1)^2`` pixels of ``(n, h, w)``, edges replicated."""
-    padded = F.pad(x[:, None], (radius,) * 4, mode="replicate")
-    return F.avg_pool2d(padded, 2 * radius + 1, stride=1)[:, 0]
+    """Box mean over ``(2r+1)^2`` pixels of ``(n, h, w)``, edges replicated (running sums)."""
+    size = 2 * radius + 1
+    padded = F.pad(x[:, None], (radius + 1, radius, radius + 1, radius), mode="replicate")[:, 0]
+    sums = padded.double().cumsum(-1)
+    sums = (sums[..., size:] - sums[..., :-size]).cumsum(-2)
+    return ((sums[..., size:, :] - sums[..., :-size, :]) / (size * size)).to(x.dtype)
 
 
 def _activity(luma: torch.Tensor) -> torch.Tensor:
@@ -126,22 +137,22 @@ def _activity(luma: torch.Tensor) -> torch.Tensor:
     return _box(detail * detail, 3).sqrt()
 
 
-def _whiten(image: torch.Tensor) -> torch.Tensor:
-    """Remove the local mean and divide by the local contrast: ``(h, w)`` -> ``(h, w)``."""
-    detail = image - _box(image[None], 4)[0]
-    contrast = _box((detail * detail)[None], 4)[0].sqrt()
+def _whiten(images: torch.Tensor) -> torch.Tensor:
+    """Remove the local mean and divide by the local contrast: ``(n, h, w)`` -> same."""
+    detail = images - _box(images, 4)
+    contrast = _box(detail * detail, 4).sqrt()
     return detail / (contrast + 2.0)
 
 
-def _fold(image: torch.Tensor) -> torch.Tensor:
-    """Average all ``t x t`` tiles of ``(h, w)`` into one (a partial tile counts where it covers)."""
-    h, w = image.shape
+def _fold(images: torch.Tensor) -> torch.Tensor:
+    """Average all ``t x t`` tiles of ``(n, h, w)`` into ``(n, t, t)`` (partial tiles count)."""
+    h, w = images.shape[-2:]
     pad_h, pad_w = (-h) % TILE, (-w) % TILE
-    values = F.pad(image, (0, pad_w, 0, pad_h))
-    counts = F.pad(torch.ones_like(image), (0, pad_w, 0, pad_h))
-    shape = (values.shape[0] // TILE, TILE, values.shape[1] // TILE, TILE)
-    total = values.reshape(shape).sum(dim=(0, 2))
-    return total / counts.reshape(shape).sum(dim=(0, 2)).clamp(min=1.0)
+    values = F.pad(images, (0, pad_w, 0, pad_h))
+    counts = F.pad(torch.ones_like(images[0]), (0, pad_w, 0, pad_h))
+    rows, cols = (h + pad_h) // TILE, (w + pad_w) // TILE
+    total = values.reshape(-1, rows, TILE, cols, TILE).sum(dim=(1, 3))
+    return total / counts.reshape(rows, TILE, cols, TILE).sum(dim=(0, 2)).clamp(min=1.0)
 
 
 class Watermarker:
@@ -196,41 +207,18 @@ class Watermarker:
         delta = self._delta(_luma(pixels), tile)[..., None]
         return (pixels.float() + delta).round_().clamp_(0, 255).to(torch.uint8)
 
-    def design(self, frames: Any, payload: Payload, *, rounds: int = 0) -> torch.Tensor:
-        """The tile ``(t, t)`` for a video, fitted to its first frames (informed embedding).
+    def design(self, frames: Any, payload: Payload) -> torch.Tensor:
+        """The tile ``(t, t)`` float32 (unit RMS) for ``payload``.
 
-        The content itself correlates a little with each bit's pattern, pushing some
-        bits towards the wrong sign. The tile is fitted to the frames: each round
-        measures every bit's margin the way the detector will, and moves amplitude
-        from the bits with the widest margins to those with the narrowest (the total
-        energy, hence the PSNR, stays the same).
-
-        Parameters
-        ----------
-        frames
-            uint8 ``(f, h, w, 3)``: the first frames of the video.
-        payload
-            What the mark carries.
-        rounds
-            Fitting rounds (0: all bits equally strong).
+        The same tile marks every frame of a video: a mark that stays put from frame
+        to frame is what a video codec keeps (a changing one is coded as noise and
+        dropped). ``frames`` are not used by this method; they are part of the
+        signature so that a tile fitted to the video's content can replace it.
         """
-        from emo.io.writers.base import as_video_frames
-
-        luma = _luma(torch.from_numpy(as_video_frames(frames)))
+        del frames
         spectra, _ = _spectra(self.key)
         signs = torch.tensor([1.0 if b else -1.0 for b in payload.to_bits()])
-        amplitudes = torch.ones(PAYLOAD_BITS)
-        tile = _tile_from(spectra, signs * amplitudes)
-        if min(luma.shape[1:]) < TILE:
-            return tile
-        weight = self._weight(luma)
-        for _ in range(rounds):
-            marked = (luma + self._delta(luma, tile, weight)).mean(0)
-            margin = signs * self._correlate(marked)[:, 0, 0]
-            target = margin.median().clamp(min=0.5)
-            amplitudes = amplitudes * (target / margin.clamp(min=0.25)).clamp(0.6, 1.8)
-            tile = _tile_from(spectra, signs * amplitudes)
-        return tile
+        return _tile_from_spectrum((spectra * signs[:, None, None]).sum(0))
 
     @staticmethod
     def _weight(luma: torch.Tensor) -> torch.Tensor:
@@ -248,14 +236,18 @@ class Watermarker:
         return (self.strength / rms).clamp(max=self.strength) * mark
 
     # -- detection -------------------------------------------------------------------
-    def _correlate(self, image: torch.Tensor) -> torch.Tensor:
-        """Normalised correlation of every bit group at every shift: ``(h, w)`` -> ``(k, t, t)``."""
+    def _correlate(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised correlation of every bit group at every shift.
+
+        ``(h, w)`` -> ``(k, t, t)``, or a batch ``(n, h, w)`` -> ``(n, k, t, t)``.
+        """
         spectra, counts = _spectra(self.key)
-        spectrum = torch.fft.rfft2(_fold(_whiten(image)))
+        spectrum = torch.fft.rfft2(_fold(_whiten(images.reshape(-1, *images.shape[-2:]))))
         phase = spectrum / spectrum.abs().clamp(min=1e-12)
-        surfaces: torch.Tensor = torch.fft.irfft2(phase[None] * spectra.conj(), s=(TILE, TILE))
+        surfaces = torch.fft.irfft2(phase[:, None] * spectra.conj(), s=(TILE, TILE))
         # Under no mark every cosine term is uniform: variance 1/2 per frequency.
-        return surfaces * (TILE * TILE / 2) / (counts / 2).sqrt()[:, None, None]
+        z: torch.Tensor = surfaces * (TILE * TILE / 2) / (counts / 2).sqrt()[:, None, None]
+        return z[0] if images.ndim == 2 else z
 
     def detect(self, frames: Any, *, scales: tuple[float, ...] | None = None) -> WatermarkResult:
         """Look for the mark in frames that may have been re-encoded, resized or cropped.
@@ -283,54 +275,115 @@ class Watermarker:
     ) -> WatermarkResult:
         """:meth:`detect` on a luma image ``(h, w)`` float (the average of the frames)."""
         h, w = image.shape
-        if scales is None:
-            scales = _scale_grid(h, w)
-        # Coarse: each scale on a window of a few tiles around the centre.
+        smallest = TILE * 0.75 / min(h, w)
+        if scales is not None:
+            fixed = [s for s in scales if s >= smallest]
+            found = [c for c in (self._evaluate(image, s) for s in fixed) if c is not None]
+            return self._decide(found, trials=len(fixed) * TILE * TILE)
+        # 1. The usual sizes (original, halved, ...) on the whole picture.
+        common = [s for s in _COMMON_SCALES if s >= smallest]
+        found = [c for c in (self._evaluate(image, s) for s in common) if c is not None]
+        result = self._decide(found, trials=len(common) * TILE * TILE)
+        if result.found:
+            return result
+        # 2. Any size: a coarse search on a few windows of a few tiles, then a fine one.
+        grid = _scale_grid(h, w)
         ranked: list[tuple[float, float]] = []
-        for scale in scales:
-            window = self._window(image, scale, _COARSE_TILES * TILE)
-            if window is None:
-                continue
-            score = float(self._correlate(window).pow(2).sum(0).max())
-            ranked.append((score, scale))
-        if not ranked:
-            return WatermarkResult(False, None, 0.0, 0.0, 1.0, (0, 0))
+        for scale in grid:
+            windows = self._windows(image, scale, _COARSE_TILES * TILE)
+            if windows:
+                energy = self._correlate(torch.stack(windows)).pow(2).sum(1)
+                ranked.append((float(energy.max()), scale))
         ranked.sort(reverse=True)
-        # Fine: around the best coarse scales, on the whole picture.
-        best: list[tuple[float, float, tuple[int, int], torch.Tensor]] = []
-        for _, coarse in ranked[:_CANDIDATES]:
-            for scale in coarse * np.exp(np.linspace(-0.012, 0.012, 7)):
-                resized = _resize(image, float(scale))
-                if resized is None:
-                    continue
-                z = self._correlate(resized)
-                energy = z.pow(2).sum(0)
-                peak = int(energy.argmax())
-                dy, dx = divmod(peak, TILE)
-                best.append((float(energy.max()), float(scale), (dy, dx), z[:, dy, dx]))
-        best.sort(key=lambda item: -item[0])
-        trials = len(scales) * TILE * TILE
-        for score, scale, (dy, dx), z in best[:_CANDIDATES]:
-            payload = Payload.from_bits([int(v > 0) for v in z.tolist()])
-            if payload is None:
-                continue
-            # P(chi2_48 >= score) over every trial, times the CRC's 1/4096 per candidate.
-            p_peak = min(1.0, trials * _chi2_sf(score, PAYLOAD_BITS))
-            p = min(1.0, _CANDIDATES * p_peak / 4096.0)
-            offset = ((-dy) % TILE, (-dx) % TILE)
-            return WatermarkResult(True, payload, 1.0 - p, score, scale, offset)
-        score, scale, (dy, dx), _ = best[0]
-        return WatermarkResult(False, None, 0.0, score, scale, ((-dy) % TILE, (-dx) % TILE))
+        fine = [
+            candidate
+            for _, coarse in ranked[:_CANDIDATES]
+            for scale in coarse * np.exp(np.linspace(-0.012, 0.012, 7))
+            if (candidate := self._evaluate(image, float(scale))) is not None
+        ]
+        trials = (len(common) + len(grid)) * TILE * TILE
+        second = self._decide(fine, trials=trials)
+        return second if second.found or second.score > result.score else result
+
+    def _evaluate(self, image: torch.Tensor, scale: float) -> _Candidate | None:
+        """The best peak of the picture (its centre, at most 10x10 tiles) at one scale."""
+        h, w = image.shape
+        side_h, side_w = (
+            min(h, math.ceil(_MAX_TILES * TILE * scale)),
+            min(w, math.ceil(_MAX_TILES * TILE * scale)),
+        )
+        top, left = (h - side_h) // 2, (w - side_w) // 2
+        resized = _resize(image[top : top + side_h, left : left + side_w], scale)
+        if resized is None:
+            return None
+        z = self._correlate(resized)
+        energy = z.pow(2).sum(0)
+        dy, dx = divmod(int(energy.argmax()), TILE)
+        return _Candidate(float(energy.max()), scale, (dy, dx), z[:, dy, dx])
 
     @staticmethod
-    def _window(image: torch.Tensor, scale: float, size: int) -> torch.Tensor | None:
-        """The centre ``size x size`` (original pixels) of ``image`` resized by ``1/scale``."""
+    def _decide(candidates: list[_Candidate], *, trials: int) -> WatermarkResult:
+        """Decide from the strongest peaks: present if the peak is too high for chance.
+
+        The payload is read at the peak (signs of the 48 readings); when its CRC fails,
+        each of the eight least reliable bits is tried flipped (Chase decoding).
+        """
+        if not candidates:
+            return WatermarkResult(False, None, 0.0, 0.0, 1.0, (0, 0))
+        candidates = sorted(candidates, key=lambda c: -c.score)
+        for rank, candidate in enumerate(candidates[:_CANDIDATES], start=1):
+            # How likely unmarked content peaks this high somewhere (chi-square, 48 dof).
+            p_peak = min(1.0, trials * _chi2_sf(candidate.score, PAYLOAD_BITS))
+            if p_peak > _MAX_PEAK_P:
+                continue
+            payload, guesses = _read_payload(candidate.bits)
+            if payload is not None:
+                # ... and a random reading passes the CRC-16 once in 65536 guesses.
+                p = min(1.0, rank * p_peak * guesses / 65536.0)
+                return WatermarkResult(
+                    True, payload, 1.0 - p, candidate.score, candidate.scale, candidate.offset
+                )
+        best = candidates[0]
+        p_best = min(1.0, trials * _chi2_sf(best.score, PAYLOAD_BITS))
+        if p_best <= _PRESENCE_P:  # present, but too damaged to read the payload
+            return WatermarkResult(True, None, 1.0 - p_best, best.score, best.scale, best.offset)
+        return WatermarkResult(False, None, 0.0, best.score, best.scale, best.offset)
+
+    @staticmethod
+    def _windows(image: torch.Tensor, scale: float, size: int) -> list[torch.Tensor]:
+        """Up to five ``size x size`` windows (original pixels; centre and the four quarters)."""
         h, w = image.shape
         side = min(h, w, math.ceil(size * scale))
         if side < TILE * scale * 0.75:
-            return None
-        top, left = (h - side) // 2, (w - side) // 2
-        return _resize(image[top : top + side, left : left + side], scale)
+            return []
+        tops = sorted({(h - side) // 2, (h - side) // 4, 3 * (h - side) // 4})
+        lefts = sorted({(w - side) // 2, (w - side) // 4, 3 * (w - side) // 4})
+        places = {((h - side) // 2, (w - side) // 2)}
+        places |= {
+            (tops[0], lefts[0]),
+            (tops[0], lefts[-1]),
+            (tops[-1], lefts[0]),
+            (tops[-1], lefts[-1]),
+        }
+        windows = [
+            _resize(image[t : t + side, left : left + side], scale) for t, left in sorted(places)
+        ]
+        return [window for window in windows if window is not None]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A correlation peak: its statistic, the scale, the shift and the bit readings ``(k,)``."""
+
+    score: float
+    scale: float
+    shift: tuple[int, int]
+    bits: torch.Tensor
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        """The crop offset modulo the tile that this shift means."""
+        return ((-self.shift[0]) % TILE, (-self.shift[1]) % TILE)
 
 
 def _resize(image: torch.Tensor, scale: float) -> torch.Tensor | None:
@@ -347,11 +400,29 @@ def _resize(image: torch.Tensor, scale: float) -> torch.Tensor | None:
 
 
 def _scale_grid(h: int, w: int) -> tuple[float, ...]:
-    """Scales from 0.3 to 1.6 in 1.5 % steps, with 1 and 0.5 exactly; none too small to hold a tile."""
-    grid = set(np.exp(np.arange(math.log(0.3), math.log(1.6), 0.015)).round(5).tolist())
+    """Scales from 0.3 to 1.6 in 2 % steps, with 1 and 0.5 exactly; none too small to hold a tile."""
+    grid = set(np.exp(np.arange(math.log(0.3), math.log(1.6), 0.02)).round(5).tolist())
     grid |= {1.0, 0.5}
     smallest = TILE * 0.75 / min(h, w)
     return tuple(sorted(s for s in grid if s >= smallest))
+
+
+def _read_payload(readings: torch.Tensor) -> tuple[Payload | None, int]:
+    """The payload from 48 soft readings ``(k,)`` and how many guesses it took (Chase decoding)."""
+    bits = [int(v > 0) for v in readings.tolist()]
+    weakest = [int(i) for i in readings.abs().argsort()[:_CHASE_BITS]]
+    flips: list[tuple[int, ...]] = [()]
+    # One flip only: the CRC-16 is 4 bits apart between valid payloads, so two flips
+    # could turn a reading with two errors into another, wrong, valid payload.
+    flips += [(i,) for i in weakest]
+    for flip in flips:
+        trial = list(bits)
+        for i in flip:
+            trial[i] ^= 1
+        payload = Payload.from_bits(trial)
+        if payload is not None:
+            return payload, len(flips) if flip else 1
+    return None, len(flips)
 
 
 def _chi2_sf(x: float, dof: int) -> float:
