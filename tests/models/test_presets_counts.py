@@ -40,6 +40,13 @@ def test_presets_sd15_unet_parameter_count_on_meta() -> None:
     assert spatial  # the spatial part is there too
 
 
+def test_presets_demo_geometry_keeps_the_mouth_in_several_latent_pixels() -> None:
+    preset = get_preset("demo")
+    assert (preset.resolution, preset.vae_scale_factor, preset.latent_size) == (64, 4, 16)
+    assert preset.build_vae().downscale_factor == preset.vae_scale_factor
+    assert preset.build_face_locator().downscale_factor == preset.vae_scale_factor
+
+
 def test_presets_sd15_geometry() -> None:
     preset = get_preset("sd15")
     assert (preset.resolution, preset.latent_size, preset.vae_scale_factor) == (512, 64, 8)
@@ -49,8 +56,9 @@ def test_presets_sd15_geometry() -> None:
     assert preset.unet["block_out_channels"] == (320, 640, 1280, 1280)
 
 
-def test_presets_tiny_builds_small_consistent_parts() -> None:
-    preset = get_preset("tiny")
+@pytest.mark.parametrize("name", ["tiny", "demo"])
+def test_presets_small_build_consistent_parts(name: str) -> None:
+    preset = get_preset(name)
     torch.manual_seed(0)
     parts = {
         "reference_net": preset.build_reference_net(),
@@ -82,8 +90,8 @@ def test_presets_tiny_builds_small_consistent_parts() -> None:
 
 
 def test_presets_lookup_and_frozen() -> None:
-    assert preset_names() == ["sd15", "tiny"]
-    assert set(PRESETS) == {"sd15", "tiny"}
+    assert preset_names() == ["demo", "sd15", "tiny"]
+    assert set(PRESETS) == {"demo", "sd15", "tiny"}
     with pytest.raises(ConfigError, match="unknown model preset"):
         get_preset("sdxl")
     preset = get_preset("tiny")

@@ -3,13 +3,19 @@
 A :class:`ModelPreset` holds keyword arguments for :class:`~emo.models.UNet2D`,
 :class:`~emo.models.ReferenceNet`, :class:`~emo.models.Backbone`, the VAE
 (:class:`~emo.models.vae.AutoencoderKL`), the FaceLocator and the AudioProjection,
-plus the clip geometry. Two presets ship:
+plus the clip geometry. Three presets ship:
 
 ``sd15``
     The paper's setting on Stable Diffusion 1.5: channels (320, 640, 1280, 1280),
     2 layers per block, 8 heads, cross-attention 768, 512x512 pixels (64x64
     latents), clips of f=12 frames with n=4 motion frames, audio tokens of
     width 768 (4 per frame from a +-2-frame window of 13 wav2vec2-base layers).
+``demo``
+    The shape of the bundled demonstration model (``emo-demo``, trained by
+    ``examples/train_demo.py`` on synthetic heads): the ``tiny`` UNets, f=8, n=2,
+    mel audio, but 64x64 pixels and a 3-level VAE that downsamples 4x (16x16
+    latents, so a mouth spans a few latent pixels); ``scaling_factor`` 1.0 until
+    the VAE is trained (:func:`emo.training.vae.train_vae` fits it).
 ``tiny``
     A few million parameters in all, for tests and the CPU demo: channels
     (32, 64), 1 layer per block, GroupNorm groups 8, 128x128 pixels (16x16
@@ -232,6 +238,44 @@ PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
             num_motion_frames=4,
             audio_token_dim=768,
         ),
+        "demo": _make(
+            "demo",
+            _TINY_UNET,
+            {
+                "audio_cross_attention_dim": 32,
+                "use_motion_modules": True,
+                "temporal_in_mid_block": True,
+                "motion_num_attention_heads": 4,
+                "motion_max_positions": 32,
+                "speed_embed_dim": 32,
+            },
+            {
+                "in_channels": 3,
+                "out_channels": 3,
+                "down_block_types": ("DownEncoderBlock2D",) * 3,
+                "up_block_types": ("UpDecoderBlock2D",) * 3,
+                "block_out_channels": (16, 32, 64),
+                "layers_per_block": 1,
+                "latent_channels": 4,
+                "norm_num_groups": 8,
+                "sample_size": 64,
+                "scaling_factor": 1.0,
+                "mid_block_add_attention": False,
+            },
+            {"in_channels": 1, "out_channels": 4, "block_out_channels": (8, 16, 16)},
+            {
+                "feature_dim": 80,
+                "num_layers": 1,
+                "context_frames": 2,
+                "num_tokens": 4,
+                "hidden_dim": 64,
+                "output_dim": 32,
+            },
+            resolution=64,
+            num_frames=8,
+            num_motion_frames=2,
+            audio_token_dim=32,
+        ),
         "tiny": _make(
             "tiny",
             _TINY_UNET,
@@ -279,7 +323,7 @@ def preset_names() -> list[str]:
 
 
 def get_preset(name: str) -> ModelPreset:
-    """Return the preset called ``name`` (``"sd15"`` or ``"tiny"``).
+    """Return the preset called ``name`` (``"sd15"``, ``"tiny"`` or ``"demo"``).
 
     Raises
     ------
