@@ -13,6 +13,7 @@ Only numpy is needed to render; PyAV is imported when a file is written.
 from __future__ import annotations
 
 from emo.datasets.synthetic.clip import FORMAT, SyntheticClip, make_clip, write_clip, write_dataset
+from emo.datasets.synthetic.crop import crop_to_face, face_crop_box
 from emo.datasets.synthetic.identity import HAIR_STYLES, STYLES, Identity, sample_identity
 from emo.datasets.synthetic.motion import POSE_LIMITS, HeadMotion, blinks, head_motion, head_offset
 from emo.datasets.synthetic.render import MOUTH_MAX_GAP, HeadRenderer
@@ -32,6 +33,8 @@ __all__ = [
     "SyntheticClip",
     "Unit",
     "blinks",
+    "crop_to_face",
+    "face_crop_box",
     "head_motion",
     "head_offset",
     "make_clip",
