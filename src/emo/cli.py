@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("-o", "--output", required=True, help="output video (.mp4, .webm, .gif, folder)")
     g.add_argument(
-        "--model", default=None, help="saved pipeline folder (default: tiny random demo)"
+        "--model",
+        default=None,
+        help="saved pipeline folder or bundled model name (default: the bundled emo-demo model)",
     )
     g.add_argument("--steps", type=int, default=None, help="denoising steps")
     g.add_argument("--seed", type=int, default=0, help="random seed")

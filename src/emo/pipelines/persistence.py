@@ -158,11 +158,17 @@ def load_pipeline(
 ) -> EMOPipeline:
     """Read a pipeline folder written by :func:`save_pipeline` (see ``EMOPipeline.from_pretrained``)."""
     from emo.pipelines.emo_pipeline import MODEL_COMPONENTS, PLUGIN_COMPONENTS
+    from emo.pretrained import resolve_model
 
-    folder = Path(directory)
+    folder = resolve_model(directory)
     index_path = folder / INDEX_NAME
     if not index_path.is_file():
-        raise ConfigError(f"{os.fspath(folder)!r} is not a saved EMOPipeline (no {INDEX_NAME})")
+        from emo.pretrained import bundled_models
+
+        raise ConfigError(
+            f"{os.fspath(folder)!r} is not a saved EMOPipeline (no {INDEX_NAME}) nor the name of "
+            f"a bundled model ({', '.join(bundled_models()) or 'none installed'})"
+        )
     try:
         index = json.loads(index_path.read_text(encoding="utf-8"))
         entries: dict[str, dict[str, Any]] = index["components"]
