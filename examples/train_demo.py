@@ -1,0 +1,393 @@
+"""Train the bundled demonstration model ``emo-demo`` from nothing, on synthetic talking heads.
+
+Every step uses emo's own public tools, the path a user training on their own data takes:
+
+1. data: synthetic talking heads (:mod:`emo.datasets.synthetic`), training identities and
+   speech/singing only, rendered at 96 px, cropped around the clip's face region
+   (grown ``--crop`` times) to 64x64 and written as MP4 files with their ground truth;
+2. ``emo prepare`` (:func:`emo.training.prepare_dataset`): clips, mel audio features, head speed;
+3. a small VAE trained on those frames (:func:`emo.training.vae.train_vae`; no Stable
+   Diffusion weights are used anywhere);
+4. the three EMO stages with emo's trainer (:func:`emo.training.train`): stage 1 (images:
+   Backbone, ReferenceNet, FaceLocator), stage 2 (video: temporal modules + audio attention),
+   stage 3 (temporal modules + speed layers), each starting from the previous stage's pipeline;
+5. the final pipeline, with its generation defaults, copied to ``--export`` (the package
+   folder ``src/emo/pretrained/emo-demo`` when ``--export-package`` is given).
+
+A run records what it did (data size, steps and seconds of every phase, the machine) in
+``OUT/record.json``. It resumes: finished phases are skipped, an interrupted stage continues
+from its newest checkpoint.
+
+Usage::
+
+    python examples/train_demo.py --out runs/demo                 # the shipped recipe
+    python examples/train_demo.py --out runs/quick --quick        # a minutes-long smoke run
+    python examples/train_demo.py --out runs/demo --device cuda   # on a GPU when there is one
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+PACKAGE_MODEL = HERE.parent / "src" / "emo" / "pretrained" / "emo-demo"
+
+#: The recipe of the shipped model (``--quick`` scales the steps and data down).
+RECIPE: dict[str, Any] = {
+    "clips": 48,
+    "seconds": 4.0,
+    "render_size": 96,
+    "resolution": 64,
+    "crop": 1.3,
+    "speeds": [0.0, 0.5, 1.0, 2.0],
+    "singing": 0.2,
+    "vae_steps": 700,
+    "stage_steps": [200, 700, 100],
+    "learning_rates": [5e-4, 5e-4, 2e-4],
+    "batch_sizes": [8, 2, 2],
+    # Stage 2 trains every group but the speed layers (the paper freezes the spatial
+    # layers there): with minutes of training, the spatial layers must keep learning.
+    "stage_trainable": [
+        None,
+        ["backbone_spatial", "reference_net", "face_locator", "temporal", "audio"],
+        None,
+    ],
+    "seed": 0,
+    # generation defaults saved with the model
+    "num_inference_steps": 10,
+    "guidance_scale": 3.5,
+    "head_motion_speed": 0.5,
+}
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+    if hasattr(os, "getloadavg"):
+        info["load_average_at_start"] = [round(v, 2) for v in os.getloadavg()]
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+class Record:
+    """``OUT/record.json``: what each phase did and how long it took."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = (
+            json.loads(path.read_text()) if path.is_file() else {"phases": {}}
+        )
+
+    def done(self, phase: str) -> bool:
+        return phase in self.data["phases"]
+
+    def save(self, phase: str, **values: Any) -> None:
+        self.data["phases"][phase] = values
+        tmp = self.path.with_suffix(".json.partial")
+        tmp.write_text(json.dumps(self.data, indent=2) + "\n")
+        os.replace(tmp, self.path)
+
+
+def write_synthetic(
+    folder: Path, count: int, split: str, recipe: dict[str, Any], seed: int
+) -> list[Path]:
+    """Write ``count`` cropped synthetic clips ``<split>_<i>.mp4`` (+ truth ``.json``)."""
+    from emo.datasets.synthetic import crop_to_face, make_clip, write_clip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, 0 if split == "train" else 1, 23])
+    paths = []
+    for i in range(count):
+        mode = "singing" if rng.uniform() < recipe["singing"] else "speech"
+        audio_seed = int(rng.integers(2**31))
+        path = folder / f"{split}_{i:05d}.mp4"
+        if not path.is_file():
+            clip = make_clip(
+                seed * 1_000_003 + i,
+                audio_seed,
+                duration=recipe["seconds"],
+                size=recipe["render_size"],
+                speed=recipe["speeds"][i % len(recipe["speeds"])],
+                mode=mode,  # type: ignore[arg-type]
+                split=split,  # type: ignore[arg-type]
+            )
+            write_clip(crop_to_face(clip, recipe["resolution"], recipe["crop"]), path)
+        paths.append(path)
+    return paths
+
+
+def write_png(image: np.ndarray, path: Path) -> None:
+    """Write a uint8 ``(h, w, 3)`` image as PNG (PyAV's encoder: no imaging library needed)."""
+    from fractions import Fraction
+
+    import av
+
+    codec = av.CodecContext.create("png", "w")
+    codec.width, codec.height = int(image.shape[1]), int(image.shape[0])
+    codec.pix_fmt = "rgb24"
+    codec.time_base = Fraction(1, 1)
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    path.write_bytes(b"".join(bytes(packet) for packet in codec.encode(frame)))
+
+
+def write_examples(folder: Path, recipe: dict[str, Any], seconds: float = 6.0) -> None:
+    """Write the README's inputs: a held-out identity's portrait and held-out speech.
+
+    ``demo_portrait.png`` is the first frame of a held-out clip (cropped as the training
+    data), ``demo_speech.wav`` its audio, ``demo_truth.json`` its ground truth (the mouth
+    opening per frame that the benchmark and the CI test compare with).
+    """
+    import soundfile as sf
+
+    from emo.datasets.synthetic import crop_to_face, make_clip
+
+    clip = make_clip(
+        7,
+        424_242,
+        duration=seconds,
+        size=recipe["render_size"],
+        speed=0.0,
+        mode="speech",
+        split="heldout",
+    )
+    cropped = crop_to_face(clip, recipe["resolution"], recipe["crop"])
+    folder.mkdir(parents=True, exist_ok=True)
+    write_png(cropped.frames[0], folder / "demo_portrait.png")
+    sf.write(folder / "demo_speech.wav", clip.audio.waveform, clip.audio.sample_rate)
+    (folder / "demo_truth.json").write_text(json.dumps(cropped.truth()) + "\n")
+
+
+def build_initial_pipeline(vae_dir: Path, out: Path, seed: int) -> Path:
+    """Fresh ``demo``-preset networks around the trained VAE, saved as a pipeline folder."""
+    from emo.models.vae import AutoencoderKL
+    from emo.pipelines.emo_pipeline import EMOPipeline
+
+    pipe = EMOPipeline.from_preset("demo", audio_encoder="mel", face_mask="full", seed=seed)
+    pipe.vae = AutoencoderKL.from_pretrained(vae_dir)
+    pipe.save_pretrained(out)
+    return out
+
+
+def stage_config(
+    stage: int, data: Path, out: Path, init: Path, recipe: dict[str, Any], device: str
+) -> dict[str, Any]:
+    """The trainer config of one stage (written next to its outputs)."""
+    i = stage - 1
+    config: dict[str, Any] = {
+        "stage": stage,
+        "output_dir": os.fspath(out),
+        "seed": recipe["seed"] + stage,
+        "data": {"root": os.fspath(data), "zero_motion_probability": 0.1},
+        "model": {"init_from": os.fspath(init)},
+        "optimizer": {
+            "learning_rate": recipe["learning_rates"][i],
+            "weight_decay": 0.0,
+            "warmup_steps": 20,
+            "max_grad_norm": 1.0,
+        },
+        "dropout": {"reference": 0.05, "audio": 0.1, "both": 0.05},
+        "training": {
+            "max_steps": recipe["stage_steps"][i],
+            "batch_size": recipe["batch_sizes"][i],
+            "device": device,
+        },
+        "checkpoints": {"every": 50, "keep": 2},
+        "validation": {"at_end": False},
+        "logging": {"every": 10, "progress_bar": False, "tensorboard": False},
+    }
+    if recipe["stage_trainable"][i] is not None:
+        config["training"]["trainable"] = list(recipe["stage_trainable"][i])
+    if stage == 1:
+        config["data"]["num_frames"] = 1
+    return config
+
+
+def run(args: argparse.Namespace) -> Path:
+    from emo.training import PrepareSettings, load_config, prepare_dataset, train
+    from emo.training.vae import VAESettings, train_vae
+
+    recipe = dict(RECIPE)
+    if args.quick:
+        recipe.update(clips=8, vae_steps=60, stage_steps=[10, 10, 10], seconds=3.0)
+    if args.steps_scale != 1.0:
+        recipe["vae_steps"] = max(1, round(recipe["vae_steps"] * args.steps_scale))
+        recipe["stage_steps"] = [max(1, round(n * args.steps_scale)) for n in recipe["stage_steps"]]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = Record(out / "record.json")
+    record.data.setdefault("recipe", recipe)
+    record.data.setdefault("machine", _machine())
+
+    def phase(name: str) -> bool:
+        if record.done(name):
+            print(f"[demo] {name}: done before, skipped", flush=True)
+            return False
+        print(f"[demo] {name} ...", flush=True)
+        return True
+
+    videos = out / "videos"
+    if phase("synthetic"):
+        began = time.perf_counter()
+        paths = write_synthetic(videos, recipe["clips"], "train", recipe, recipe["seed"])
+        record.save(
+            "synthetic",
+            clips=len(paths),
+            seconds_of_video=len(paths) * recipe["seconds"],
+            seconds=round(time.perf_counter() - began, 1),
+        )
+    data = out / "data"
+    if phase("prepare"):
+        began = time.perf_counter()
+        report = prepare_dataset(
+            videos,
+            data,
+            PrepareSettings(
+                fps=25.0,
+                resolution=recipe["resolution"],
+                min_seconds=2.0,
+                max_seconds=recipe["seconds"] + 1.0,
+                crop_scale=1.0,
+                audio_encoder="mel",
+                face_mask="full",
+            ),
+            progress=False,
+        )
+        record.save(
+            "prepare",
+            clips=report.clips,
+            skipped=len(report.skipped),
+            seconds=round(time.perf_counter() - began, 1),
+        )
+    vae_dir = out / "vae"
+    if phase("vae"):
+        result = train_vae(
+            data,
+            vae_dir,
+            VAESettings(max_steps=recipe["vae_steps"], seed=recipe["seed"]),
+            log=lambda line: print(f"[demo] {line}", flush=True),
+        )
+        record.save(
+            "vae",
+            steps=result.steps,
+            frames=result.frames,
+            seconds=round(result.seconds, 1),
+            reconstruction_l1=round(result.reconstruction_l1, 4),
+            scaling_factor=result.scaling_factor,
+        )
+    init = out / "init"
+    if phase("init"):
+        build_initial_pipeline(vae_dir, init, recipe["seed"])
+        record.save("init", folder=os.fspath(init))
+    previous = init
+    for stage in (1, 2, 3):
+        stage_dir = out / f"stage{stage}"
+        name = f"stage{stage}"
+        if phase(name):
+            config = stage_config(stage, data, stage_dir, previous, recipe, args.device)
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            (stage_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            began = time.perf_counter()
+            result = train(load_config(config))
+            record.save(
+                name,
+                steps=result.step,
+                seconds=round(time.perf_counter() - began, 1),
+                final_loss=result.losses[-1][1] if result.losses else None,
+                trained_parameters=len(result.trained_parameters),
+                resumed_from=os.fspath(result.resumed_from) if result.resumed_from else None,
+            )
+        previous = stage_dir / "pipeline"
+    final = finish(previous, out / "emo-demo", recipe)
+    if args.export:
+        export(final, Path(args.export))
+    record.data["total_seconds"] = round(
+        sum(float(p.get("seconds", 0.0)) for p in record.data["phases"].values()), 1
+    )
+    (out / "record.json").write_text(json.dumps(record.data, indent=2) + "\n")
+    return final
+
+
+def finish(pipeline_dir: Path, target: Path, recipe: dict[str, Any]) -> Path:
+    """The trained pipeline with its generation defaults (steps, guidance, crop, speed)."""
+    from emo.pipelines.emo_pipeline import EMOPipeline
+
+    pipe = EMOPipeline.from_pretrained(pipeline_dir, face_mask="full")
+    pipe.settings = pipe.settings.replace(
+        num_inference_steps=recipe["num_inference_steps"],
+        guidance_scale=recipe["guidance_scale"],
+        head_motion_speed=recipe["head_motion_speed"],
+        face_crop_scale=1.0,
+    )
+    pipe.save_pretrained(target)
+    return target
+
+
+def export(source: Path, target: Path) -> None:
+    """Copy the finished model folder to ``target`` (replacing it)."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    print(f"[demo] exported the model to {target}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/demo", help="run folder (resumed when it exists)")
+    parser.add_argument("--quick", action="store_true", help="tiny data and steps: a smoke run")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--steps-scale", type=float, default=1.0, help="multiply every step count (e.g. 4 on a GPU)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--export", default=None, help="copy the finished model folder here")
+    parser.add_argument(
+        "--export-package",
+        action="store_true",
+        help=f"copy the finished model into the package ({PACKAGE_MODEL})",
+    )
+    parser.add_argument(
+        "--write-examples",
+        action="store_true",
+        help="only write examples/demo_portrait.png, demo_speech.wav and demo_truth.json",
+    )
+    args = parser.parse_args(argv)
+    if args.write_examples:
+        write_examples(HERE, RECIPE)
+        return 0
+    if args.export_package:
+        args.export = os.fspath(PACKAGE_MODEL)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    final = run(args)
+    print(f"[demo] model: {final}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
