@@ -3,6 +3,7 @@
 - :mod:`emo.training.prepare` -- ``emo prepare``: videos -> clips (:mod:`emo.training.data_format`);
 - :mod:`emo.training.settings` -- one typed config per stage (``examples/training/``);
 - :mod:`emo.training.trainer` -- the loop (``emo train``, ``torchrun -m emo.train``);
+- :mod:`emo.training.vae` -- a small VAE trained from nothing (models without Stable Diffusion);
 - :mod:`emo.training.checkpoints` -- atomic, checksummed checkpoints.
 
 Names are imported lazily: ``import emo.training`` loads no torch.
@@ -17,9 +18,11 @@ __all__ = [
     "PrepareSettings",
     "TrainResult",
     "TrainingConfig",
+    "VAESettings",
     "load_config",
     "prepare_dataset",
     "train",
+    "train_vae",
 ]
 
 _LAZY = {
@@ -29,6 +32,8 @@ _LAZY = {
     "load_config": "emo.training.settings",
     "TrainResult": "emo.training.trainer",
     "train": "emo.training.trainer",
+    "VAESettings": "emo.training.vae",
+    "train_vae": "emo.training.vae",
 }
 
 
