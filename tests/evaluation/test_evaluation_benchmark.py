@@ -64,6 +64,8 @@ def test_head_motion_rises_with_the_requested_speed(report: BenchmarkReport) -> 
     by_speed = report.summary()["truth"]["by_speed"]
     assert by_speed["2"]["head_velocity_mean"] > by_speed["0"]["head_velocity_mean"] + 0.5
     assert by_speed["2"]["box_motion"] > 2 * by_speed["0"]["box_motion"]
+    assert report.summary()["truth"]["velocity_rises"] is True
+    assert "Head velocity rises with the requested speed: truth: yes" in report.to_markdown()
 
 
 def test_report_tables_and_json(report: BenchmarkReport, tmp_path: Path) -> None:

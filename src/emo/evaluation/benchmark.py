@@ -11,6 +11,7 @@ the first one.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 import resource
@@ -324,6 +325,13 @@ class BenchmarkReport:
                     "box_motion": _nanmean([s.box_motion for s in picked]),
                 }
             stats["by_speed"] = speeds
+            means = [v["head_velocity_mean"] for v in speeds.values()]
+            # The paper's speed-layer check: measured velocity rises with the requested speed.
+            stats["velocity_rises"] = (
+                bool(all(b > a for a, b in itertools.pairwise(means)))
+                if len(means) > 1 and all(math.isfinite(m) for m in means)
+                else None
+            )
             out[name] = stats
         return out
 
@@ -413,7 +421,17 @@ class BenchmarkReport:
                     fmt(s.get("box_motion")),
                 ]
             speed_lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines) + "\n\n" + "\n".join(speed_lines) + "\n"
+        rises = [
+            f"{n}: {'yes' if summary[n]['velocity_rises'] else 'no'}"
+            for n in names
+            if summary[n].get("velocity_rises") is not None
+        ]
+        verdict = (
+            f"\nHead velocity rises with the requested speed: {', '.join(rises)}.\n"
+            if rises
+            else ""
+        )
+        return "\n".join(lines) + "\n\n" + "\n".join(speed_lines) + "\n" + verdict
 
 
 def run_benchmark(
