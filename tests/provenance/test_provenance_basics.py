@@ -171,3 +171,19 @@ def test_pipeline_marks_by_default_and_labels_always(tmp_path: Path, portrait_pa
     assert plain.label["synthetic"] == "true" and plain.label["watermark"] == "none"
     with pytest.raises(InputError, match="watermark must be"):
         run(tmp_path / "bad.mp4", watermark="yes")
+
+
+def test_mark_is_faint_on_flat_areas_and_psnr_at_least_40db(
+    make_clip: Callable[..., np.ndarray],
+) -> None:
+    clip = make_clip(0, size=256, frames=2).copy()
+    clip[:, :, :96] = 128  # a flat band over the left of every frame
+    marked = Watermarker().embed(clip, Payload(version="0.1.0", video_id=1)).numpy()
+    change = marked.astype(np.int16) - clip
+    # Away from the band's edge, the flat area moves by at most 2 grey levels, and rarely.
+    flat = change[:, :, :88]
+    assert np.abs(flat).max() <= 2
+    assert np.sqrt(np.mean(flat.astype(float) ** 2)) < 0.8
+    psnr = 10 * np.log10(255**2 / np.mean(change.astype(float) ** 2))
+    assert psnr >= 40.0
+    assert Watermarker().detect(marked).found
