@@ -50,6 +50,18 @@ def _check_arguments(args: argparse.Namespace) -> None:
         from emo.io.writers import writer_for_path
 
         writer_for_path(args.output)  # fails now, not after loading, for an unknown suffix
+    _check_output_free(Path(args.output))
+
+
+def _check_output_free(output: Path) -> None:
+    """Fail now, not after loading a model, if another run is writing ``output``.
+
+    The writer claims the output for real when it opens; this only looks early.
+    """
+    from emo.io.claim import OutputClaim
+
+    if output.parent.is_dir():
+        OutputClaim(output).acquire().release()
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

@@ -427,7 +427,7 @@ def test_nan_from_the_decoder_is_reported(
 
 # -- concurrent writers --------------------------------------------------------------------
 def test_concurrent_generations_one_wins_the_other_fails(
-    inputs: dict[str, Path], tmp_path: Path
+    inputs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out.mp4"
     first = start(emo_command(inputs, out, "--steps", "12"))
@@ -440,6 +440,11 @@ def test_concurrent_generations_one_wins_the_other_fails(
     frames = np.zeros((2, 32, 32, 3), dtype=np.uint8)
     with pytest.raises(OutputInUseError, match=r"out\.mp4.*another emo writer \(process \d+\)"):
         MP4Writer().write(frames, out, fps=25)
+    # A second emo generate fails at once, before it loads a model.
+    capsys.readouterr()
+    assert cli_main(emo_command(inputs, out, "--steps", "1")[3:]) == 1
+    second = emo_lines(capsys.readouterr().err.splitlines())
+    assert len(second) == 1 and "being written right now" in second[0], second
     returncode, lines = finish(first, lines)
     assert returncode == 0, lines
     assert entries(tmp_path) == ["out.mp4"]
