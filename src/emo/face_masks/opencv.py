@@ -26,9 +26,10 @@ _DETECTORS = ("auto", "dlib", "haar")
 class AutoFaceMask(FaceMaskBase):
     """Detect the face in every frame (name ``auto``).
 
-    With several faces in a frame the largest wins and an :class:`~emo.errors.EMOWarning`
-    says so. Frames of a clip where no face is found take the box of the nearest frame that
-    has one.
+    With several faces in a frame the largest wins (with dlib, in a clip: the one that
+    overlaps the previous frame's face, so the region follows one person) and an
+    :class:`~emo.errors.EMOWarning` says so. Frames of a clip where no face is found take
+    the box of the nearest frame that has one.
 
     Parameters
     ----------
@@ -118,8 +119,14 @@ class AutoFaceMask(FaceMaskBase):
         state["_haar"] = None
         return state
 
-    def _detect(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
-        """Return the largest face ``(4,)`` of one frame (or an empty array) and the face count."""
+    def _detect(
+        self, frame: np.ndarray, previous: np.ndarray | None = None
+    ) -> tuple[np.ndarray, int]:
+        """Return the face ``(4,)`` of one frame (or an empty array) and the face count.
+
+        The largest face; with dlib, in a clip, the one overlapping ``previous`` (the face
+        box of the frame before) when there is one, so the region follows one person.
+        """
         backend = self._backend()
         if isinstance(backend, HaarDetector):
             faces = backend.detect(frame)
@@ -127,7 +134,7 @@ class AutoFaceMask(FaceMaskBase):
                 return np.zeros(0), 0
             areas = (faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])
             return faces[int(np.argmax(areas))], len(faces)
-        face, count, _ = backend.analyze_frame(frame)
+        face, count, _ = backend.analyze_frame(frame, previous=previous)
         if face is None:
             return np.zeros(0), 0
         return np.asarray(face.box, dtype=np.float64), count
@@ -143,9 +150,11 @@ class AutoFaceMask(FaceMaskBase):
         array = as_frames(frames)
         found: list[np.ndarray | None] = []
         crowded = 0
+        previous: np.ndarray | None = None
         for frame in array:
-            box, count = self._detect(frame)
+            box, count = self._detect(frame, previous)
             found.append(box if count else None)
+            previous = box if count else previous
             crowded = max(crowded, count)
         hits = [i for i, box in enumerate(found) if box is not None]
         if not hits:
