@@ -142,6 +142,13 @@ def test_several_faces_analyse_the_largest_and_warn(analyzer: FaceAnalyzer) -> N
     frame = track[0]
     assert frame.num_faces == 2 and "largest" in frame.note
     assert frame.box[2] < 290  # the larger face, on the left
+    # In a clip the track follows the face it started on, even when a larger one appears.
+    alone = canvas.copy()
+    alone[:, :290] = 255
+    with pytest.warns(EMOWarning):
+        clip = analyzer.analyze(np.stack([alone, canvas]))
+    assert clip.num_faces.tolist() == [1, 2]
+    assert clip.boxes[1, 0] > 290 and "previous frame" in clip.notes[1]
 
 
 def test_bad_inputs_raise_input_error(analyzer: FaceAnalyzer) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from face_drawing import astronaut, turn
 
-from emo.errors import InputError
+from emo.errors import EMOWarning, InputError
 from emo.face import FaceAnalyzer, head_speed
 
 
@@ -68,8 +68,12 @@ def test_known_rotation_accuracy_on_a_photograph(analyzer: FaceAnalyzer) -> None
     average and within 0.9 on every frame (measured: see docs/guide/face.md).
     """
     clip = np.stack([turn(astronaut(), -18 + 1.5 * i) for i in range(24)])
-    track = analyzer.analyze(clip, fps=30.0)
+    # In a few turned frames a badge on her suit also reads as a face: the track must stay
+    # on her face (it follows the previous frame's face), which the speed checks below test.
+    with pytest.warns(EMOWarning, match="2 faces"):
+        track = analyzer.analyze(clip, fps=30.0)
     assert track.found.all()
+    assert np.all(track.boxes[:, 3] < 260)  # her face, not the badge lower down
     speed = head_speed(track)
     error = np.abs(speed - 1.5)
     assert error.mean() < 0.3, speed
