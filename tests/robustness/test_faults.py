@@ -362,6 +362,34 @@ def test_truncated_image_is_named_corrupt(
     assert entries(tmp_path) == ["cut.png", "out.mp4"] and out.read_bytes() == OLD_BYTES
 
 
+def test_truncated_audio(
+    inputs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.mp4"
+    out.write_bytes(OLD_BYTES)
+    # A video's audio cut in half: the container is unreadable, said in one line.
+    frames = np.zeros((25, 32, 32, 3), dtype=np.uint8)
+    samples, rate = sf.read(str(inputs["audio"]), dtype="float32")
+    whole = tmp_path / "whole.mp4"
+    MP4Writer().write(frames, whole, fps=25, audio=samples, sample_rate=rate)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    whole.unlink()
+    code, lines = run_cli(emo_command({**inputs, "audio": cut}, out, "--steps", "1"), capsys)
+    assert code == 1 and len(lines) == 1, lines
+    assert "cut.mp4" in lines[0] and "corrupt" in lines[0]
+    assert entries(tmp_path) == ["cut.mp4", "out.mp4"] and out.read_bytes() == OLD_BYTES
+    # A WAV cut short still holds valid samples: the video is as long as they are.
+    short = tmp_path / "short.wav"
+    short.write_bytes(inputs["audio"].read_bytes()[:20_000])  # 44-byte header + 9978 samples
+    code, lines = run_cli(emo_command({**inputs, "audio": short}, out, "--steps", "1"), capsys)
+    assert code == 0, lines
+    import av
+
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].frames == 16  # ceil(9978 / 16000 * 25)
+
+
 # -- NaN in a step -------------------------------------------------------------------------
 FAST = PipelineSettings(
     height=32,
