@@ -133,6 +133,9 @@ class OutputClaim:
         self.lock_path = target.parent / f".{target.name}.emo-lock"
         self._fd: int | None = None
         self.removed: list[Path] = []
+        # False on a file system without locks: then nothing proves other writers dead,
+        # so no temporary is removed.
+        self.exclusive = True
 
     @property
     def held(self) -> bool:
@@ -218,6 +221,7 @@ class OutputClaim:
                 os.close(fd)
                 raise self._busy(self._holder()) from None
             except OSError:  # a file system without locks: write unprotected
+                self.exclusive = False
                 return self._stamp(fd)
             # The previous holder may have unlinked the file between our open and lock:
             # then we hold a lock on a name nobody else sees, so start again.
@@ -250,6 +254,8 @@ class OutputClaim:
 
     def _clean_stale(self) -> None:
         """Remove temporaries of this target left by killed runs (we hold the lock)."""
+        if not self.exclusive:
+            return
         pattern = _temp_pattern(self.target)
         try:
             names = os.listdir(self.target.parent)
