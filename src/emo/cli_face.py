@@ -37,7 +37,9 @@ def add_face_parser(sub: Any) -> None:
 
 
 def _fmt(value: float, spec: str) -> str:
-    return "-" if math.isnan(value) else format(value, spec)
+    """``value`` formatted by ``spec`` (e.g. ``"6.1f"``), or a dash of the same width for NaN."""
+    width = int(spec.split(".")[0])
+    return "-".rjust(width) if math.isnan(value) else format(value, spec)
 
 
 def run_face(args: argparse.Namespace) -> int:
