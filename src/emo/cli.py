@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights dtype",
     )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument(
+        "--no-watermark",
+        action="store_true",
+        help="leave the frames unmarked: saying the video is synthetic is then YOUR "
+        "responsibility (the file label stays)",
+    )
     g.set_defaults(func=_cmd_generate)
 
     add_face_parser(sub)

@@ -163,6 +163,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         generator=generator,
         output_path=args.output,
         writer=args.writer,
+        watermark=not getattr(args, "no_watermark", False),
     )
     if not isinstance(out, tuple):
         print(

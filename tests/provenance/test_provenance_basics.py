@@ -187,3 +187,20 @@ def test_mark_is_faint_on_flat_areas_and_psnr_at_least_40db(
     psnr = 10 * np.log10(255**2 / np.mean(change.astype(float) ** 2))
     assert psnr >= 40.0
     assert Watermarker().detect(marked).found
+
+
+def test_cli_generate_marks_unless_told_not_to(
+    tmp_path: Path, portrait_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import soundfile as sf
+
+    audio = tmp_path / "short.wav"
+    sf.write(str(audio), np.zeros(4800, np.float32), 16000)  # 0.3 s
+    common = [str(portrait_path), str(audio), "--steps", "1", "--size", "128", "--quiet"]
+    assert main(["generate", *common, "-o", str(tmp_path / "marked.mp4")]) == 0
+    assert main(["generate", *common, "-o", str(tmp_path / "plain.mp4"), "--no-watermark"]) == 0
+    capsys.readouterr()
+    assert main(["detect", str(tmp_path / "marked.mp4")]) == 0
+    assert main(["detect", str(tmp_path / "plain.mp4")]) == 1
+    plain = emo.detect(tmp_path / "plain.mp4")
+    assert plain.label["synthetic"] == "true" and plain.label["watermark"] == "none"
