@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from emo.models.presets import get_preset
-from emo.pipelines.features import map_features
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
@@ -57,14 +56,12 @@ def main() -> None:
     backbone = preset.build_backbone().to(device, dtype).eval()
     latents = torch.randn(1, 4, f, size, size, device=device, dtype=dtype)
     reference = torch.randn(1, 4, size, size, device=device, dtype=dtype)
-    motion_latents = torch.randn(n, 4, size, size, device=device, dtype=dtype)
+    motion_latents = torch.randn(1, 4, n, size, size, device=device, dtype=dtype)
     tokens = torch.randn(1, f, 4, preset.audio_token_dim, device=device, dtype=dtype)
     speed = torch.full((1, f), 0.35, device=device, dtype=dtype)
     ref = refnet(reference, 0)
-    motion = refnet(motion_latents, 0)
+    motion = refnet.motion_features(motion_latents)  # (1, c, n, h, w) per layer
     t = torch.tensor([500], device=device)
-    # Motion frames laid out "(b n)": every branch gets the same n frames.
-    motion_batched = map_features(motion, lambda v: v.repeat(branches, *[1] * (v.ndim - 1)))
 
     def batched() -> object:
         return backbone(
@@ -72,7 +69,7 @@ def main() -> None:
             t.expand(branches),
             reference_features=ref,
             audio_tokens=torch.cat([tokens, torch.zeros_like(tokens)]),
-            motion_features=motion_batched,
+            motion_features=motion,  # batch 1: shared by the branches, not copied
             speed=speed.expand(branches, -1),
         )
 

@@ -33,10 +33,15 @@ class LoadReport:
         Model parameters/buffers the checkpoint did not provide (kept at their init).
     unexpected_keys
         Checkpoint tensors the model has no place for (ignored).
+    skipped_keys
+        Checkpoint tensors left out on purpose because the model does not build those
+        layers (e.g. Stable Diffusion's text cross-attention ``attn2``, which EMO's
+        ReferenceNet and Backbone do not have). They do not make the load less ``ok``.
     """
 
     missing_keys: tuple[str, ...] = field(default_factory=tuple)
     unexpected_keys: tuple[str, ...] = field(default_factory=tuple)
+    skipped_keys: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:
@@ -51,7 +56,10 @@ class LoadReport:
                 shown = ", ".join(keys[:limit])
                 more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
                 parts.append(f"{len(keys)} {label} keys: {shown}{more}")
-        return "; ".join(parts) or "all keys matched"
+        matched = "; ".join(parts) or "all keys matched"
+        if self.skipped_keys:
+            matched += f"; {len(self.skipped_keys)} checkpoint keys skipped on purpose"
+        return matched
 
 
 def load_state_dict_file(

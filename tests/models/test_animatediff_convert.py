@@ -97,7 +97,9 @@ def test_motion_adapter_weights_load_and_match_diffusers() -> None:
     conv_before = stack.backbone.conv.weight.detach().clone()
     report = load_motion_module_weights(stack, adapter.state_dict(), strict=True)
     assert report.unexpected_keys == ()
-    assert report.missing_keys and all(".speed_proj." in k for k in report.missing_keys)
+    assert report.missing_keys and all(
+        ".speed_attention." in k or ".speed_norm." in k for k in report.missing_keys
+    )
     assert all(k.startswith("backbone.") for k in report.missing_keys)
     assert torch.equal(stack.backbone.conv.weight, conv_before)
     gen = torch.Generator().manual_seed(1)
@@ -260,7 +262,9 @@ def test_loads_into_the_backbone() -> None:
     adapter = _adapter()
     report = load_motion_module_weights(backbone, adapter.state_dict(), strict=True)
     assert report.unexpected_keys == ()
-    assert len(report.missing_keys) == 2 * 7  # speed_proj weight + bias of 7 modules
+    # The speed cross-attention of 7 modules: norm (2), to_q/k/v, to_out (2).
+    assert len(report.missing_keys) == 7 * 7
+    assert all(".speed_" in k for k in report.missing_keys)
     x = torch.randn(1, CHANNELS[1], 3, 2, 2)
     theirs = adapter.up_blocks[0].motion_modules[1]
     ours = backbone.up_blocks[0].motion_modules[1]

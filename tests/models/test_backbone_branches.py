@@ -51,7 +51,7 @@ def inputs(seed: int = 1) -> dict[str, torch.Tensor]:
     return {
         "sample": torch.randn(B, 4, F, 8, 8, generator=gen),
         "audio": torch.randn(B, F, 4, 16, generator=gen),
-        "motion": torch.randn(B * N, 4, 8, 8, generator=gen),
+        "motion": torch.randn(B, 4, N, 8, 8, generator=gen),
         "speed": torch.rand(B, F, generator=gen) * 5,
         "reference": torch.randn(1, 4, 8, 8, generator=gen),
     }
@@ -83,7 +83,7 @@ def test_backbone_fresh_equals_unet_per_frame(config: dict[str, Any]) -> None:
     data = inputs()
     t = torch.tensor([5, 700])
     with torch.no_grad():
-        motion = refnet(data["motion"], 0)
+        motion = refnet.motion_features(data["motion"])
         got = backbone(
             data["sample"],
             t,
@@ -153,17 +153,17 @@ def test_backbone_motion_and_speed_reach_the_temporal_modules() -> None:
     backbone = Backbone.from_unet2d(unet, **NEW).eval()
     refnet = ReferenceNet.from_unet2d(unet).eval()
     _activate(backbone, "temporal_transformer.proj_out")
-    _activate(backbone, "speed_proj")
+    _activate(backbone, "speed_attention.to_out")
     data = inputs()
     with torch.no_grad():
-        motion = refnet(data["motion"], 0)
+        motion = refnet.motion_features(data["motion"])
         base = backbone(data["sample"], 3, motion_features=motion, speed=data["speed"])
         no_motion = backbone(data["sample"], 3, speed=data["speed"])
         other_speed = backbone(data["sample"], 3, motion_features=motion, speed=data["speed"] + 3)
         other_motion = backbone(
             data["sample"],
             3,
-            motion_features=refnet(data["motion"].flip(0), 0),
+            motion_features=refnet.motion_features(data["motion"].flip(2)),
             speed=data["speed"],
         )
     for variant in (no_motion, other_speed, other_motion):
@@ -178,7 +178,6 @@ def test_backbone_gradient_checkpointing_same_gradients() -> None:
     _activate(backbone, "audio_attn.to_out")
     _activate(backbone, "temporal_transformer.proj_out")
     data = {k: v[:1] for k, v in inputs().items()}
-    data["motion"] = inputs()["motion"][:N]
 
     def loss() -> torch.Tensor:
         ref = refnet(data["reference"], 0)
@@ -187,7 +186,7 @@ def test_backbone_gradient_checkpointing_same_gradients() -> None:
             7,
             reference_features=ref,
             audio_tokens=data["audio"],
-            motion_features=refnet(data["motion"], 0),
+            motion_features=refnet.motion_features(data["motion"]),
             speed=data["speed"],
         )
         return out.square().mean()
@@ -222,7 +221,7 @@ def test_backbone_bf16() -> None:
             3,
             reference_features=refnet(data["reference"], 0),
             audio_tokens=data["audio"],
-            motion_features=refnet(data["motion"], 0),
+            motion_features=refnet.motion_features(data["motion"]),
             speed=data["speed"],
         )
     assert out.dtype == torch.bfloat16
@@ -237,7 +236,7 @@ def test_backbone_traces_without_graph_breaks() -> None:
     refnet = ReferenceNet.from_unet2d(perturbed_unet()).eval()
     with torch.no_grad():
         ref = refnet(data["reference"], 0)
-        motion = refnet(data["motion"], 0)
+        motion = refnet.motion_features(data["motion"])
     kwargs = {
         "audio_tokens": data["audio"],
         "reference_features": ref,
@@ -276,7 +275,9 @@ def test_backbone_bad_inputs() -> None:
     with pytest.raises(InputError, match="speed"):
         backbone(x, 1, speed=torch.rand(B, F, 1))
     with pytest.raises(InputError, match="motion"):
-        backbone(x, 1, motion_features=refnet(torch.randn(3, 4, 8, 8)))
+        backbone(x, 1, motion_features=refnet.motion_features(torch.randn(3, 4, N, 8, 8)))
+    with pytest.raises(InputError, match="MotionFeatures"):
+        backbone(x, 1, motion_features=refnet(torch.randn(B * N, 4, 8, 8)))  # type: ignore[arg-type]
     plain_blocks = {"down_block_types": ("DownBlock2D",) * 2, "up_block_types": ("UpBlock2D",) * 2}
     other = ReferenceNet(**{**CONFIG, **plain_blocks})
     with pytest.raises(InputError, match="reference_features"):

@@ -20,13 +20,17 @@ def test_one_backward_pass_reaches_every_branch() -> None:
     preset = get_preset("tiny")
     refnet, backbone = preset.build_reference_net(), preset.build_backbone()
     locator, projection = preset.build_face_locator(), preset.build_audio_projection()
-    for fragment in ("audio_attn.to_out", "temporal_transformer.proj_out", "speed_proj"):
+    for fragment in (
+        "audio_attn.to_out",
+        "temporal_transformer.proj_out",
+        "speed_attention.to_out",
+    ):
         _activate(backbone, fragment)
     _activate(locator, "conv_out")
     b, f, n, size = 1, 4, 2, 8
     gen = torch.Generator().manual_seed(1)
     reference = torch.randn(b, 4, size, size, generator=gen, requires_grad=True)
-    motion = torch.randn(b * n, 4, size, size, generator=gen, requires_grad=True)
+    motion = torch.randn(b, 4, n, size, size, generator=gen, requires_grad=True)
     features = torch.randn(b, f, 1, 80, generator=gen, requires_grad=True)
     mask = torch.zeros(b, 1, f, size * 8, size * 8)
     mask[..., 16:48, 16:48] = 1.0
@@ -37,7 +41,7 @@ def test_one_backward_pass_reaches_every_branch() -> None:
         torch.tensor([500]),
         reference_features=refnet(reference, 0),
         audio_tokens=projection(features),
-        motion_features=refnet(motion, 0),
+        motion_features=refnet.motion_features(motion),
         speed=torch.full((b, f), 0.5),
     )
     out.square().mean().backward()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from emo.models import Backbone, ReferenceNet, UNet2D
 from emo.models.presets import PRESETS, get_preset, preset_names
 
 SD15_UNET_PARAMETERS = 859_520_964
+SD15_TEXT_ATTENTION_PARAMETERS = 859_520_964 - 12_164 - 815_521_280
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -31,11 +33,19 @@ def test_presets_sd15_unet_parameter_count_on_meta() -> None:
         backbone = Backbone(**preset.backbone)
     assert unet.num_parameters() == SD15_UNET_PARAMETERS
     head = 2 * 320 + 320 * 4 * 9 + 4  # conv_norm_out + conv_out
-    assert refnet.num_parameters() == SD15_UNET_PARAMETERS - head
-    assert backbone.num_parameters() > SD15_UNET_PARAMETERS
+    text = {
+        n: p.numel()
+        for n, p in unet.named_parameters()
+        if re.search(r"transformer_blocks\.\d+\.(attn2|norm2)\.", n)
+    }
+    # The text cross-attention EMO does not build: ~44 M parameters per network.
+    assert sum(text.values()) == SD15_TEXT_ATTENTION_PARAMETERS
+    assert refnet.num_parameters() == SD15_UNET_PARAMETERS - head - SD15_TEXT_ATTENTION_PARAMETERS
+    assert backbone.num_parameters() > SD15_UNET_PARAMETERS - SD15_TEXT_ATTENTION_PARAMETERS
     assert all(p.is_meta for p in backbone.parameters())
     spatial = {k for k in backbone.state_dict() if ".motion_modules." not in k}
-    assert set(unet.state_dict()) <= set(backbone.state_dict())
+    assert set(unet.state_dict()) - set(text) <= set(backbone.state_dict())
+    assert not set(text) & set(backbone.state_dict())
     assert len(backbone.motion_module_keys) == 4 * 2 + 4 * 3 + 1  # AnimateDiff v2 layout
     assert spatial  # the spatial part is there too
 
@@ -76,7 +86,8 @@ def test_presets_small_build_consistent_parts(name: str) -> None:
         face = parts["face_locator"](mask)
         assert face.shape[-2:] == (s, s)
         ref = parts["reference_net"](torch.randn(1, 4, s, s), 0)
-        motion = parts["reference_net"](torch.randn(preset.num_motion_frames, 4, s, s), 0)
+        n = preset.num_motion_frames
+        motion = parts["reference_net"].motion_features(torch.randn(1, 4, n, s, s))
         f = preset.num_frames
         out = parts["backbone"](
             torch.randn(1, 4, f, s, s),

@@ -103,3 +103,60 @@ def test_head_rotation_speed_geodesic_properties() -> None:
 def test_head_rotation_speed_bad_input(angles: object) -> None:
     with pytest.raises(InputError):
         head_rotation_speed(angles)
+
+
+def _code(w: float, centers: tuple[float, ...], radii: tuple[float, ...]) -> list[float]:
+    return [math.tanh(3 * (w - c) / r) for c, r in zip(centers, radii, strict=True)]
+
+
+def test_window_codes_concatenate_frames_t_minus_m_to_t_plus_m() -> None:
+    centers, radii = (0.0, 1.0), (0.5, 1.0)
+    encoder = SpeedEncoder(4, context_frames=2, bucket_centers=centers, bucket_radii=radii)
+    speeds = [0.1, 0.7, 1.3, 2.0]
+    codes = encoder.window_codes(torch.tensor([speeds]))
+    assert codes.shape == (1, 4, 5 * 2)
+    for t in range(4):
+        # Frames beyond the clip repeat the edge frame; frame t-m's codes come first.
+        window = [speeds[min(max(j, 0), 3)] for j in range(t - 2, t + 3)]
+        expected = [v for w in window for v in _code(w, centers, radii)]
+        torch.testing.assert_close(codes[0, t], torch.tensor(expected), atol=1e-6, rtol=0)
+    # With the real neighbours given (padded), the edge frames see them.
+    track = [5.0, 4.0, *speeds, 3.0, 0.0]
+    padded = encoder.window_codes(torch.tensor([track]), padded=True)
+    assert padded.shape == (1, 4, 10)
+    for t in range(4):
+        expected = [v for w in track[t : t + 5] for v in _code(w, centers, radii)]
+        torch.testing.assert_close(padded[0, t], torch.tensor(expected), atol=1e-6, rtol=0)
+    assert encoder.linear_1.in_features == 10
+
+
+def test_embedding_is_the_mlp_of_the_window_codes() -> None:
+    torch.manual_seed(0)
+    encoder = SpeedEncoder(6, context_frames=1)
+    speed = torch.tensor([[0.2, 0.4, 0.9], [1.0, 0.0, 0.3]])
+    codes = encoder.window_codes(speed)
+    expected = encoder.linear_2(torch.nn.functional.silu(encoder.linear_1(codes)))
+    torch.testing.assert_close(encoder(speed), expected)
+    # Each frame's embedding depends on its window only: frame 2 is outside frame 0's window.
+    changed = speed.clone()
+    changed[:, 2] += 1.0
+    diff = (encoder(changed) - encoder(speed)).abs().amax(dim=(0, 2))
+    assert diff[0] == 0 and diff[1] > 0 and diff[2] > 0
+
+
+def test_speeds_at_another_fps_are_rescaled_to_the_reference_fps() -> None:
+    torch.manual_seed(0)
+    encoder = SpeedEncoder(6, reference_fps=25.0)
+    at_25 = torch.tensor([[0.3, 0.6, 1.2]])
+    # 50 fps: half the degrees per frame is the same angular speed.
+    torch.testing.assert_close(encoder(at_25 / 2, fps=50.0), encoder(at_25))
+    torch.testing.assert_close(encoder.at_reference_fps(at_25, 30.0), at_25 * 1.2)
+    assert encoder.at_reference_fps(at_25, None) is at_25
+    with pytest.raises(InputError, match="fps"):
+        encoder(at_25, fps=0.0)
+    with pytest.raises(ConfigError, match="reference_fps"):
+        SpeedEncoder(4, reference_fps=-1.0)
+    with pytest.raises(ConfigError, match="context_frames"):
+        SpeedEncoder(4, context_frames=-1)
+    with pytest.raises(InputError, match="padded"):
+        SpeedEncoder(4, context_frames=2).window_codes(torch.zeros(1, 4), padded=True)

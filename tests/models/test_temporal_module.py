@@ -64,12 +64,22 @@ def test_parameter_names_follow_original_animatediff_layout() -> None:
         prefix + "ff_norm.weight",
     }
     assert expected <= keys
-    assert not any("speed_proj" in k for k in keys)
+    assert not any("speed" in k for k in keys)
     assert prefix + "attention_blocks.0.to_q.bias" not in keys
     with_speed = TemporalModule(
         C, num_attention_heads=HEADS, norm_num_groups=GROUPS, speed_embed_dim=6
     )
-    assert "temporal_transformer.speed_proj.weight" in with_speed.state_dict()
+    speed_keys = {k for k in with_speed.state_dict() if "speed" in k}
+    assert speed_keys == {
+        prefix + "speed_norm.weight",
+        prefix + "speed_norm.bias",
+        prefix + "speed_attention.to_q.weight",
+        prefix + "speed_attention.to_k.weight",
+        prefix + "speed_attention.to_v.weight",
+        prefix + "speed_attention.to_out.0.weight",
+        prefix + "speed_attention.to_out.0.bias",
+    }
+    assert with_speed.state_dict()[prefix + "speed_attention.to_k.weight"].shape == (C, 6)
     pe = with_speed.state_dict()[prefix + "attention_blocks.0.pos_encoder.pe"]
     assert pe.shape == (1, 32, C)
     torch.testing.assert_close(pe, sinusoidal_positions(32, C))
@@ -161,39 +171,122 @@ def test_motion_frames_and_speed_change_output_once_trained() -> None:
     torch.testing.assert_close(broadcast, broadcast_1)
 
 
-def test_speed_is_added_per_frame() -> None:
-    # With attention outputs at zero every frame is processed on its own: a speed that
-    # differs only on frame 2 changes only frame 2. A batch of 1 broadcasts.
-    module = TemporalModule(C, num_attention_heads=HEADS, norm_num_groups=GROUPS, speed_embed_dim=4)
-    _randomise(module, seed=7)
+def _silence_self_attention_and_ff(module: TemporalModule) -> None:
     with torch.no_grad():
         for block in module.temporal_transformer.transformer_blocks:
             for attention in block.attention_blocks:
                 attention.to_out[0].weight.zero_()
                 attention.to_out[0].bias.zero_()
-    x = torch.randn(2, C, 4, 2, 2)
-    speed = torch.zeros(1, 4, 4)
-    bumped = speed.clone()
-    bumped[:, 2] = 3.0
-    with torch.no_grad():
-        a = module(x, speed_embedding=speed)
-        b = module(x, speed_embedding=speed.expand(2, -1, -1))
-        c = module(x, torch.randn(2, C, 2, 2, 2), speed_embedding=bumped)
-        d = module(x, speed_embedding=bumped)
-    torch.testing.assert_close(a, b)
-    changed = (d - a).abs().amax(dim=(0, 1, 3, 4))
-    assert changed[2] > 1e-3
-    assert torch.all(changed[[0, 1, 3]] == 0)
-    torch.testing.assert_close(c, d)  # motion frames only matter through attention
+            block.ff.net[2].weight.zero_()
+            block.ff.net[2].bias.zero_()
 
 
-def test_gradients_flow_to_zero_initialised_projections() -> None:
-    module = TemporalModule(C, num_attention_heads=HEADS, norm_num_groups=GROUPS, speed_embed_dim=4)
-    x = torch.randn(1, C, 3, 2, 2)
-    module(x, torch.randn(1, C, 2, 2, 2), torch.randn(1, 3, 4)).square().sum().backward()
+@pytest.mark.parametrize("n", [0, 2])
+def test_speed_cross_attention_values(n: int) -> None:
+    # With the self-attentions and the feed-forward silenced, the module computes
+    # x + proj_out(t + speed_attention(t)) with t = proj_in(norm(x)), per pixel; the speed
+    # attention is written out here by hand: frame i attends to the f speed vectors, with
+    # sinusoidal positions n + i on the query input and on the projected keys.
+    d, f, b, h, w = 6, 4, 2, 2, 3
+    module = TemporalModule(
+        C, num_attention_heads=HEADS, norm_num_groups=GROUPS, speed_embed_dim=d
+    ).double()
+    _randomise(module, seed=7)
+    _silence_self_attention_and_ff(module)
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(b, C, f, h, w, generator=gen, dtype=torch.float64)
+    motion = torch.randn(1, C, n, h, w, generator=gen, dtype=torch.float64)
+    speed = torch.randn(1, f, d, generator=gen, dtype=torch.float64)  # batch 1: shared
     tt = module.temporal_transformer
-    assert tt.proj_out.weight.grad is not None and tt.proj_out.weight.grad.abs().sum() > 0
+    block = tt.transformer_blocks[0]
+    attn = block.speed_attention
+    with torch.no_grad():
+        got = module(x, motion if n else None, speed)
+        normed = torch.stack([tt.norm(x[:, :, i]) for i in range(f)], dim=2)  # per frame
+        tokens = tt.proj_in(rearrange(normed, "b c f h w -> b h w f c"))
+        pe = sinusoidal_positions(32, C)[0, n : n + f].double()
+        q = attn.to_q(block.speed_norm(tokens) + pe)
+        k = attn.to_k(speed[0]) + pe  # (f, c)
+        v = attn.to_v(speed[0])
+        hd = C // HEADS
+        q = q.reshape(b, h, w, f, HEADS, hd)
+        k, v = k.reshape(f, HEADS, hd), v.reshape(f, HEADS, hd)
+        weights = torch.einsum("bhwine,jne->bhwnij", q, k).div(hd**0.5).softmax(dim=-1)
+        mixed = torch.einsum("bhwnij,jne->bhwine", weights, v).reshape(b, h, w, f, C)
+        added = attn.to_out[0](mixed)
+        expected = x + rearrange(tt.proj_out(tokens + added), "b h w f c -> b c f h w")
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+    # The speed does reach the output, and differently per frame.
+    with torch.no_grad():
+        other = module(x, motion if n else None, speed.flip(1))
+    assert (other - got).abs().amax(dim=(0, 1, 3, 4)).min() > 1e-4
+
+
+def test_fresh_module_gradients_have_their_analytic_values() -> None:
+    # out = x + proj_out(u): with proj_out at zero, dL/dW_out = sum_tokens g u^T and
+    # nothing upstream of proj_out gets a gradient yet (d out / d u = W_out = 0).
+    module = TemporalModule(
+        C, num_attention_heads=HEADS, norm_num_groups=GROUPS, speed_embed_dim=4
+    ).double()
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(1, C, 3, 2, 2, generator=gen, dtype=torch.float64)
+    motion = torch.randn(1, C, 2, 2, 2, generator=gen, dtype=torch.float64)
+    speed = torch.randn(1, 3, 4, generator=gen, dtype=torch.float64)
+    weight = torch.randn(1, C, 3, 2, 2, generator=gen, dtype=torch.float64)
+    tt = module.temporal_transformer
+    entering: list[torch.Tensor] = []
+    handle = tt.proj_out.register_forward_hook(lambda m, a, o: entering.append(a[0].detach()))
+    (module(x, motion, speed) * weight).sum().backward()
+    handle.remove()
+    u = entering[0]  # ((b h w), f, c)
+    g = rearrange(weight, "b c f h w -> (b h w) f c")
+    assert tt.proj_out.weight.grad is not None and tt.proj_out.bias.grad is not None
+    torch.testing.assert_close(tt.proj_out.weight.grad, torch.einsum("sfo,sfi->oi", g, u))
+    torch.testing.assert_close(tt.proj_out.bias.grad, g.sum(dim=(0, 1)))
     assert tt.proj_in.weight.grad is not None
+    assert torch.count_nonzero(tt.proj_in.weight.grad) == 0
+
+
+def test_gradients_equal_finite_differences() -> None:
+    # Every part a trained module uses, speed attention included, gets the gradient
+    # its finite difference predicts (float64, central differences).
+    module = TemporalModule(
+        C, num_attention_heads=HEADS, norm_num_groups=GROUPS, speed_embed_dim=4
+    ).double()
+    _randomise(module, seed=10)
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(1, C, 3, 2, 2, generator=gen, dtype=torch.float64)
+    motion = torch.randn(1, C, 2, 2, 2, generator=gen, dtype=torch.float64)
+    speed = torch.randn(1, 3, 4, generator=gen, dtype=torch.float64)
+    weight = torch.randn(1, C, 3, 2, 2, generator=gen, dtype=torch.float64)
+
+    def loss() -> torch.Tensor:
+        return (module(x, motion, speed) * weight).sum()
+
+    loss().backward()
+    params = dict(module.named_parameters())
+    prefix = "temporal_transformer.transformer_blocks.0."
+    for name in (
+        "temporal_transformer.proj_in.weight",
+        prefix + "attention_blocks.0.to_k.weight",
+        prefix + "speed_attention.to_k.weight",
+        prefix + "speed_attention.to_out.0.weight",
+        prefix + "ff.net.0.proj.weight",
+    ):
+        param = params[name]
+        assert param.grad is not None, name
+        direction = torch.randn(param.shape, generator=gen, dtype=torch.float64)
+        eps = 1e-6
+        with torch.no_grad():
+            param.add_(eps * direction)
+            up = loss()
+            param.sub_(2 * eps * direction)
+            down = loss()
+            param.add_(eps * direction)
+        numeric = ((up - down) / (2 * eps)).item()
+        analytic = (param.grad * direction).sum().item()
+        assert abs(analytic) > 1e-3, name  # the parameter matters
+        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-8), name
 
 
 @pytest.mark.parametrize(
@@ -213,7 +306,7 @@ def test_bad_inputs_raise_input_error(args: tuple[torch.Tensor | None, ...], mat
         module(*args)
 
 
-def test_speed_without_speed_proj_and_bad_configs() -> None:
+def test_speed_without_speed_attention_and_bad_configs() -> None:
     module = TemporalModule(C, num_attention_heads=HEADS, norm_num_groups=GROUPS)
     with pytest.raises(InputError, match="speed_embed_dim"):
         module(torch.zeros(1, C, 2, 2, 2), speed_embedding=torch.zeros(1, 2, 4))

@@ -94,7 +94,7 @@ def test_backbone_rejects_empty_clips_and_wrong_argument_types(backbone: Backbon
         backbone(torch.zeros(1, 4, 0, 8, 8), 10)
     with pytest.raises(InputError, match="reference_features must be the ReferenceFeatures"):
         backbone(sample, 10, reference_features=torch.zeros(1, 4, 8, 8))  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="motion_features must be the ReferenceFeatures"):
+    with pytest.raises(InputError, match="motion_features must be MotionFeatures"):
         backbone(sample, 10, motion_features={"a": 1})  # type: ignore[arg-type]
     with pytest.raises(InputError, match="audio_tokens must be a torch.Tensor"):
         backbone(sample, 10, audio_tokens=np.zeros((1, 2, 4, 8)))  # type: ignore[arg-type]

@@ -9,8 +9,13 @@ Two EMO extensions live here, both off unless asked for:
 * *reference attention*: the self-attention ``attn1`` of a transformer block
   attends over ``[own tokens ; reference tokens]`` (no new parameters);
 * *audio attention*: ``audio_norm`` + ``audio_attn``, a cross-attention from
-  the tokens of one frame to that frame's audio tokens, added after the block,
-  its output projection zero-initialised.
+  the tokens of one frame to that frame's audio tokens, right after the
+  reference attention (the paper's placement), its output projection
+  zero-initialised.
+
+The text cross-attention ``norm2`` + ``attn2`` of Stable Diffusion is built only when
+the block is given a ``cross_attention_dim`` (the plain :class:`~emo.models.UNet2D`);
+EMO's networks use no text and do not build it.
 """
 
 from __future__ import annotations
@@ -163,7 +168,11 @@ class FeedForward(nn.Module):
 
 
 class BasicTransformerBlock(nn.Module):
-    """Self-attention, optional text cross-attention, GEGLU feed-forward; pre-LayerNorm residuals.
+    """Self-(reference-)attention, [audio attention], [text attention], GEGLU feed-forward.
+
+    Every part is a pre-LayerNorm residual: ``attn1`` (self-attention, reference tokens
+    appended to its keys/values), ``audio_attn`` (when built), ``attn2`` (when built),
+    ``ff``.
 
     Parameters
     ----------
@@ -174,7 +183,7 @@ class BasicTransformerBlock(nn.Module):
     attention_head_dim
         Width of one head.
     cross_attention_dim
-        Width of the text tokens of ``attn2``.
+        Width of the text tokens of ``attn2``; ``None`` builds no ``norm2``/``attn2``.
     dropout
         Dropout of the attentions and the feed-forward.
     audio_cross_attention_dim
@@ -195,10 +204,13 @@ class BasicTransformerBlock(nn.Module):
         self.key = ""  # stable layer path; set by the owning network
         self.norm1 = nn.LayerNorm(dim)
         self.attn1 = Attention(dim, None, num_attention_heads, attention_head_dim, dropout)
-        self.norm2 = nn.LayerNorm(dim)
-        self.attn2 = Attention(
-            dim, cross_attention_dim, num_attention_heads, attention_head_dim, dropout
-        )
+        self.norm2: nn.LayerNorm | None = None
+        self.attn2: Attention | None = None
+        if cross_attention_dim is not None:
+            self.norm2 = nn.LayerNorm(dim)
+            self.attn2 = Attention(
+                dim, cross_attention_dim, num_attention_heads, attention_head_dim, dropout
+            )
         self.norm3 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, dropout=dropout)
         self._audio_spec = (dim, audio_cross_attention_dim, num_attention_heads, attention_head_dim)
@@ -238,7 +250,8 @@ class BasicTransformerBlock(nn.Module):
         hidden_states
             Tokens ``(b, n, dim)``.
         encoder_hidden_states
-            Text tokens ``(b, t, d)``; ``None`` skips ``attn2`` altogether.
+            Text tokens ``(b, t, d)``; ``None`` skips ``attn2`` altogether (a block
+            without ``attn2`` ignores them).
         reference
             Reference tokens ``(b_r, m, dim)`` appended to the keys/values of ``attn1``
             (``b_r``: 1, ``b / num_frames`` or ``b``; see :meth:`Attention.forward`).
@@ -256,15 +269,16 @@ class BasicTransformerBlock(nn.Module):
         """
         normed = self.norm1(hidden_states)
         hidden_states = hidden_states + self.attn1(normed, None, reference, num_frames)
-        if encoder_hidden_states is not None:
-            hidden_states = hidden_states + self.attn2(
-                self.norm2(hidden_states), encoder_hidden_states
-            )
-        hidden_states = hidden_states + self.ff(self.norm3(hidden_states))
         if audio_tokens is not None and self.audio_attn is not None and self.audio_norm is not None:
             hidden_states = hidden_states + self.audio_attn(
                 self.audio_norm(hidden_states), audio_tokens
             )
+        if encoder_hidden_states is not None and self.attn2 is not None:
+            assert self.norm2 is not None
+            hidden_states = hidden_states + self.attn2(
+                self.norm2(hidden_states), encoder_hidden_states
+            )
+        hidden_states = hidden_states + self.ff(self.norm3(hidden_states))
         return hidden_states, normed
 
 
@@ -282,7 +296,7 @@ class SpatialTransformer(nn.Module):
     num_layers
         Number of transformer blocks.
     cross_attention_dim
-        Width of the text tokens.
+        Width of the text tokens; ``None`` builds no text cross-attention.
     norm_num_groups
         Groups of the input GroupNorm.
     use_linear_projection

@@ -7,11 +7,16 @@ layers run on the ``(b f)`` frames; the new branches are
   tokens]`` of the same layer (from :class:`~emo.models.ReferenceNet`; no new
   parameters);
 - *audio attention*: ``audio_norm`` + ``audio_attn`` in every spatial transformer
-  block, from each frame's tokens to that frame's audio tokens;
+  block, right after the reference attention, from each frame's tokens to that
+  frame's audio tokens;
+- no text cross-attention: the SD ``attn2`` is not built (EMO has no prompt), and
+  loading SD weights reports its tensors as skipped;
 - *temporal modules* ``{down_blocks.i|up_blocks.i}.motion_modules.j`` after every
   layer and ``mid_block.motion_modules.0`` (AnimateDiff placement and names),
   given the motion frames' features of the same layer and the speed embedding;
-- *speed encoder* ``speed_encoder``: head-rotation speed per frame -> embedding.
+- *speed layers*: ``speed_encoder`` maps the head-rotation speed of every frame to
+  bucket codes, concatenates the codes of the frames ``t-m .. t+m`` and embeds them
+  with an MLP; a cross-attention in every temporal module reads the embeddings.
 
 Every new branch's output projection starts at zero, so a fresh Backbone with
 the weights of a 2D UNet equals that UNet frame by frame.
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from einops import rearrange
@@ -31,7 +36,7 @@ from emo.errors import InputError
 from emo.modeling import LoadReport
 from emo.models._checks import check_input_tensor
 from emo.models.blocks import BlockContext
-from emo.models.reference_net import ReferenceFeatures, UNetSource
+from emo.models.reference_net import MotionFeatures, ReferenceFeatures, UNetSource
 from emo.models.unet_2d import TimestepLike, UNetBase
 
 __all__ = ["Backbone"]
@@ -62,7 +67,9 @@ class Backbone(UNetBase):
     attention_head_dim
         Number of spatial attention heads (the SD 1.x naming), per block or for all.
     cross_attention_dim
-        Width of the text tokens (``attn2``; unused by EMO, kept for the weights).
+        Width of the text tokens of the SD config; kept so that config loads as it is.
+        No text cross-attention (``attn2``) is built: EMO uses no text, and its
+        reference features enter through the self-attention ``attn1``.
     use_linear_projection
         Linear or 1x1-convolution ``proj_in``/``proj_out``.
     norm_num_groups
@@ -99,10 +106,15 @@ class Backbone(UNetBase):
         See :class:`~emo.models.temporal.TemporalModule`.
     speed_embed_dim
         Width of the speed embedding; ``None`` builds no speed encoder.
+    speed_context_frames
+        Half-width ``m`` of the window of frames ``t-m .. t+m`` whose speed codes
+        describe frame ``t`` (the paper's speed window).
     speed_encoder_kwargs
         Further keyword arguments of :class:`~emo.models.speed.SpeedEncoder`
-        (bucket centres and radii).
+        (bucket centres and radii, ``reference_fps``).
     """
+
+    builds_text_attention: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -143,6 +155,7 @@ class Backbone(UNetBase):
         motion_max_positions: int = 32,
         motion_norm_across_frames: bool = False,
         speed_embed_dim: int | None = 320,
+        speed_context_frames: int = 2,
         speed_encoder_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -200,7 +213,11 @@ class Backbone(UNetBase):
         from emo.models.speed import SpeedEncoder
 
         extra = self.config["speed_encoder_kwargs"]
-        self.speed_encoder = SpeedEncoder(dim, **(extra.to_dict() if extra is not None else {}))
+        self.speed_encoder = SpeedEncoder(
+            dim,
+            context_frames=int(self.config["speed_context_frames"]),
+            **(extra.to_dict() if extra is not None else {}),
+        )
 
     def reset_new_branches(self) -> None:
         """Re-create temporal modules, audio attentions and the speed encoder, freshly initialised.
@@ -273,21 +290,21 @@ class Backbone(UNetBase):
             out[key] = ref  # keys/values are projected once per video (see Attention.forward)
         return out
 
-    def _expand_motion(self, features: ReferenceFeatures, batch: int) -> dict[str, torch.Tensor]:
+    def _check_motion(self, features: MotionFeatures, batch: int) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         for key in self._motion_keys:
             if key not in features.layers:
                 raise InputError(
-                    f"Backbone: motion_features lack layer {key!r}; compute them with a "
-                    "ReferenceNet of the same config on the (b n) motion frames"
+                    f"Backbone: motion_features lack layer {key!r}; compute them with "
+                    "ReferenceNet.motion_features on a ReferenceNet of the same config"
                 )
             layer = features.layers[key]
-            if layer.ndim != 4 or layer.shape[0] % batch:
+            if layer.ndim != 5 or layer.shape[0] not in (1, batch):
                 raise InputError(
-                    f"Backbone: motion features {key!r} must be ((b n), c, h, w) with b={batch}, "
-                    f"got {tuple(layer.shape)}"
+                    f"Backbone: motion features {key!r} must be (b={batch} or 1, c, n, h, w), "
+                    f"got {tuple(layer.shape)}; compute them with ReferenceNet.motion_features"
                 )
-            out[key] = rearrange(layer, "(b n) c h w -> b c n h w", b=batch)
+            out[key] = layer  # batch 1 is broadcast by the temporal modules, not copied
         return out
 
     def forward(
@@ -299,7 +316,7 @@ class Backbone(UNetBase):
         audio_tokens: torch.Tensor | None = None,
         motion_features: ReferenceFeatures | None = None,
         speed: torch.Tensor | None = None,
-        encoder_hidden_states: torch.Tensor | None = None,
+        speed_fps: float | None = None,
     ) -> torch.Tensor:
         """Denoise a clip.
 
@@ -316,14 +333,19 @@ class Backbone(UNetBase):
             Per-frame audio tokens ``(b, f, k, d_audio)`` (batch 1 broadcasts);
             ``None`` disables audio attention.
         motion_features
-            :class:`~emo.models.ReferenceFeatures` of the ``n`` motion frames, batch
-            laid out ``(b n)`` (use :meth:`ReferenceFeatures.repeat_interleave` to
-            reuse one clip's features for a larger batch). Ignored without
-            temporal modules.
+            :class:`~emo.models.MotionFeatures` of the ``n`` motion frames,
+            ``(b, c, n, h, w)`` per layer (from :meth:`ReferenceNet.motion_features
+            <emo.models.ReferenceNet.motion_features>`); batch 1 is shared by every
+            sample without a copy. Ignored without temporal modules.
         speed
-            Head-rotation speed per frame ``(b, f)`` (batch 1 broadcasts).
-        encoder_hidden_states
-            Text tokens ``(b, t, d)``; ``None`` (EMO) skips ``attn2``.
+            Head-rotation speed per frame ``(b, f)`` in degrees per frame (batch 1
+            broadcasts), or ``(b, f + 2m)`` with the ``m = speed_context_frames`` real
+            neighbouring frames on each side (otherwise the window repeats the edge
+            frames).
+        speed_fps
+            Frame rate ``speed`` is measured at; it is rescaled to the speed encoder's
+            ``reference_fps`` (``speed * speed_fps / reference_fps``). ``None``: already
+            at the reference rate.
 
         Returns
         -------
@@ -337,15 +359,18 @@ class Backbone(UNetBase):
                 f"Backbone: sample {tuple(sample.shape)} holds no frames; pass (b, c, f, h, w) "
                 "with b, f >= 1"
             )
-        for label, features in (
-            ("reference_features", reference_features),
-            ("motion_features", motion_features),
-        ):
-            if features is not None and not isinstance(features, ReferenceFeatures):
-                raise InputError(
-                    f"Backbone: {label} must be the ReferenceFeatures a ReferenceNet returns, "
-                    f"got {type(features).__name__}"
-                )
+        if reference_features is not None and not isinstance(reference_features, ReferenceFeatures):
+            raise InputError(
+                "Backbone: reference_features must be the ReferenceFeatures a ReferenceNet "
+                f"returns, got {type(reference_features).__name__}"
+            )
+        if motion_features is not None and not isinstance(motion_features, MotionFeatures):
+            raise InputError(
+                "Backbone: motion_features must be MotionFeatures with a frame axis, got "
+                f"{type(motion_features).__name__}; use ReferenceNet.motion_features(latents "
+                "(b, c, n, h, w)) or MotionFeatures.from_reference_features(features, "
+                "num_frames=n)"
+            )
         weight = self.conv_in.weight
         if audio_tokens is not None:
             check_input_tensor(
@@ -357,11 +382,6 @@ class Backbone(UNetBase):
         x = rearrange(sample, "b c f h w -> (b f) c h w")
         temb = self._time_embedding(timestep, batch, dtype, sample.device)
         temb = temb.repeat_interleave(frames, dim=0)
-        if encoder_hidden_states is not None:
-            self._check_text(encoder_hidden_states, batch)
-            encoder_hidden_states = (
-                encoder_hidden_states.to(dtype).expand(batch, -1, -1).repeat_interleave(frames, 0)
-            )
         reference = None
         if reference_features is not None:
             reference = self._expand_reference(reference_features.to(dtype=dtype), batch, frames)
@@ -388,7 +408,7 @@ class Backbone(UNetBase):
             )
         motion = None
         if motion_features is not None and self._motion_keys:
-            motion = self._expand_motion(motion_features.to(dtype=dtype), batch)
+            motion = self._check_motion(motion_features.to(dtype=dtype), batch)
         speed_embedding = None
         if speed is not None:
             if self.speed_encoder is None:
@@ -396,13 +416,20 @@ class Backbone(UNetBase):
                     "Backbone: speed was given but this Backbone has no speed encoder; build it "
                     "with speed_embed_dim=d and use_motion_modules=True"
                 )
-            if speed.ndim != 2 or speed.shape[0] not in (1, batch) or speed.shape[1] != frames:
+            m = int(self.config["speed_context_frames"])
+            if (
+                speed.ndim != 2
+                or speed.shape[0] not in (1, batch)
+                or speed.shape[1] not in (frames, frames + 2 * m)
+            ):
                 raise InputError(
-                    f"Backbone: speed must be (b={batch}, f={frames}), got {tuple(speed.shape)}"
+                    f"Backbone: speed must be (b={batch}, f={frames}) or, with {m} context "
+                    f"frames on each side, (b={batch}, f + 2m={frames + 2 * m}); got "
+                    f"{tuple(speed.shape)}"
                 )
-            speed_embedding = self.speed_encoder(speed.to(dtype))
+            padded = bool(m) and speed.shape[1] == frames + 2 * m
+            speed_embedding = self.speed_encoder(speed.to(dtype), fps=speed_fps, padded=padded)
         ctx = BlockContext(
-            encoder_hidden_states=encoder_hidden_states,
             num_frames=frames,
             reference=reference,
             audio_tokens=audio,

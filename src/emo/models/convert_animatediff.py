@@ -73,7 +73,8 @@ _ORIGINAL_BLOCK = re.compile(
     r"(norms\.0|norms\.1|ff_norm|attention_blocks\.0|attention_blocks\.1|ff)\.(.+)$"
 )
 _ORIGINAL_TO_DIFFUSERS = {v: k for k, v in _DIFFUSERS_TO_ORIGINAL.items()}
-_EMO_ONLY = ("temporal_transformer.speed_proj.",)
+#: Tensors EMO adds to a motion module (the speed cross-attention): no AnimateDiff counterpart.
+_EMO_ONLY = re.compile(r"\.(speed_attention|speed_norm)\.")
 
 
 def _split(key: str) -> tuple[str, str] | None:
@@ -240,7 +241,7 @@ def motion_module_state_dict_to_diffusers(
     The inverse of :func:`convert_motion_module_state_dict` for the diffusers
     ``MotionAdapter`` (``transformer_blocks.k.{attn1,attn2,norm1,norm2,norm3,ff,pos_embed}``).
     The table of ``attention_blocks.0`` becomes ``pos_embed.pe`` (diffusers keeps one
-    per block); emo-only tensors (``speed_proj``) have no diffusers counterpart and are
+    per block); emo-only tensors (``speed_attention``, ``speed_norm``) have no diffusers counterpart and are
     left out.
 
     Parameters
@@ -263,7 +264,7 @@ def motion_module_state_dict_to_diffusers(
         raise CheckpointError("motion_module_state_dict_to_diffusers needs the original layout")
     out: dict[str, torch.Tensor] = {}
     for key, (prefix, inner) in _modules(state_dict).items():
-        if inner.startswith(_EMO_ONLY):
+        if _EMO_ONLY.search(inner):
             continue
         value = state_dict[key]
         match = _ORIGINAL_BLOCK.match(inner)
@@ -303,12 +304,13 @@ def load_motion_module_weights(
         AnimateDiff or the diffusers layout.
     strict
         Raise :class:`~emo.errors.CheckpointError` when motion-module keys are missing
-        or unexpected. Missing emo-only keys (``speed_proj``, new in EMO) never count.
+        or unexpected. Missing emo-only keys (the speed cross-attention ``speed_attention`` and
+        ``speed_norm``, new in EMO) never count.
 
     Returns
     -------
     LoadReport
-        Motion-module keys of the model the checkpoint lacked (e.g. ``speed_proj``,
+        Motion-module keys of the model the checkpoint lacked (e.g. ``speed_attention``,
         kept at their zero initialisation) and checkpoint keys with no place in the model
         (e.g. a deeper UNet's blocks), with the model's names.
 
@@ -375,7 +377,7 @@ def load_motion_module_weights(
         missing_keys=tuple(k for c, k in canonical.items() if c not in converted),
         unexpected_keys=tuple(k for k in converted if k not in canonical),
     )
-    hard_missing = [k for k in report.missing_keys if ".speed_proj." not in k]
+    hard_missing = [k for k in report.missing_keys if not _EMO_ONLY.search(k)]
     if strict and (hard_missing or report.unexpected_keys):
         raise CheckpointError(
             f"{origin}: motion modules do not match {type(model).__name__}: {report.describe()}; "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +52,8 @@ _U = TypeVar("_U", bound=UNetBase)
 NEW_BRANCH_MARKERS = (".motion_modules.", ".audio_attn.", ".audio_norm.", "speed_encoder.")
 #: Prefixes of the output head (absent from a ReferenceNet).
 HEAD_PREFIXES = ("conv_norm_out.", "conv_out.")
+#: SD text cross-attention tensors (``norm2``, ``attn2``), not built by ReferenceNet/Backbone.
+TEXT_ATTENTION_KEY = re.compile(r"\.transformer_blocks\.\d+\.(attn2|norm2)\.")
 
 # diffusers UNet config keys we accept only at these values (the SD 1.x family's).
 _FIXED: dict[str, tuple[Any, ...]] = {
@@ -236,9 +239,14 @@ def _check_fit(model: UNetBase, state_dict: Mapping[str, torch.Tensor], strict: 
             f"{type(model).__name__}: {len(mismatched)} tensors have the wrong shape (was the "
             f"checkpoint made for another config?): {'; '.join(mismatched[:10])}"
         )
+    skip_text = not model.builds_text_attention
+    skipped = tuple(
+        k for k in state_dict if k not in own and skip_text and TEXT_ATTENTION_KEY.search(k)
+    )
     report = LoadReport(
         missing_keys=tuple(k for k in own if k not in state_dict),
-        unexpected_keys=tuple(k for k in state_dict if k not in own),
+        unexpected_keys=tuple(k for k in state_dict if k not in own and k not in set(skipped)),
+        skipped_keys=skipped,
     )
     if strict:
         has_head = model.conv_out is not None
@@ -277,7 +285,9 @@ def load_spatial_weights(
     LoadReport
         ``missing_keys``: model keys the checkpoint lacked (the new branches, kept
         at their initialisation); ``unexpected_keys``: checkpoint keys with no place
-        (the output head for a ReferenceNet included).
+        (the output head for a ReferenceNet included); ``skipped_keys``: the text
+        cross-attention (``attn2``, ``norm2``) of the checkpoint, which a ReferenceNet
+        and a Backbone do not build.
 
     Raises
     ------

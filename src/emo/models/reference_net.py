@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+from einops import rearrange
 
+from emo.errors import InputError
 from emo.models.blocks import BlockContext
 from emo.models.unet_2d import SpatialUNet, TimestepLike, UNet2D
 
-__all__ = ["ReferenceFeatures", "ReferenceNet", "UNetSource"]
+__all__ = ["MotionFeatures", "ReferenceFeatures", "ReferenceNet", "UNetSource"]
 
 #: What ``from_unet2d`` accepts: a UNet2D, a ``(config, state_dict)`` pair, a state
 #: dict (config from keyword arguments), or a path to a diffusers-format UNet folder.
@@ -76,10 +78,12 @@ class ReferenceFeatures:
         )
 
     def repeat_interleave(self, repeats: int) -> ReferenceFeatures:
-        """Repeat every sample ``repeats`` times along the batch (``b -> (b r)``).
+        """Repeat every image's features ``repeats`` times along the batch (``b -> (b r)``).
 
-        Use it to lay out features of one clip for a batch, e.g. for
-        classifier-free guidance.
+        Each of the ``b`` images is one sample here; this copies. To share one
+        reference image across a batch, pass the batch-1 features as they are: the
+        :class:`~emo.models.Backbone` broadcasts them without copying. Motion frames
+        are not laid out with this class: see :class:`MotionFeatures`.
         """
         return ReferenceFeatures(
             {k: v.repeat_interleave(repeats, dim=0) for k, v in self.attention.items()},
@@ -87,12 +91,130 @@ class ReferenceFeatures:
         )
 
 
+@dataclass
+class MotionFeatures:
+    """Features of the ``n`` motion frames of each sample, with an explicit frame axis.
+
+    The temporal modules of a :class:`~emo.models.Backbone` prepend them, layer by
+    layer, to the current clip's frames (see :class:`~emo.models.temporal.TemporalModule`).
+
+    Attributes
+    ----------
+    layers
+        For every layer the Backbone has a temporal module after, the motion frames'
+        features ``(b, c, n, h, w)`` keyed by that module's path
+        (``"down_blocks.0.motion_modules.1"``). A batch of 1 is shared by every sample
+        of a Backbone batch (broadcast, not copied).
+
+    Examples
+    --------
+    >>> motion = reference_net.motion_features(latents)  # doctest: +SKIP
+    >>> motion.layers["mid_block.motion_modules.0"].shape  # doctest: +SKIP
+    torch.Size([1, 64, 4, 2, 2])
+    """
+
+    layers: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        """Batch size ``b`` (0 when empty)."""
+        for tensor in self.layers.values():
+            return int(tensor.shape[0])
+        return 0
+
+    @property
+    def num_frames(self) -> int:
+        """Motion frames ``n`` per sample (0 when empty)."""
+        for tensor in self.layers.values():
+            return int(tensor.shape[2])
+        return 0
+
+    @classmethod
+    def from_reference_features(
+        cls, features: ReferenceFeatures, *, num_frames: int
+    ) -> MotionFeatures:
+        """Regroup a ReferenceNet output on ``(b n)`` frames into ``(b, c, n, h, w)`` per layer.
+
+        Parameters
+        ----------
+        features
+            What :class:`ReferenceNet` returned for the motion frames of ``b`` samples,
+            laid out sample-major: frames ``0..n-1`` of sample 0, then of sample 1...
+        num_frames
+            Motion frames ``n`` per sample.
+
+        Raises
+        ------
+        InputError
+            If the batch of ``features`` is not a multiple of ``num_frames``.
+        """
+        if num_frames <= 0 or features.batch_size % num_frames:
+            raise InputError(
+                f"MotionFeatures: {features.batch_size} feature maps cannot be split into "
+                f"samples of num_frames={num_frames} motion frames; pass (b n) frames, "
+                "sample-major"
+            )
+        return cls(
+            {
+                k: rearrange(v, "(b n) c h w -> b c n h w", n=num_frames)
+                for k, v in features.layers.items()
+            }
+        )
+
+    @classmethod
+    def zeros(cls, like: Mapping[str, torch.Tensor], *, num_frames: int) -> MotionFeatures:
+        """Zero feature maps for ``num_frames`` motion frames of one sample (the paper's first clip).
+
+        Parameters
+        ----------
+        like
+            Per layer, any features ``(b, c, h, w)`` of that layer (e.g.
+            ``ReferenceFeatures.layers`` of the reference image): only the shape,
+            dtype and device are read.
+        num_frames
+            Motion frames ``n``.
+
+        Returns
+        -------
+        MotionFeatures
+            Batch 1, ``(1, c, n, h, w)`` per layer; each is an expanded view of one
+            zero map per layer (no memory for the ``n`` copies).
+        """
+        return cls(
+            {
+                k: v.new_zeros((1, v.shape[1], 1, *v.shape[2:])).expand(-1, -1, num_frames, -1, -1)
+                for k, v in like.items()
+            }
+        )
+
+    def to(
+        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> MotionFeatures:
+        """Return a copy with every tensor moved/cast."""
+        return MotionFeatures({k: v.to(device=device, dtype=dtype) for k, v in self.layers.items()})
+
+    def detach(self) -> MotionFeatures:
+        """Return a copy with every tensor detached from the autograd graph."""
+        return MotionFeatures({k: v.detach() for k, v in self.layers.items()})
+
+    def repeat_interleave(self, repeats: int) -> MotionFeatures:
+        """Repeat every sample's motion frames ``repeats`` times along the batch (copies).
+
+        Sample ``i`` becomes samples ``i r .. i r + r - 1``, each with all its ``n``
+        frames in order. A batch of 1 needs no repeating: the Backbone broadcasts it.
+        """
+        return MotionFeatures(
+            {k: v.repeat_interleave(repeats, dim=0) for k, v in self.layers.items()}
+        )
+
+
 class ReferenceNet(SpatialUNet):
     """A Stable Diffusion 1.x UNet without output head that returns :class:`ReferenceFeatures`.
 
     The config is that of :class:`~emo.models.UNet2D` (same fields, same meaning);
-    the parameters are those of a UNet2D minus ``conv_norm_out`` and ``conv_out``,
-    which are not created.
+    the parameters are those of a UNet2D minus the output head (``conv_norm_out``,
+    ``conv_out``) and minus the text cross-attentions (``norm2``, ``attn2``), which are
+    not created: EMO uses no text prompt.
 
     Parameters
     ----------
@@ -113,7 +235,8 @@ class ReferenceNet(SpatialUNet):
     attention_head_dim
         Number of attention heads (the SD 1.x naming), per block or for all.
     cross_attention_dim
-        Width of the text tokens.
+        Width of the text tokens of the SD config; kept so that config loads as it is.
+        No text cross-attention (``attn2``) is built: EMO uses no text.
     use_linear_projection
         Linear or 1x1-convolution ``proj_in``/``proj_out``.
     norm_num_groups
@@ -135,6 +258,7 @@ class ReferenceNet(SpatialUNet):
     """
 
     has_output_head: ClassVar[bool] = False
+    builds_text_attention: ClassVar[bool] = False
 
     @classmethod
     def from_unet2d(
@@ -160,11 +284,31 @@ class ReferenceNet(SpatialUNet):
         model, _ = build_from_unet_source(cls, source, strict=strict, **config_overrides)
         return model
 
+    def motion_features(self, latents: torch.Tensor, timestep: TimestepLike = 0) -> MotionFeatures:
+        """Compute the features of motion frames, with their frame axis.
+
+        Parameters
+        ----------
+        latents
+            Latents of the ``n`` motion frames of ``b`` samples, ``(b, c, n, h, w)``.
+        timestep
+            A number or a ``(b n,)`` tensor (EMO uses 0: clean latents).
+
+        Returns
+        -------
+        MotionFeatures
+            ``(b, c_l, n, h_l, w_l)`` per layer.
+        """
+        self._check_sample(latents, 5, "(b, c, n, h, w)")
+        frames = int(latents.shape[2])
+        flat = rearrange(latents, "b c n h w -> (b n) c h w")
+        features = self._features(flat, timestep, attention=False)
+        return MotionFeatures.from_reference_features(features, num_frames=frames)
+
     def forward(
         self,
         sample: torch.Tensor,
         timestep: TimestepLike = 0,
-        encoder_hidden_states: torch.Tensor | None = None,
     ) -> ReferenceFeatures:
         """Compute the reference features of some latents.
 
@@ -174,8 +318,6 @@ class ReferenceNet(SpatialUNet):
             Latents ``(b, c, h, w)`` (the reference image, or the ``(b n)`` motion frames).
         timestep
             A number or a ``(b,)`` tensor (EMO uses 0: clean latents).
-        encoder_hidden_states
-            Text tokens ``(b, t, d)``; ``None`` (EMO) skips ``attn2``.
 
         Returns
         -------
@@ -184,15 +326,20 @@ class ReferenceNet(SpatialUNet):
             ``(b, c, h, w)`` per layer.
         """
         self._check_sample(sample, 4, "(b, c, h, w)")
+        return self._features(sample, timestep, attention=True)
+
+    def _features(
+        self,
+        sample: torch.Tensor,
+        timestep: TimestepLike,
+        *,
+        attention: bool,
+    ) -> ReferenceFeatures:
         batch = sample.shape[0]
         temb = self._time_embedding(timestep, batch, sample.dtype, sample.device)
-        if encoder_hidden_states is not None:
-            self._check_text(encoder_hidden_states, batch)
-            encoder_hidden_states = encoder_hidden_states.to(sample.dtype).expand(batch, -1, -1)
         features = ReferenceFeatures()
         ctx = BlockContext(
-            encoder_hidden_states=encoder_hidden_states,
-            collect_attention=features.attention,
+            collect_attention=features.attention if attention else None,
             collect_layers=features.layers,
             checkpointing=self.gradient_checkpointing,
         )

@@ -11,8 +11,12 @@ frame (the angular velocity of the head, in **degrees per frame**) is encoded ag
 
 a soft "thermometer" code in ``(-1, 1)``: ``s_i`` is close to ``+1`` when the speed
 is well above bucket ``i``, close to ``-1`` when well below, and changes within about
-one radius of the centre. An MLP turns the code into an embedding that
-:class:`emo.models.temporal.TemporalModule` adds to its tokens.
+one radius of the centre. As in the paper, the codes of the frames ``t-m .. t+m``
+around each frame ``t`` are concatenated (``(b, f, (2m+1) k)``; ``m = 2`` by default)
+and an MLP maps them to one embedding per frame ``(b, f, d)``, which the temporal
+modules (:class:`emo.models.temporal.TemporalModule`) read through a cross-attention.
+Frames beyond the clip's ends repeat the edge frame's speed, unless the caller passes
+the real neighbouring speeds (``padded=True``).
 
 Default buckets (degrees per frame, measured at 25 fps; 1 degree/frame = 25 degrees/s):
 
@@ -31,6 +35,7 @@ import math
 from typing import Any, Literal
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from emo.errors import ConfigError, InputError
@@ -160,23 +165,31 @@ def head_rotation_speed(
 
 
 class SpeedEncoder(nn.Module):
-    """EMO speed embedding: bucket code ``tanh(3 (w - c_i) / r_i)`` followed by an MLP.
+    """EMO speed embedding: bucket codes ``tanh(3 (w - c_i) / r_i)`` of a frame window, then an MLP.
 
     Parameters
     ----------
     embed_dim
         Width ``d`` of the output embedding (the ``speed_embed_dim`` of the temporal
         modules).
+    context_frames
+        Window half-width ``m``: frame ``t`` is described by the codes of frames
+        ``t-m .. t+m`` (2 by default, the paper's audio window; the paper does not give
+        the speed window's size).
     bucket_centers
         Bucket centres ``c_i`` in degrees per frame (see the module docs for the
         defaults).
     bucket_radii
         Bucket radii ``r_i`` (positive), same length as ``bucket_centers``.
+    reference_fps
+        Frame rate the buckets are defined at (speeds in degrees per frame at this
+        rate). Speeds measured at another rate are rescaled on the way in (``fps=``).
 
     Notes
     -----
-    Parameters: ``linear_1`` (``k -> d``), SiLU, ``linear_2`` (``d -> d``). The buckets
-    are configuration, not weights (non-persistent buffers ``centers`` and ``radii``).
+    Parameters: ``linear_1`` (``(2m+1) k -> d``), SiLU, ``linear_2`` (``d -> d``). The
+    buckets are configuration, not weights (non-persistent buffers ``centers`` and
+    ``radii``).
     """
 
     centers: torch.Tensor
@@ -186,8 +199,10 @@ class SpeedEncoder(nn.Module):
         self,
         embed_dim: int,
         *,
+        context_frames: int = 2,
         bucket_centers: tuple[float, ...] = DEFAULT_BUCKET_CENTERS,
         bucket_radii: tuple[float, ...] = DEFAULT_BUCKET_RADII,
+        reference_fps: float = DEFAULT_REFERENCE_FPS,
     ) -> None:
         super().__init__()
         centers, radii = tuple(bucket_centers), tuple(bucket_radii)
@@ -204,12 +219,24 @@ class SpeedEncoder(nn.Module):
             raise ConfigError(
                 "SpeedEncoder: bucket centres must be finite and radii finite and positive"
             )
+        if (
+            isinstance(context_frames, bool)
+            or not isinstance(context_frames, int)
+            or (context_frames < 0)
+        ):
+            raise ConfigError(
+                f"SpeedEncoder: context_frames={context_frames!r} must be an int >= 0"
+            )
+        if not (math.isfinite(reference_fps) and reference_fps > 0):
+            raise ConfigError(f"SpeedEncoder: reference_fps={reference_fps} must be positive")
         self.embed_dim = embed_dim
+        self.reference_fps = float(reference_fps)
+        self.context_frames = context_frames
         self.register_buffer(
             "centers", torch.tensor(centers, dtype=torch.float32), persistent=False
         )
         self.register_buffer("radii", torch.tensor(radii, dtype=torch.float32), persistent=False)
-        self.linear_1 = nn.Linear(len(centers), embed_dim)
+        self.linear_1 = nn.Linear((2 * context_frames + 1) * len(centers), embed_dim)
         self.act = nn.SiLU()
         self.linear_2 = nn.Linear(embed_dim, embed_dim)
 
@@ -245,13 +272,65 @@ class SpeedEncoder(nn.Module):
         w = speed.to(device=self.centers.device, dtype=torch.float32)[..., None]
         return torch.tanh(3.0 * (w - self.centers) / self.radii)
 
-    def forward(self, speed: torch.Tensor) -> torch.Tensor:
+    def at_reference_fps(self, speed: torch.Tensor, fps: float | None) -> torch.Tensor:
+        """Rescale speeds in degrees per frame at ``fps`` to degrees per frame at ``reference_fps``.
+
+        A head turning at ``w`` degrees per frame at ``fps`` turns ``w * fps`` degrees per
+        second, that is ``w * fps / reference_fps`` degrees per reference frame.
+        ``fps=None`` returns ``speed`` unchanged.
+        """
+        if fps is None or fps == self.reference_fps:
+            return speed
+        if not (math.isfinite(fps) and fps > 0):
+            raise InputError(f"SpeedEncoder: fps={fps} must be a positive frame rate")
+        return speed * (fps / self.reference_fps)
+
+    def window_codes(self, speed: torch.Tensor, *, padded: bool = False) -> torch.Tensor:
+        """The concatenated bucket codes of each frame's window ``t-m .. t+m``.
+
+        Parameters
+        ----------
+        speed
+            Speeds in degrees per frame (at ``reference_fps``), ``(b, f)``; with
+            ``padded=True``, ``(b, f + 2m)``: ``m`` real neighbouring frames on each side.
+        padded
+            Whether ``speed`` carries its own context frames. Otherwise the edge frames
+            are repeated.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, f, (2m+1) k)`` float32, frame ``t-m``'s ``k`` codes first.
+        """
+        m = self.context_frames
+        code = self.encode_buckets(speed)  # (b, F, k)
+        if padded:
+            if code.shape[1] <= 2 * m:
+                raise InputError(
+                    f"SpeedEncoder: padded speed needs f + 2m > {2 * m} frames, got {code.shape[1]}"
+                )
+        elif m:
+            code = torch.cat(
+                [code[:, :1].expand(-1, m, -1), code, code[:, -1:].expand(-1, m, -1)], dim=1
+            )
+        windows = code.unfold(1, 2 * m + 1, 1)  # (b, f, k, 2m+1)
+        return rearrange(windows, "b f k w -> b f (w k)")
+
+    def forward(
+        self, speed: torch.Tensor, *, fps: float | None = None, padded: bool = False
+    ) -> torch.Tensor:
         """Embed per-frame speeds.
 
         Parameters
         ----------
         speed
-            Speeds in degrees per frame, shape ``(b, f)``.
+            Speeds in degrees per frame, shape ``(b, f)``, or ``(b, f + 2m)`` with
+            ``padded=True``.
+        fps
+            Frame rate the speeds are measured at; ``None`` means ``reference_fps``.
+        padded
+            ``speed`` holds ``m`` real context frames on each side (see
+            :meth:`window_codes`).
 
         Returns
         -------
@@ -263,8 +342,10 @@ class SpeedEncoder(nn.Module):
         InputError
             If ``speed`` is not a finite ``(b, f)`` tensor.
         """
-        code = self.encode_buckets(speed).to(self.linear_1.weight.dtype)
-        return self.linear_2(self.act(self.linear_1(code)))  # type: ignore[no-any-return]
+        self._check(speed)
+        codes = self.window_codes(self.at_reference_fps(speed, fps), padded=padded)
+        codes = codes.to(self.linear_1.weight.dtype)
+        return self.linear_2(self.act(self.linear_1(codes)))  # type: ignore[no-any-return]
 
     @staticmethod
     def speed_from_angles(

@@ -8,8 +8,15 @@ transformer block, sinusoidal positions) extended with the two inputs EMO adds:
 * **motion frames**: the features of the last ``n`` frames of the previous clip at the
   same layer are prepended along time, so the current clip continues the previous
   one smoothly. They are keys/values only; just the current frames come out;
-* **speed**: a per-frame head-rotation-speed embedding (see :mod:`emo.models.speed`)
-  is projected and added to the tokens of the current frames before attention.
+* **speed**: the speed embedding (see :mod:`emo.models.speed`; one vector per frame,
+  each built from the speed codes of a window of frames) enters through a
+  *cross-attention* in every transformer block (``speed_norm`` + ``speed_attention``,
+  after the two self-attentions, before the feed-forward): the current frames' tokens
+  of each spatial position attend to the ``f`` speed vectors of the clip, the same
+  vectors at every position (the paper's "repeated over the spatial positions").
+  The same sinusoidal positions are added to the queries' input and to the projected
+  keys, so a frame can find its own speed (the paper does not say how frames are
+  aligned; this is emo's choice). Its output projection starts at zero.
 
 Parameter names follow the original AnimateDiff checkpoint layout, so motion-module
 weights load with :func:`emo.models.convert_animatediff.load_motion_module_weights`.
@@ -116,6 +123,44 @@ class _TemporalAttention(nn.Module):
         return linear(out)  # type: ignore[no-any-return]
 
 
+class _SpeedAttention(nn.Module):
+    """Cross-attention from the current frames' tokens to the clip's speed embedding.
+
+    Keys and values are computed once per sample, not once per spatial position: the
+    queries of all ``h*w`` positions of a sample attend to the same ``f`` speed tokens.
+    """
+
+    def __init__(self, dim: int, speed_dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_k = nn.Linear(speed_dim, dim, bias=False)
+        self.to_v = nn.Linear(speed_dim, dim, bias=False)
+        self.to_out = nn.ModuleList([nn.Linear(dim, dim)])
+        out: nn.Linear = self.to_out[0]  # type: ignore[assignment]
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+
+    def forward(
+        self, tokens: torch.Tensor, speed: torch.Tensor, batch: int, positions: torch.Tensor
+    ) -> torch.Tensor:
+        # tokens: ((b s), f, c) normalised current frames; speed: (b | 1, f, d);
+        # positions: (1, f, c) sinusoidal table rows of the current frames -> ((b s), f, c)
+        f = tokens.shape[1]
+        pe = positions.to(tokens.dtype)
+        q = self.to_q(tokens + pe)
+        q = rearrange(q, "(b s) f (h d) -> b h (s f) d", b=batch, h=self.heads)
+        speed = speed.to(tokens.dtype)
+        k = rearrange(self.to_k(speed) + pe, "b f (h d) -> b h f d", h=self.heads)
+        v = rearrange(self.to_v(speed), "b f (h d) -> b h f d", h=self.heads)
+        if k.shape[0] != batch:
+            k, v = k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)
+        out = F.scaled_dot_product_attention(q, k, v)
+        out = rearrange(out, "b h (s f) d -> (b s) f (h d)", f=f)
+        linear: nn.Linear = self.to_out[0]  # type: ignore[assignment]
+        return linear(out)  # type: ignore[no-any-return]
+
+
 class _GEGLU(nn.Module):
     def __init__(self, dim_in: int, dim_out: int) -> None:
         super().__init__()
@@ -143,20 +188,35 @@ class _FeedForward(nn.Module):
 
 
 class _TemporalTransformerBlock(nn.Module):
-    """Two pre-norm temporal self-attentions and a pre-norm feed-forward, all residual."""
+    """Two pre-norm temporal self-attentions, [pre-norm speed cross-attention], pre-norm FF."""
 
-    def __init__(self, dim: int, heads: int, max_positions: int) -> None:
+    def __init__(
+        self, dim: int, heads: int, max_positions: int, speed_embed_dim: int | None
+    ) -> None:
         super().__init__()
         self.attention_blocks = nn.ModuleList(
             [_TemporalAttention(dim, heads, max_positions) for _ in range(2)]
         )
         self.norms = nn.ModuleList([nn.LayerNorm(dim) for _ in range(2)])
+        self.speed_norm: nn.LayerNorm | None = None
+        self.speed_attention: _SpeedAttention | None = None
+        if speed_embed_dim is not None:
+            self.speed_norm = nn.LayerNorm(dim)
+            self.speed_attention = _SpeedAttention(dim, speed_embed_dim, heads)
         self.ff = _FeedForward(dim)
         self.ff_norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, keep_last: int | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        keep_last: int | None = None,
+        speed: torch.Tensor | None = None,
+        batch: int = 1,
+    ) -> torch.Tensor:
         # x: (B, L, C). With keep_last=k only the last k tokens are computed in the last
         # attention and the feed-forward (the others would be discarded anyway).
+        # speed: (b | 1, f, d) for the last f tokens (the current frames), or None.
+        length = x.shape[1]
         last = len(self.attention_blocks) - 1
         for i, (attention, norm) in enumerate(zip(self.attention_blocks, self.norms, strict=True)):
             if keep_last is not None and i == last:
@@ -164,6 +224,18 @@ class _TemporalTransformerBlock(nn.Module):
                 x = attention(norm(x), queries_from=start) + x[:, start:]
             else:
                 x = attention(norm(x)) + x
+        if speed is not None and self.speed_attention is not None and self.speed_norm is not None:
+            f = speed.shape[1]
+            current = x[:, -f:]
+            # The rows of the self-attention's (fixed sinusoidal) table for these frames.
+            first: _TemporalAttention = self.attention_blocks[0]  # type: ignore[assignment]
+            positions = first.pos_encoder.pe[:, length - f : length]
+            added = self.speed_attention(self.speed_norm(current), speed, batch, positions)
+            x = (
+                torch.cat([x[:, :-f], current + added], dim=1)
+                if x.shape[1] > f
+                else current + added
+            )
         return self.ff(self.ff_norm(x)) + x  # type: ignore[no-any-return]
 
 
@@ -182,28 +254,27 @@ class _TemporalTransformer(nn.Module):
         self.norm = nn.GroupNorm(norm_num_groups, in_channels, eps=1e-6, affine=True)
         self.proj_in = nn.Linear(in_channels, inner_dim)
         self.transformer_blocks = nn.ModuleList(
-            [_TemporalTransformerBlock(inner_dim, heads, max_positions) for _ in range(num_blocks)]
+            [
+                _TemporalTransformerBlock(inner_dim, heads, max_positions, speed_embed_dim)
+                for _ in range(num_blocks)
+            ]
         )
         self.proj_out = nn.Linear(inner_dim, in_channels)
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
-        self.speed_proj: nn.Linear | None = None
-        if speed_embed_dim is not None:
-            self.speed_proj = nn.Linear(speed_embed_dim, inner_dim)
-            nn.init.zeros_(self.speed_proj.weight)
-            nn.init.zeros_(self.speed_proj.bias)
 
 
 class TemporalModule(nn.Module):
     """AnimateDiff-style motion module with EMO's motion frames and speed conditioning.
 
-    ``GroupNorm -> proj_in -> [+ speed] -> transformer blocks -> proj_out -> + input``,
-    where each transformer block runs two temporal self-attentions (sinusoidal positions
-    added to the normalised attention input) and a GEGLU feed-forward along time, at
-    every spatial position independently (tokens ``(b h w) f c``).
+    ``GroupNorm -> proj_in -> transformer blocks -> proj_out -> + input``, where each
+    transformer block runs two temporal self-attentions (sinusoidal positions added to
+    the normalised attention input), the speed cross-attention (when built and given a
+    speed embedding) and a GEGLU feed-forward along time, at every spatial position
+    (tokens ``(b h w) f c``).
 
-    ``proj_out`` (and ``speed_proj``) start at zero, so a fresh module returns its input
-    exactly.
+    ``proj_out`` (and the speed attention's ``to_out``) start at zero, so a fresh module
+    returns its input exactly.
 
     Parameters
     ----------
@@ -221,7 +292,7 @@ class TemporalModule(nn.Module):
         (AnimateDiff v2: 32; v1: 24).
     speed_embed_dim
         Width ``d`` of the speed embedding (:class:`emo.models.speed.SpeedEncoder`);
-        ``None`` builds no speed projection.
+        ``None`` builds no speed cross-attention.
     norm_across_frames
         ``False`` (default): the input GroupNorm normalises every frame on its own, as
         the original AnimateDiff code does (``(b f) c h w``). ``True``: statistics are
@@ -235,7 +306,8 @@ class TemporalModule(nn.Module):
     ``temporal_transformer.{norm,proj_in,proj_out}``,
     ``temporal_transformer.transformer_blocks.{k}.attention_blocks.{a}.{to_q,to_k,to_v,to_out.0}``,
     ``...attention_blocks.{a}.pos_encoder.pe``, ``...norms.{a}``, ``...ff.net.{0.proj,2}``,
-    ``...ff_norm``, plus the new ``temporal_transformer.speed_proj``.
+    ``...ff_norm``, plus EMO's ``...transformer_blocks.{k}.speed_norm`` and
+    ``...transformer_blocks.{k}.speed_attention.{to_q,to_k,to_v,to_out.0}``.
     """
 
     def __init__(
@@ -344,7 +416,8 @@ class TemporalModule(nn.Module):
             not returned.
         speed_embedding
             Per-frame speed embedding of shape ``(b, f, d)`` (a batch of 1 is
-            broadcast), added through ``speed_proj`` to the current frames' tokens.
+            broadcast), attended to by the current frames' tokens in every transformer
+            block (speed cross-attention).
 
         Returns
         -------
@@ -376,16 +449,10 @@ class TemporalModule(nn.Module):
             )
         tokens = tt.proj_in(rearrange(normed, "b c f h w -> (b h w) f c"))
 
-        if speed_embedding is not None and tt.speed_proj is not None:
-            speed = tt.speed_proj(speed_embedding.to(tokens.dtype))  # (b|1, f, c)
-            speed = F.pad(speed, (0, 0, n, 0))  # zeros for the motion frames
-            tokens = rearrange(tokens, "(b s) l c -> b s l c", b=b) + speed[:, None]
-            tokens = rearrange(tokens, "b s l c -> (b s) l c")
-
         blocks = list(tt.transformer_blocks)
         for i, block in enumerate(blocks):
             keep = f if (n and i == len(blocks) - 1) else None
-            tokens = block(tokens, keep_last=keep)
+            tokens = block(tokens, keep_last=keep, speed=speed_embedding, batch=b)
         if tokens.shape[1] != f:
             tokens = tokens[:, -f:]
         out: torch.Tensor = rearrange(

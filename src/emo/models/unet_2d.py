@@ -64,6 +64,11 @@ class UNetBase(ModelMixin):
     Stable Diffusion layout.
     """
 
+    #: Whether the spatial transformers build the text cross-attention ``norm2``/``attn2``.
+    #: EMO's ReferenceNet and Backbone use no text and do not (their reference features
+    #: enter through ``attn1``); loading an SD checkpoint into them lists those tensors
+    #: as skipped (:attr:`emo.modeling.LoadReport.skipped_keys`).
+    builds_text_attention: ClassVar[bool] = True
     gradient_checkpointing: bool = False
     conv_norm_out: nn.GroupNorm | None
     conv_out: nn.Conv2d | None
@@ -154,7 +159,7 @@ class UNetBase(ModelMixin):
                 "num_attention_heads": heads[i],
                 "attention_head_dim": channels // heads[i],
                 "num_layers": depth[i],
-                "cross_attention_dim": cross_attention_dim,
+                "cross_attention_dim": cross_attention_dim if self.builds_text_attention else None,
                 "norm_num_groups": norm_num_groups,
                 "use_linear_projection": use_linear_projection,
                 "dropout": dropout,
