@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import diffusers  # test dependency: when missing these tests fail, never skip
 import pytest
 import torch
+from diffusers.loaders import single_file_utils
 from safetensors.torch import save_file
 
 from emo.errors import CheckpointError
@@ -21,9 +23,6 @@ from emo.models.convert_single_file import (
     to_ldm_vae_state_dict,
 )
 from emo.models.vae import AutoencoderKL
-
-diffusers = pytest.importorskip("diffusers")
-single_file_utils = pytest.importorskip("diffusers.loaders.single_file_utils")
 
 # SD 1.x shaped (attention in all but the lowest level, layers_per_block=2), but tiny.
 TINY_UNET: dict[str, Any] = {

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import diffusers  # test dependency: when missing these tests fail, never skip
 import pytest
 import torch
 
@@ -18,8 +19,6 @@ from emo.models.convert_sd import (
     load_pretrained_unet,
     load_sd15_unet_state_dict,
 )
-
-diffusers = pytest.importorskip("diffusers")
 
 CONFIG: dict[str, Any] = {
     "sample_size": 8,

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import diffusers  # test dependency: when missing these tests fail, never skip
 import pytest
 import torch
 
 from emo.errors import ConfigError, InputError
 from emo.models import UNet2D
 from emo.models.convert_sd import unet_config_from_diffusers
-
-diffusers = pytest.importorskip("diffusers")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -6,14 +6,13 @@ import json
 import warnings
 from pathlib import Path
 
+import diffusers  # test dependency: when missing these tests fail, never skip
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from emo.errors import CheckpointError, ConfigError, EMOWarning, InputError
 from emo.models.vae import AutoencoderKL, DiagonalGaussian, convert_diffusers_vae_state_dict
-
-diffusers = pytest.importorskip("diffusers")
 
 TINY = {
     "block_out_channels": (32, 64),

@@ -111,7 +111,8 @@ def test_schedulers_swap_by_name_class_and_instance(name: str) -> None:
 
 
 def test_schedulers_swap_with_diffusers_instances() -> None:
-    diffusers = pytest.importorskip("diffusers")
+    import diffusers
+
     sd15 = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
     for cls in (
         diffusers.DDIMScheduler,
@@ -218,7 +219,8 @@ def test_schedulers_from_config_switches_keeping_shared_settings() -> None:
 
 
 def test_schedulers_from_diffusers_config() -> None:
-    diffusers = pytest.importorskip("diffusers")
+    import diffusers
+
     ref = diffusers.DPMSolverMultistepScheduler(
         beta_schedule="scaled_linear",
         beta_start=0.00085,
@@ -523,7 +525,8 @@ def test_schedulers_zero_terminal_snr() -> None:
 
 
 def test_schedulers_scheduler_step_adapts_to_any_scheduler() -> None:
-    diffusers = pytest.importorskip("diffusers")
+    import diffusers
+
     sd15 = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
     schedulers = [
         emo.plugins.create("scheduler", "dpm-solver++"),

@@ -10,12 +10,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import diffusers  # test dependency: when missing these tests fail, never skip
 import pytest
 import torch
 
 from emo.schedulers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
-
-diffusers = pytest.importorskip("diffusers")
 
 PAIRS = {
     "ddim": (DDIMScheduler, diffusers.DDIMScheduler),

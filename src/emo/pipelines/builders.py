@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from emo import plugins
-from emo.errors import CheckpointError, ConfigError
+from emo.errors import CheckpointError, ConfigError, EMOWarning
 from emo.pipelines.settings import PipelineSettings
 
 if TYPE_CHECKING:
+    from emo.modeling import LoadReport
     from emo.models.presets import ModelPreset
     from emo.pipelines.emo_pipeline import EMOPipeline
 
@@ -158,6 +161,10 @@ def build_from_pretrained_parts(
       sized to its layers and width.
     - ``motion_module``: optional AnimateDiff motion-module weights (original
       ``mm_sd_v15_v2`` layout or diffusers ``MotionAdapter`` layout) for the temporal modules.
+      Temporal modules the checkpoint lacks (AnimateDiff v1 has no mid-block module)
+      keep their fresh, identity initialisation and are named in an
+      :class:`~emo.errors.EMOWarning`; a checkpoint that fits nothing is a
+      :class:`~emo.errors.CheckpointError`.
     - ``unet_config`` / ``vae_config``: for a single-file checkpoint, values replacing
       those of the SD 1.5 configs (diffusers names), for checkpoints of another shape.
 
@@ -199,7 +206,9 @@ def build_from_pretrained_parts(
         backbone, _ = build_from_unet_source(Backbone, (unet_cfg, unet_state), **backbone_extra)
         del unet_state
         if motion_module is not None:
-            backbone.load_motion_modules(motion_module)
+            report_missing_motion_modules(
+                backbone.load_motion_modules(motion_module), motion_module
+            )
         encoder = Wav2Vec2Encoder(model_path=os.fspath(wav2vec2_dir))
         models = {"vae": vae, "reference_net": reference_net, "backbone": backbone}
     with torch.device("meta") if on_meta else contextlib.nullcontext():
@@ -277,3 +286,48 @@ def _scheduler_config(root: Path) -> Mapping[str, Any]:
     except ValueError as exc:
         raise ConfigError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from exc
     return {**SD15_SCHEDULER_CONFIG, **data}
+
+
+#: A temporal module's path inside a key (``"mid_block.motion_modules.0"``).
+_MOTION_MODULE_PATH = re.compile(
+    r"((?:down_blocks\.\d+|up_blocks\.\d+|mid_block)\.motion_modules\.\d+)\."
+)
+#: EMO-only tensors of a temporal module: an AnimateDiff checkpoint never has them.
+_EMO_ONLY_MOTION = re.compile(r"\.(speed_attention|speed_norm)\.")
+
+
+def report_missing_motion_modules(report: LoadReport, source: str | os.PathLike[str]) -> list[str]:
+    """Warn about the temporal modules a motion-module checkpoint did not provide.
+
+    Parameters
+    ----------
+    report
+        What :meth:`Backbone.load_motion_modules <emo.models.Backbone.load_motion_modules>`
+        returned.
+    source
+        The checkpoint, named in the warning.
+
+    Returns
+    -------
+    list of str
+        The paths of the temporal modules with missing tensors (e.g.
+        ``["mid_block.motion_modules.0"]`` for AnimateDiff v1), in model order; empty
+        when the checkpoint covered every module (the EMO-only speed attention aside).
+    """
+    missing = [k for k in report.missing_keys if not _EMO_ONLY_MOTION.search(k)]
+    modules: list[str] = []
+    for key in missing:
+        match = _MOTION_MODULE_PATH.search(key)
+        path = match.group(1) if match else key
+        if path not in modules:
+            modules.append(path)
+    if modules:
+        warnings.warn(
+            f"motion module {os.fspath(source)!r} lacks {len(missing)} tensors of "
+            f"{len(modules)} temporal modules ({', '.join(modules)}); they keep their fresh "
+            "initialisation (identity: no temporal mixing there until trained). An AnimateDiff "
+            "v1 checkpoint, for one, has no mid-block module",
+            EMOWarning,
+            stacklevel=3,
+        )
+    return modules

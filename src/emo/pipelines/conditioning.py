@@ -5,14 +5,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from emo.errors import AudioError, FaceNotFoundError, InputError
 
-__all__ = ["ClipAudioFeatures", "PreparedPortrait", "head_speed_track", "prepare_portrait"]
+if TYPE_CHECKING:
+    from emo.models.reference_net import MotionFeatures, ReferenceFeatures, ReferenceNet
+
+__all__ = [
+    "ClipAudioFeatures",
+    "PreparedPortrait",
+    "clip_speed_window",
+    "first_clip_motion_features",
+    "head_speed_track",
+    "next_motion_latents",
+    "prepare_portrait",
+]
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,87 @@ def head_speed_track(
     if not torch.isfinite(track).all() or (track < 0).any():
         raise InputError("head_motion_speed values must be finite and >= 0 (degrees per frame)")
     return track
+
+
+def clip_speed_window(track: torch.Tensor, start: int, stop: int, context: int) -> torch.Tensor:
+    """Speeds of frames ``start - context .. stop + context - 1`` as a batch of one.
+
+    The speed layers describe frame ``t`` by the speeds of frames ``t-m .. t+m``; giving a
+    clip its real neighbours (from the previous and next clips) keeps the code continuous
+    across clip boundaries. Frames before 0 or past the end repeat the first or last one.
+
+    Parameters
+    ----------
+    track
+        Per-frame speeds of the whole video ``(frames,)``.
+    start, stop
+        The clip's frames.
+    context
+        ``m``, frames of context on each side.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(1, stop - start + 2 context)``.
+    """
+    index = torch.arange(start - context, stop + context).clamp(0, track.shape[0] - 1)
+    return track[index.to(track.device)][None]
+
+
+def first_clip_motion_features(
+    reference_net: ReferenceNet,
+    ref_latent: torch.Tensor,
+    ref_features: ReferenceFeatures,
+    num_frames: int,
+    mode: str = "zeros",
+) -> MotionFeatures | None:
+    """Motion features for the first clip, which has no previous frames.
+
+    Parameters
+    ----------
+    reference_net
+        The ReferenceNet (used by ``mode="reference"`` only).
+    ref_latent
+        The reference image's latent ``(1, c, h, w)``.
+    ref_features
+        The ReferenceNet features of ``ref_latent`` (their layer shapes give the zero maps).
+    num_frames
+        Motion frames ``n``; 0 gives ``None`` (no motion frames).
+    mode
+        ``"zeros"``: zero feature maps at every layer (the paper). ``"reference"``: the
+        reference latent repeated ``n`` times through the ReferenceNet.
+
+    Returns
+    -------
+    MotionFeatures or None
+        Batch 1, ``(1, c, n, h, w)`` per layer.
+    """
+    from emo.models.reference_net import MotionFeatures
+
+    if num_frames == 0:
+        return None
+    if mode == "zeros":
+        return MotionFeatures.zeros(
+            {k: v[:1] for k, v in ref_features.layers.items()}, num_frames=num_frames
+        )
+    if mode == "reference":
+        latents = ref_latent[:, :, None].expand(-1, -1, num_frames, -1, -1)
+        return reference_net.motion_features(latents)
+    raise InputError(f"first_clip_motion must be 'zeros' or 'reference', got {mode!r}")
+
+
+def next_motion_latents(
+    previous: torch.Tensor | None, clip: torch.Tensor, num_frames: int
+) -> torch.Tensor | None:
+    """The last ``num_frames`` latents of everything generated so far ``(1, c, n, h, w)``.
+
+    ``previous`` holds the motion latents used for ``clip`` (``None`` for the first clip);
+    a clip shorter than ``n`` frames keeps the tail of ``previous``.
+    """
+    if num_frames == 0:
+        return None
+    history = clip if previous is None else torch.cat([previous, clip], dim=2)
+    return history[:, :, -num_frames:]
 
 
 class ClipAudioFeatures:

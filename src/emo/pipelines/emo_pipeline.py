@@ -14,7 +14,14 @@ import torch
 
 from emo import plugins
 from emo.errors import ConfigError, InputError
-from emo.pipelines.conditioning import ClipAudioFeatures, head_speed_track, prepare_portrait
+from emo.pipelines.conditioning import (
+    ClipAudioFeatures,
+    clip_speed_window,
+    first_clip_motion_features,
+    head_speed_track,
+    next_motion_latents,
+    prepare_portrait,
+)
 from emo.pipelines.features import map_features
 from emo.pipelines.input_checks import check_generation_inputs
 from emo.pipelines.numerics import NonFiniteWatch, check_decoded
@@ -356,8 +363,11 @@ class EMOPipeline:
         height, width, fps, num_inference_steps, guidance_scale, reference_guidance_scale, frames_per_clip, motion_frames
             Override the pipeline's ``settings`` (:class:`~emo.pipelines.settings.PipelineSettings`).
         head_motion_speed
-            Head-rotation speed (degrees per frame) for the speed layers: ``None`` (the
-            model default), a number, or one value per frame.
+            Head-rotation speed for the speed layers, in degrees per frame *of the generated
+            video* (at ``fps``): ``None`` (the settings' default), a number, or one value per
+            frame. It is rescaled to the speed encoder's reference frame rate (25 by
+            default) on the way in, so a head turning 10 degrees per second gets the same
+            speed code at 25 and 30 fps.
         generator
             Source of randomness: the same inputs and seed give the same video.
         latents
@@ -599,14 +609,14 @@ class EMOPipeline:
         branches = 3 if use_ref_cfg else (2 if audio_cfg != 1.0 else 1)
 
         ref_latent = self._encode_image(portrait.image)
-        ref_features = self._reference_features(ref_latent, branches, use_ref_cfg)
+        ref_features = self._reference_features(ref_latent, use_ref_cfg)
         # The face region is the same in every frame: one FaceLocator pass on one frame
         # serves every frame of every clip (it is broadcast along time).
         face = self.face_locator(portrait.mask.to(device, dtype)[None, :, None])  # (1, c, 1, h, w)
-        # The first clip's motion frames are the reference image.
-        motion_latents = (
-            ref_latent[:, :, None].expand(-1, -1, n_motion, -1, -1) if n_motion else None
+        motion = first_clip_motion_features(
+            self.reference_net, ref_latent, ref_features, n_motion, self.settings.first_clip_motion
         )
+        motion_latents: torch.Tensor | None = None
         total_clips = math.ceil(num_frames / clip_len)
         watch = NonFiniteWatch(device)
         progress = self._progress(total_clips * steps)
@@ -615,8 +625,12 @@ class EMOPipeline:
                 start = clip_index * clip_len
                 stop = min(num_frames, start + clip_len)
                 audio_tokens = self._audio_tokens(audio, start, stop, context, branches)
-                clip_speed = speed[start:stop].to(device, dtype)[None].expand(branches, -1)
-                motion = self._motion_features(motion_latents, branches)
+                clip_speed = None  # (1, f + 2m): shared by the guidance branches
+                if self.backbone.speed_encoder is not None:
+                    m = int(self.backbone.config["speed_context_frames"])
+                    clip_speed = clip_speed_window(speed, start, stop, m).to(device, dtype)
+                if motion_latents is not None:
+                    motion = self.reference_net.motion_features(motion_latents)
 
                 sample = self._initial_noise(latents, start, stop, ref_latent, generator)
                 self.scheduler.set_timesteps(steps, device=device)
@@ -631,6 +645,7 @@ class EMOPipeline:
                         audio_tokens=audio_tokens,
                         motion_features=motion,
                         speed=clip_speed,
+                        speed_fps=fps,
                     )
                     noise_pred = self._guide(noise_pred, audio_cfg, ref_cfg, use_ref_cfg)
                     sample = scheduler_step(
@@ -647,36 +662,27 @@ class EMOPipeline:
                 watch.check(
                     clip_index=clip_index, total_clips=total_clips, steps=steps, dtype=dtype
                 )
-                if motion_latents is not None:
-                    history = torch.cat([motion_latents, sample], dim=2)
-                    motion_latents = history[:, :, -n_motion:]
+                motion_latents = next_motion_latents(motion_latents, sample, n_motion)
                 yield sample
         finally:
             progress.close()
 
-    def _reference_features(
-        self, ref_latent: torch.Tensor, branches: int, use_ref_cfg: bool
-    ) -> Any:
-        """ReferenceNet features of the portrait, batched for the guidance branches.
+    def _reference_features(self, ref_latent: torch.Tensor, use_ref_cfg: bool) -> Any:
+        """ReferenceNet features of the portrait, computed once per generation.
 
-        Computed once per generation. The "no reference" branch sees a zero latent.
+        Batch 1 (shared by every guidance branch without a copy), or with reference
+        guidance the rows ``[portrait, portrait, zero latent]`` for the branches
+        ``[full, reference only, neither]``.
         """
         inputs = (
             torch.cat([ref_latent, torch.zeros_like(ref_latent)]) if use_ref_cfg else ref_latent
         )
         timestep = torch.zeros(inputs.shape[0], device=inputs.device, dtype=torch.long)
         features = self.reference_net(inputs, timestep)
-        index = torch.tensor([0, 0, 1] if use_ref_cfg else [0] * branches, device=inputs.device)
+        if not use_ref_cfg:
+            return features
+        index = torch.tensor([0, 0, 1], device=inputs.device)
         return map_features(features, lambda t: t.index_select(0, index))
-
-    def _motion_features(self, motion_latents: torch.Tensor | None, branches: int) -> Any:
-        """ReferenceNet features of the motion frames ``(1, c, n, h, w)``, laid out ``(branches n)``."""
-        if motion_latents is None:
-            return None
-        frames = motion_latents[0].permute(1, 0, 2, 3)  # c n h w -> n c h w
-        timestep = torch.zeros(frames.shape[0], device=frames.device, dtype=torch.long)
-        features = self.reference_net(frames, timestep)
-        return map_features(features, lambda t: t.repeat(branches, *([1] * (t.ndim - 1))))
 
     def _audio_tokens(
         self, audio: ClipAudioFeatures, start: int, stop: int, context: int, branches: int

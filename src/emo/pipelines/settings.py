@@ -8,7 +8,10 @@ from typing import Any
 
 from emo.errors import ConfigError
 
-__all__ = ["PipelineSettings"]
+__all__ = ["FIRST_CLIP_MOTION", "PipelineSettings"]
+
+#: Choices of :attr:`PipelineSettings.first_clip_motion`.
+FIRST_CLIP_MOTION = ("zeros", "reference")
 
 
 @dataclass(frozen=True)
@@ -35,13 +38,19 @@ class PipelineSettings:
     reference_guidance_scale
         Classifier-free guidance on the reference image (1.0 disables it).
     head_motion_speed
-        Default head-rotation speed in degrees per frame, fed to the speed layers.
+        Default head-rotation speed in degrees per frame of the generated video (at ``fps``),
+        fed to the speed layers after rescaling to their reference frame rate.
     face_crop_scale
         The face box is grown by this factor (around its centre) before cropping the
         portrait; 1.0 crops the face region tightly.
     audio_context_seconds
         Seconds of extra audio the encoder sees on each side of a clip, so features at clip
         edges equal those of a whole-file encoding.
+    first_clip_motion
+        What stands in for the motion frames of the first clip, which has no previous
+        clip: ``"zeros"`` (default, the paper: zero feature maps) or ``"reference"`` (the
+        reference image's latent repeated ``motion_frames`` times through the
+        ReferenceNet).
     """
 
     height: int = 512
@@ -55,6 +64,7 @@ class PipelineSettings:
     head_motion_speed: float = 0.35
     face_crop_scale: float = 2.0
     audio_context_seconds: float = 1.0
+    first_clip_motion: str = "zeros"
 
     def __post_init__(self) -> None:
         positive_ints = ("height", "width", "frames_per_clip", "num_inference_steps")
@@ -81,6 +91,12 @@ class PipelineSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"PipelineSettings.{name} must be a number >= 0, got {value!r}")
+
+        if self.first_clip_motion not in FIRST_CLIP_MOTION:
+            raise ConfigError(
+                f"PipelineSettings.first_clip_motion must be one of {FIRST_CLIP_MOTION}, got "
+                f"{self.first_clip_motion!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""

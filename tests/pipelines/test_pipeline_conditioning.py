@@ -1,0 +1,186 @@
+"""What the pipeline feeds the Backbone, checked by value: guidance, audio per clip, motion, speed."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from emo.models.reference_net import MotionFeatures
+from emo.pipelines.emo_pipeline import EMOPipeline
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _record_backbone_calls(pipe: EMOPipeline) -> tuple[list[dict[str, Any]], Any]:
+    """Record the keyword arguments of every Backbone call (tensors detached and cloned)."""
+    calls: list[dict[str, Any]] = []
+
+    def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        calls.append({"sample": args[0].clone(), **kwargs})
+
+    return calls, pipe.backbone.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def _generate(pipe: EMOPipeline, portrait: Path, audio: np.ndarray, **kwargs: Any) -> Any:
+    return pipe(
+        portrait,
+        audio,
+        audio_rate=16000,
+        output_type="latent",
+        generator=torch.Generator().manual_seed(0),
+        **kwargs,
+    )
+
+
+def test_guide_combines_the_branches_by_the_formula() -> None:
+    gen = torch.Generator().manual_seed(0)
+    full, ref_only, neither = (torch.randn(1, 4, 3, 2, 2, generator=gen) for _ in range(3))
+    both = torch.cat([full, ref_only, neither])
+    got = EMOPipeline._guide(both, 3.5, 2.0, True)
+    expected = ref_only + 3.5 * (full - ref_only) + 1.0 * (ref_only - neither)
+    torch.testing.assert_close(got, expected)
+    # Audio guidance only: two branches [full, reference only].
+    got = EMOPipeline._guide(both[:2], 3.5, 1.0, False)
+    torch.testing.assert_close(got, ref_only + 3.5 * (full - ref_only))
+    # Scale 1 everywhere reduces to the full branch; one branch passes through.
+    torch.testing.assert_close(EMOPipeline._guide(both, 1.0, 1.0, True), full)
+    assert EMOPipeline._guide(full, 7.0, 1.0, False) is full
+
+
+def test_guidance_branches_are_full_reference_only_neither(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+) -> None:
+    calls, handle = _record_backbone_calls(tiny_pipe)
+    try:
+        _generate(tiny_pipe, portrait_path, short_speech, reference_guidance_scale=2.0)
+    finally:
+        handle.remove()
+    first = calls[0]
+    assert first["sample"].shape[0] == 3
+    audio = first["audio_tokens"]
+    assert audio.shape[0] == 3
+    assert audio[0].abs().sum() > 0
+    assert torch.count_nonzero(audio[1:]) == 0  # the audio is dropped in branches 1 and 2
+    # The same noisy latents in every branch.
+    assert torch.equal(first["sample"][0], first["sample"][1])
+    assert torch.equal(first["sample"][0], first["sample"][2])
+    # Branches 0 and 1 see the portrait, branch 2 the features of a zero latent.
+    reference = first["reference_features"]
+    ref_latent = tiny_pipe._encode_image(
+        np.asarray(_generate(tiny_pipe, portrait_path, short_speech[:800]).portrait)
+    )
+    with torch.no_grad():
+        own = tiny_pipe.reference_net(ref_latent, 0)
+        blank = tiny_pipe.reference_net(torch.zeros_like(ref_latent), 0)
+    for key, tokens in reference.attention.items():
+        torch.testing.assert_close(tokens[0], own.attention[key][0])
+        torch.testing.assert_close(tokens[1], own.attention[key][0])
+        torch.testing.assert_close(tokens[2], blank.attention[key][0])
+
+
+def test_each_clip_gets_its_own_audio_frames(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+) -> None:
+    calls, handle = _record_backbone_calls(tiny_pipe)
+    try:
+        out = _generate(tiny_pipe, portrait_path, short_speech)
+    finally:
+        handle.remove()
+    clip, steps = tiny_pipe.settings.frames_per_clip, tiny_pipe.settings.num_inference_steps
+    m = int(tiny_pipe.audio_projection.config["context_frames"])
+    waveform = torch.from_numpy(short_speech)
+    frames = out.num_frames
+    with torch.no_grad():
+        whole = tiny_pipe.audio_encoder.encode(waveform, 16000, num_frames=frames, fps=25.0)
+    assert len(calls) == (frames // clip) * steps
+    for index in range(frames // clip):
+        window = torch.arange(index * clip - m, (index + 1) * clip + m).clamp(0, frames - 1)
+        with torch.no_grad():
+            expected = tiny_pipe.audio_projection(whole[window][None], padded=True)
+        tokens = calls[index * steps]["audio_tokens"][:1]
+        torch.testing.assert_close(tokens, expected, rtol=1e-4, atol=1e-5)
+        # Every step of a clip sees the same audio.
+        assert torch.equal(calls[index * steps + steps - 1]["audio_tokens"][:1], tokens)
+
+
+def test_first_clip_motion_frames_are_zero_maps_by_default(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+) -> None:
+    n = tiny_pipe.settings.motion_frames
+    calls, handle = _record_backbone_calls(tiny_pipe)
+    try:
+        out = _generate(tiny_pipe, portrait_path, short_speech)
+    finally:
+        handle.remove()
+    steps, clip = tiny_pipe.settings.num_inference_steps, tiny_pipe.settings.frames_per_clip
+    first = calls[0]["motion_features"]
+    assert isinstance(first, MotionFeatures) and first.num_frames == n
+    assert first.batch_size == 1  # shared by the guidance branches, not copied
+    assert all(torch.count_nonzero(v) == 0 for v in first.layers.values())
+    # Clip 1's motion frames are clip 0's last n latents through the ReferenceNet.
+    second = calls[steps]["motion_features"]
+    with torch.no_grad():
+        expected = tiny_pipe.reference_net.motion_features(out.frames[:, :, clip - n : clip])
+    for key, layer in second.layers.items():
+        torch.testing.assert_close(layer, expected.layers[key])
+
+    # The documented alternative: the reference image's latent, repeated.
+    pipe = EMOPipeline(**tiny_pipe.components)
+    pipe.settings = tiny_pipe.settings.replace(first_clip_motion="reference")
+    pipe.set_progress_bar_config(disable=True)
+    calls, handle = _record_backbone_calls(pipe)
+    try:
+        _generate(pipe, portrait_path, short_speech)
+    finally:
+        handle.remove()
+    ref_latent = pipe._encode_image(out.portrait)
+    with torch.no_grad():
+        own = pipe.reference_net(ref_latent, 0)
+    for key, layer in calls[0]["motion_features"].layers.items():
+        for i in range(n):
+            torch.testing.assert_close(layer[:, :, i], own.layers[key])
+
+
+def test_speed_enters_rescaled_to_the_reference_fps(
+    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+) -> None:
+    backbone = copy.deepcopy(tiny_pipe.backbone)
+    pipe = EMOPipeline(**{**tiny_pipe.components, "backbone": backbone})
+    pipe.set_progress_bar_config(disable=True)
+    embeddings: list[torch.Tensor] = []
+    encoder = backbone.speed_encoder
+    assert encoder is not None
+    handle = encoder.register_forward_hook(lambda m, a, out: embeddings.append(out.clone()))
+    track = np.linspace(0.0, 1.5, 40)
+    try:
+        out25 = _generate(pipe, portrait_path, short_speech, head_motion_speed=track)
+        embeddings_25 = list(embeddings)
+        embeddings.clear()
+        out50 = _generate(pipe, portrait_path, short_speech, head_motion_speed=track / 2, fps=50.0)
+    finally:
+        handle.remove()
+    clip, steps = pipe.settings.frames_per_clip, pipe.settings.num_inference_steps
+    m = encoder.context_frames
+    frames = out25.num_frames
+    values = torch.tensor(track[:frames], dtype=torch.float32)
+    with torch.no_grad():
+        for index in range(frames // clip):
+            # Each clip's window reaches m real frames into its neighbours (clamped at the ends).
+            window = torch.arange(index * clip - m, (index + 1) * clip + m).clamp(0, frames - 1)
+            expected = encoder(values[window][None], padded=True)
+            torch.testing.assert_close(embeddings_25[index * steps][:1], expected)
+        # At 50 fps, half the degrees per frame is the same angular speed: the same codes.
+        torch.testing.assert_close(embeddings[0][:1], embeddings_25[0][:1])
+    assert out50.num_frames == 2 * frames
