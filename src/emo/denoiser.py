@@ -6,7 +6,9 @@ head speed reach the Backbone, and what a *dropped* condition is:
 
 - no reference: the ReferenceNet sees an all-zero reference latent;
 - no audio: the audio tokens are all zero;
-- no motion (the first clip of a video): the ReferenceNet sees all-zero motion latents.
+- no motion (the first clip of a video): zero motion feature maps at every temporal
+  layer, as the paper has it for the first clip (and as the pipeline's default
+  ``first_clip_motion="zeros"`` generates it).
 
 :class:`~emo.pipelines.emo_pipeline.EMOPipeline` builds its guidance branches
 ("reference only", "neither") with these very functions, and the trainer's
@@ -19,11 +21,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
-from einops import rearrange
 from torch import nn
 
 if TYPE_CHECKING:
-    from emo.models.reference_net import ReferenceFeatures
+    from emo.models.reference_net import MotionFeatures, ReferenceFeatures
 
 __all__ = ["EMODenoiser", "drop_rows"]
 
@@ -103,8 +104,8 @@ class EMODenoiser(nn.Module):
 
     def motion_features(
         self, motion_latents: torch.Tensor, drop: torch.Tensor | None = None
-    ) -> ReferenceFeatures:
-        """ReferenceNet features of the motion frames, batch laid out ``(b n)``.
+    ) -> MotionFeatures:
+        """ReferenceNet features of the motion frames, ``(b, c, n, h, w)`` per layer.
 
         Parameters
         ----------
@@ -112,12 +113,12 @@ class EMODenoiser(nn.Module):
             Scaled latents of the ``n`` frames before the clip, ``(b, c, n, h, w)``.
         drop
             bool ``(b,)``: samples without previous frames (the first clip of a video);
-            they see zero latents.
+            their features are zero maps (the paper's first clip).
         """
-        frames = rearrange(drop_rows(motion_latents, drop), "b c n h w -> (b n) c h w")
-        timestep = torch.zeros(frames.shape[0], device=frames.device, dtype=torch.long)
-        features: ReferenceFeatures = self.reference_net(frames, timestep)
-        return features
+        features: MotionFeatures = self.reference_net.motion_features(motion_latents)
+        if drop is None:
+            return features
+        return type(features)({k: drop_rows(v, drop) for k, v in features.layers.items()})
 
     def audio_tokens(
         self, audio_window: torch.Tensor, drop: torch.Tensor | None = None
@@ -160,8 +161,9 @@ class EMODenoiser(nn.Module):
         face: torch.Tensor,
         reference: ReferenceFeatures | None,
         audio_tokens: torch.Tensor | None = None,
-        motion: ReferenceFeatures | None = None,
+        motion: MotionFeatures | None = None,
         speed: torch.Tensor | None = None,
+        speed_fps: float | None = None,
     ) -> torch.Tensor:
         """One Backbone pass from prepared conditions.
 
@@ -178,9 +180,13 @@ class EMODenoiser(nn.Module):
         audio_tokens
             :meth:`audio_tokens` ``(b or 1, f, k, d)``, or ``None`` (no audio layers: stage 1).
         motion
-            :meth:`motion_features` (batch ``(b n)``), or ``None``.
+            :meth:`motion_features` (batch ``b`` or 1), or ``None``.
         speed
-            Head speed ``(b or 1, f)`` degrees per frame, or ``None``.
+            Head speed ``(b or 1, f)`` degrees per frame, or ``(b or 1, f + 2m)`` with the
+            speed window's ``m`` real context frames on each side; or ``None``.
+        speed_fps
+            Frame rate of ``speed``: it is rescaled to the speed layers' reference rate.
+            ``None``: already at that rate.
         """
         prediction: torch.Tensor = self.backbone(
             noisy + face.to(noisy.dtype),
@@ -189,6 +195,7 @@ class EMODenoiser(nn.Module):
             audio_tokens=audio_tokens,
             motion_features=motion,
             speed=speed,
+            speed_fps=speed_fps,
         )
         return prediction
 
@@ -202,6 +209,7 @@ class EMODenoiser(nn.Module):
         audio_window: torch.Tensor | None = None,
         motion_latents: torch.Tensor | None = None,
         speed: torch.Tensor | None = None,
+        speed_fps: float | None = None,
         drop_reference: torch.Tensor | None = None,
         drop_audio: torch.Tensor | None = None,
         drop_motion: torch.Tensor | None = None,
@@ -223,7 +231,9 @@ class EMODenoiser(nn.Module):
         motion_latents
             ``(b, c, n, h, w)`` or ``None``.
         speed
-            ``(b, f)`` or ``None``.
+            ``(b, f)`` (or ``(b, f + 2m)``) or ``None``.
+        speed_fps
+            Frame rate of ``speed`` (see :meth:`denoise`).
         drop_reference, drop_audio, drop_motion
             bool ``(b,)`` condition dropout (see the module notes), or ``None``.
 
@@ -245,4 +255,5 @@ class EMODenoiser(nn.Module):
             audio_tokens=tokens,
             motion=motion,
             speed=speed,
+            speed_fps=speed_fps,
         )

@@ -184,3 +184,23 @@ def test_speed_enters_rescaled_to_the_reference_fps(
         # At 50 fps, half the degrees per frame is the same angular speed: the same codes.
         torch.testing.assert_close(embeddings[0][:1], embeddings_25[0][:1])
     assert out50.num_frames == 2 * frames
+
+
+def test_denoiser_drops_motion_to_zero_feature_maps(tiny_pipe: EMOPipeline) -> None:
+    # Training's "no previous frames" is the same input as the pipeline's first clip.
+    from emo.denoiser import EMODenoiser
+
+    denoiser = EMODenoiser(
+        tiny_pipe.reference_net,
+        tiny_pipe.backbone,
+        tiny_pipe.face_locator,
+        tiny_pipe.audio_projection,
+    )
+    latents = torch.randn(2, 4, 2, 4, 4, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        motion = denoiser.motion_features(latents, torch.tensor([True, False]))
+        kept = tiny_pipe.reference_net.motion_features(latents[1:])
+    assert isinstance(motion, MotionFeatures) and motion.batch_size == 2
+    for key, layer in motion.layers.items():
+        assert torch.count_nonzero(layer[0]) == 0
+        torch.testing.assert_close(layer[1:], kept.layers[key])

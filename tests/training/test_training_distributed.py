@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from helpers import stage_config, trained_weights
 
 from emo.training.settings import load_config
@@ -56,8 +55,13 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(
     two, one = trained_weights(tmp_path / "two"), trained_weights(tmp_path / "one")
     assert two.keys() == one.keys()
     for name in one:
-        # Summation order differs (all-reduce vs one batch); Adam turns tiny gradient
-        # differences into at most a small fraction of one 1e-3 step.
-        torch.testing.assert_close(two[name], one[name], rtol=1e-3, atol=1e-4)
+        # Summation order differs (all-reduce vs one batch). Adam normalises every gradient
+        # component, so one whose gradient is ~0 (a zero-initialised branch's first steps)
+        # can move by up to a whole 1e-3 step in one run and not in the other (seen: 1 of
+        # 1,024 weights). All others agree to a small fraction of a step.
+        diff = (two[name] - one[name]).abs()
+        loose = diff > 1e-4 + 1e-3 * one[name].abs()
+        assert int(loose.sum()) <= max(1, diff.numel() // 1000), name
+        assert float(diff.max()) <= 2.5e-3, name
     for (_, a), (_, b) in zip(summary["losses"], result.losses, strict=True):
         assert abs(a - b) < 1e-4
