@@ -69,8 +69,8 @@ class GenerationStamp:
         """Watermark uint8 frames ``(f, h, w, 3)`` (unchanged when the mark is off)."""
         if self.marker is None:
             return frames
-        if self._tile is None:  # one tile for the whole video, fitted to its first clip
-            self._tile = self.marker.design(frames, self.payload)
+        if self._tile is None:  # one tile for the whole video
+            self._tile = self.marker.tile(self.payload)
         return self.marker.embed(frames, self.payload, tile=self._tile)
 
     def label_session(self, session: Any) -> None:

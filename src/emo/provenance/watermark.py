@@ -191,8 +191,8 @@ class Watermarker:
         payload
             What the mark carries.
         tile
-            A tile from :meth:`design` (on earlier frames of the same video); by default
-            one is designed for these frames.
+            The tile from :meth:`tile`, when it is already at hand (a video marked clip
+            by clip).
 
         Returns
         -------
@@ -203,19 +203,17 @@ class Watermarker:
 
         pixels = torch.from_numpy(as_video_frames(frames))
         if tile is None:
-            tile = self.design(pixels, payload)
+            tile = self.tile(payload)
         delta = self._delta(_luma(pixels), tile)[..., None]
         return (pixels.float() + delta).round_().clamp_(0, 255).to(torch.uint8)
 
-    def design(self, frames: Any, payload: Payload) -> torch.Tensor:
-        """The tile ``(t, t)`` float32 (unit RMS) for ``payload``.
+    def tile(self, payload: Payload) -> torch.Tensor:
+        """The tile ``(t, t)`` float32 (unit RMS) that carries ``payload``.
 
         The same tile marks every frame of a video: a mark that stays put from frame
         to frame is what a video codec keeps (a changing one is coded as noise and
-        dropped). ``frames`` are not used by this method; they are part of the
-        signature so that a tile fitted to the video's content can replace it.
+        dropped).
         """
-        del frames
         spectra, _ = _spectra(self.key)
         signs = torch.tensor([1.0 if b else -1.0 for b in payload.to_bits()])
         return _tile_from_spectrum((spectra * signs[:, None, None]).sum(0))
