@@ -199,7 +199,8 @@ def test_cli_generate_marks_unless_told_not_to(
 
     audio = tmp_path / "short.wav"
     sf.write(str(audio), np.zeros(4800, np.float32), 16000)  # 0.3 s
-    common = [str(portrait_path), str(audio), "--steps", "1", "--size", "128", "--quiet"]
+    # 192 px: like the pipeline test above, comfortably above the size the mark needs.
+    common = [str(portrait_path), str(audio), "--steps", "1", "--size", "192", "--quiet"]
     assert main(["generate", *common, "-o", str(tmp_path / "marked.mp4")]) == 0
     assert main(["generate", *common, "-o", str(tmp_path / "plain.mp4"), "--no-watermark"]) == 0
     capsys.readouterr()
