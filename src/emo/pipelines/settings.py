@@ -44,8 +44,13 @@ class PipelineSettings:
         The face box is grown by this factor (around its centre) before cropping the
         portrait; 1.0 crops the face region tightly.
     audio_context_seconds
-        Seconds of extra audio the encoder sees on each side of a clip, so features at clip
-        edges equal those of a whole-file encoding.
+        Seconds of extra audio the encoder sees on each side of a block of audio (the
+        audio is encoded in 10 s blocks, so memory does not grow with its length). The
+        ``mel`` encoder then gives exactly the whole-file features; wav2vec2 does not (it
+        attends to all it sees): 2 s cover its convolutional position embedding (2.56 s
+        wide) and keep the difference to a mean of about 3% of a layer's standard
+        deviation, at most about 0.3-0.4 (measured, see ``benchmarks/audio_blocks.py``);
+        with 1 s single frames near block seams differed by up to 1.7.
     first_clip_motion
         What stands in for the motion frames of the first clip, which has no previous
         clip: ``"zeros"`` (default, the paper: zero feature maps) or ``"reference"`` (the
@@ -63,7 +68,7 @@ class PipelineSettings:
     reference_guidance_scale: float = 1.0
     head_motion_speed: float = 0.35
     face_crop_scale: float = 2.0
-    audio_context_seconds: float = 1.0
+    audio_context_seconds: float = 2.0
     first_clip_motion: str = "zeros"
 
     def __post_init__(self) -> None:
