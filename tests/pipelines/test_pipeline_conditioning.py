@@ -204,3 +204,31 @@ def test_denoiser_drops_motion_to_zero_feature_maps(tiny_pipe: EMOPipeline) -> N
     for key, layer in motion.layers.items():
         assert torch.count_nonzero(layer[0]) == 0
         torch.testing.assert_close(layer[1:], kept.layers[key])
+
+
+def test_denoiser_rescales_speed_from_the_data_fps(tiny_pipe: EMOPipeline) -> None:
+    # Training data prepared at 50 fps holds half the degrees per frame of the same head
+    # motion at 25 fps: with speed_fps it reaches the speed layers as the same speed.
+    from emo.denoiser import EMODenoiser
+
+    backbone = copy.deepcopy(tiny_pipe.backbone)
+    with torch.no_grad():
+        for name, param in backbone.named_parameters():
+            if "speed_attention.to_out" in name or "temporal_transformer.proj_out" in name:
+                param.normal_(0.0, 0.05)
+    denoiser = EMODenoiser(
+        tiny_pipe.reference_net, backbone, tiny_pipe.face_locator, tiny_pipe.audio_projection
+    )
+    gen = torch.Generator().manual_seed(4)
+    kwargs = {
+        "reference_latent": torch.randn(1, 4, 4, 4, generator=gen),
+        "face_mask": torch.ones(1, 1, 32, 32),
+    }
+    noisy, t = torch.randn(1, 4, 4, 4, 4, generator=gen), torch.tensor([500])
+    speed = torch.tensor([[0.2, 0.6, 1.0, 1.4]])
+    with torch.no_grad():
+        at_25 = denoiser(noisy, t, speed=speed, **kwargs)
+        at_50 = denoiser(noisy, t, speed=speed / 2, speed_fps=50.0, **kwargs)
+        unscaled = denoiser(noisy, t, speed=speed / 2, **kwargs)
+    torch.testing.assert_close(at_50, at_25)
+    assert (unscaled - at_25).abs().max() > 1e-4

@@ -45,6 +45,7 @@ def diffusion_loss(
     drop_reference: torch.Tensor | None = None,
     drop_audio: torch.Tensor | None = None,
     autocast_dtype: torch.dtype | None = None,
+    speed_fps: float | None = None,
 ) -> torch.Tensor:
     """Mean squared error between the model's output and the scheduler's training target.
 
@@ -67,6 +68,10 @@ def diffusion_loss(
         bool ``(b,)`` condition dropout.
     autocast_dtype
         ``torch.bfloat16`` / ``torch.float16`` autocast, or ``None``.
+    speed_fps
+        Frame rate of ``batch["speed"]`` (the data's fps: ``emo prepare`` writes degrees
+        per training frame); the speed layers rescale it to their reference rate.
+        ``None``: already at that rate.
     """
     device = pipe.device
     target_latents = batch_latents(pipe, batch["target"], cached)
@@ -89,6 +94,7 @@ def diffusion_loss(
         kwargs["drop_motion"] = batch["zero_motion"].to(device)
     if "speed" in batch:
         kwargs["speed"] = batch["speed"].to(device)
+        kwargs["speed_fps"] = speed_fps
     autocast = (
         torch.autocast(device.type, dtype=autocast_dtype)
         if autocast_dtype is not None
@@ -139,7 +145,13 @@ def evaluation_loss(
         noise = torch.randn(latents.shape, generator=gen)
         timesteps = torch.full((count,), t, dtype=torch.long)
         loss = diffusion_loss(
-            model, pipe, batch, cached=dataset.use_latents, noise=noise, timesteps=timesteps
+            model,
+            pipe,
+            batch,
+            cached=dataset.use_latents,
+            noise=noise,
+            timesteps=timesteps,
+            speed_fps=dataset.fps,
         )
         losses.append(float(loss))
     return sum(losses) / len(losses)

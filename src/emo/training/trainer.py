@@ -501,6 +501,7 @@ class Trainer:
             drop_reference=drop_reference,
             drop_audio=drop_audio,
             autocast_dtype=autocast_dtype,
+            speed_fps=dataset.fps,
         )
 
     @staticmethod
