@@ -24,6 +24,7 @@ from emo.pipelines.conditioning import (
 )
 from emo.pipelines.features import map_features
 from emo.pipelines.input_checks import check_generation_inputs
+from emo.pipelines.mux_audio import audio_for_mux
 from emo.pipelines.numerics import NonFiniteWatch, check_decoded
 from emo.pipelines.settings import PipelineSettings
 from emo.schedulers.base import scheduler_step
@@ -384,8 +385,9 @@ class EMOPipeline:
         audio_rate
             Sample rate of ``audio`` when it is an array (required then).
         mux_sample_rate
-            Rate of the audio muxed into ``output_path``; by default the encoder's rate (16 kHz
-            for wav2vec2), so only one copy of the waveform is held in memory.
+            Rate of the audio muxed into ``output_path``; by default the source's own rate
+            and channels (a 48 kHz stereo song stays 48 kHz stereo). It is read block by
+            block while the video is written, so its length does not bound memory.
         callback_on_step_end
             ``fn(pipe, step_index, timestep, kwargs) -> dict | None`` after every denoising
             step; ``kwargs`` holds ``"latents"`` ``(1, c, f, h, w)`` and ``"clip_index"``; a
@@ -453,21 +455,26 @@ class EMOPipeline:
         )
         lat_h, lat_w = height // factor, width // factor
         channels = int(self.vae.config["latent_channels"])
-        if latents is not None and (
-            not isinstance(latents, torch.Tensor)
-            or latents.ndim != 5
-            or latents.shape[1] != channels
-            or latents.shape[2] < num_frames
-            or tuple(latents.shape[-2:]) != (lat_h, lat_w)
+        if (
+            latents is not None
+            and (
+                not isinstance(latents, torch.Tensor)
+                or not latents.is_floating_point()
+                or latents.ndim != 5
+                or latents.shape[0] != 1  # one video per call: no batch of noise
+                or latents.shape[1] != channels
+                or latents.shape[2] < num_frames
+                or tuple(latents.shape[-2:]) != (lat_h, lat_w)
+            )
         ):
             got = (
-                tuple(latents.shape)
+                f"{tuple(latents.shape)} {latents.dtype}"
                 if isinstance(latents, torch.Tensor)
                 else type(latents).__name__
             )
             raise InputError(
-                f"latents must be a tensor (1, {channels}, >= {num_frames}, {lat_h}, {lat_w}) for "
-                f"this audio and size, got {got}"
+                f"latents must be a float tensor (1, {channels}, >= {num_frames}, {lat_h}, "
+                f"{lat_w}) for this audio and size (batch 1: one video per call), got {got}"
             )
 
         stamp = GenerationStamp.for_generation(
@@ -496,21 +503,15 @@ class EMOPipeline:
         path: Path | None = None
         if output_path is not None:
             path = Path(output_path)
-            mux_rate = mux_sample_rate or enc_rate
-            mux_audio = (
-                waveform
-                if mux_rate == enc_rate
-                else load_audio(audio, sample_rate=mux_rate, source_rate=audio_rate)
-            )
             video_writer = self._writer_for(path, writer)
-            with video_writer.open(
-                path,
-                fps=fps,
-                width=width,
-                height=height,
-                audio=mux_audio.cpu().numpy(),
-                sample_rate=mux_rate,
-            ) as session:
+            with (
+                audio_for_mux(
+                    video_writer, audio, audio_rate=audio_rate, mux_sample_rate=mux_sample_rate
+                ) as (mux_audio, mux_rate),
+                video_writer.open(
+                    path, fps=fps, width=width, height=height, audio=mux_audio, sample_rate=mux_rate
+                ) as session,
+            ):
                 stamp.label_session(session)
                 for clip_index, clip_latents in enumerate(clips):
                     frames = stamp.mark(self._decode(clip_latents, clip_index))

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from emo.errors import InputError, VideoError
+from emo.io.audio_stream import ArrayAudioStream, AudioStream
 from emo.io.claim import OutputClaim, make_temporary
 from emo.limits import check_frame_size
 from emo.plugins.base import PluginBase
@@ -306,8 +307,18 @@ class WriterSession(ABC):
     width, height
         Size of every frame.
     audio, sample_rate
-        Audio known upfront (see :func:`prepare_audio`), or ``None``.
+        Audio known upfront (see :func:`prepare_audio`), an
+        :class:`~emo.io.audio_stream.AudioStream` (read as the video is written; its rate
+        is its own), or ``None``.
+
+    Attributes
+    ----------
+    streams_audio
+        True for sessions that read an ``AudioStream`` block by block; other sessions
+        get it read into one array first (third-party subclasses keep working).
     """
+
+    streams_audio: ClassVar[bool] = False
 
     def __init__(
         self, *, fps: Any, width: int, height: int, audio: Any = None, sample_rate: Any = None
@@ -323,10 +334,10 @@ class WriterSession(ABC):
             raise InputError(f"width and height must be positive integers, got {width}x{height}")
         self.width, self.height = int(width), int(height)
         check_frame_size(self.width, self.height, "video frame size")
-        self.audio: np.ndarray | None = None
+        self.audio: np.ndarray | AudioStream | None = None
         self.sample_rate: int | None = None
         if audio is not None:
-            self.audio, self.sample_rate = prepare_audio(audio, sample_rate)
+            self.audio, self.sample_rate = self._take_audio(audio, sample_rate)
         self.num_frames = 0
         self._closed = False
         self.metadata: dict[str, str] = {}
@@ -406,7 +417,7 @@ class WriterSession(ABC):
             if audio is not None:
                 if self.audio is not None:
                     raise InputError("audio was already given to open(); give it only once")
-                self.audio, self.sample_rate = prepare_audio(audio, sample_rate)
+                self.audio, self.sample_rate = self._take_audio(audio, sample_rate)
             if self.num_frames == 0:
                 raise VideoError("no frames were written; call write(frames) before close()")
             result = self._finish()
@@ -414,7 +425,38 @@ class WriterSession(ABC):
             self.abort()
             raise
         self._closed = True
+        self._release_audio()
         return result
+
+    def _take_audio(self, audio: Any, sample_rate: Any) -> tuple[np.ndarray | AudioStream, int]:
+        if not isinstance(audio, AudioStream):
+            return prepare_audio(audio, sample_rate)
+        if sample_rate is not None and sample_rate != audio.sample_rate:
+            raise InputError(
+                f"sample_rate={sample_rate!r} contradicts the audio stream's own "
+                f"{audio.sample_rate} Hz; leave sample_rate out for a stream"
+            )
+        if self.streams_audio:
+            return audio, audio.sample_rate
+        with audio:
+            return prepare_audio(audio.read_all(), audio.sample_rate)
+
+    def audio_source(self) -> AudioStream | None:
+        """The session's audio as a stream from its start (arrays are wrapped, not copied)."""
+        if self.audio is None or self.sample_rate is None:
+            return None
+        if isinstance(self.audio, AudioStream):
+            return self.audio
+        return ArrayAudioStream(self.audio, self.sample_rate)
+
+    def audio_samples(self, rate: int | None = None) -> int:
+        """Samples of audio that last exactly as long as the video, at ``rate`` (default: the audio's)."""
+        return round(Fraction(self.num_frames) / self.fps * (rate or self.sample_rate or 0))
+
+    def _release_audio(self) -> None:
+        if isinstance(self.audio, AudioStream):
+            with contextlib.suppress(Exception):
+                self.audio.close()
 
     def abort(self) -> None:
         """Stop without publishing anything; safe to call more than once."""
@@ -423,6 +465,7 @@ class WriterSession(ABC):
         self._closed = True
         with contextlib.suppress(Exception):  # cleanup must not hide the original error
             self._abort()
+        self._release_audio()
 
     def __enter__(self) -> WriterSession:
         return self
@@ -676,8 +719,9 @@ class VideoWriterBase(PluginBase, ABC):
         width, height
             Frame size in pixels.
         audio
-            Optional audio ``(n,)`` or ``(c, n)``, float in ``[-1, 1]``; it can also be
-            given to ``close``.
+            Optional audio ``(n,)`` or ``(c, n)``, float in ``[-1, 1]``, or an
+            :class:`~emo.io.audio_stream.AudioStream` read block by block (then leave
+            ``sample_rate`` out); it can also be given to ``close``.
         sample_rate
             Its sample rate in Hz.
         **options

@@ -10,12 +10,15 @@ from typing import Any
 import numpy as np
 
 from emo.errors import InputError, VideoError
-from emo.io.writers.base import FolderSession, VideoWriterBase, WrittenVideo, fit_audio
+from emo.io.audio_stream import BLOCK, AudioReader, AudioStream
+from emo.io.writers.base import FolderSession, VideoWriterBase, WrittenVideo
 
 __all__ = ["PNGFramesWriter"]
 
 
 class _FramesSession(FolderSession):
+    streams_audio = True
+
     def __init__(self, settings: dict[str, Any], **kwargs: Any) -> None:
         self.pattern = str(settings["pattern"])
         self.compression = int(settings["compression_level"])
@@ -49,26 +52,34 @@ class _FramesSession(FolderSession):
 
     def _finish(self) -> WrittenVideo:
         rate = None
-        if self.audio is not None and self.sample_rate is not None:
-            rate = self.sample_rate
-            self._write_wav(fit_audio(self.audio, rate, self.num_frames, self.fps), rate)
+        source = self.audio_source()
+        if source is not None:
+            rate = source.sample_rate
+            self._write_wav(AudioReader(source), self.audio_samples(rate), source)
         path = self._publish()
         return WrittenVideo(path, self.num_frames, self.fps, self.width, self.height, rate)
 
-    def _write_wav(self, audio: np.ndarray, rate: int) -> None:
+    def _write_wav(self, reader: AudioReader, total: int, source: AudioStream) -> None:
+        """16-bit WAV of ``total`` samples (trimmed or zero-padded), written block by block."""
         import av
 
-        layout = "stereo" if audio.shape[0] == 2 else "mono"
+        layout = "stereo" if source.channels == 2 else "mono"
         path = os.fspath(self.temp_path / self.audio_name)
         try:
             with av.open(path, "w", format="wav") as container:
-                stream = container.add_stream("pcm_s16le", rate=rate)
+                stream = container.add_stream("pcm_s16le", rate=source.sample_rate)
                 stream.layout = layout
-                pcm = np.clip(np.rint(audio.T * 32767.0), -32768, 32767).astype(np.int16)
-                frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout=layout)
-                frame.sample_rate = rate
-                frame.pts = 0
-                for packet in [*stream.encode(frame), *stream.encode(None)]:
+                for start in range(0, total, BLOCK):
+                    block = reader.take(min(BLOCK, total - start))
+                    pcm = np.clip(np.rint(block.T * 32767.0), -32768, 32767).astype(np.int16)
+                    frame = av.AudioFrame.from_ndarray(
+                        pcm.reshape(1, -1), format="s16", layout=layout
+                    )
+                    frame.sample_rate = source.sample_rate
+                    frame.pts = start
+                    for packet in stream.encode(frame):
+                        container.mux(packet)
+                for packet in stream.encode(None):
                     container.mux(packet)
         except av.error.FFmpegError as exc:
             raise VideoError(f"cannot write the audio of {str(self.target)!r}: {exc}") from exc

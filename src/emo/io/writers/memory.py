@@ -8,12 +8,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from emo.io.writers.base import VideoWriterBase, WriterSession, WrittenVideo, fit_audio
+from emo.io.audio_stream import AudioReader
+from emo.io.writers.base import VideoWriterBase, WriterSession, WrittenVideo
 
 __all__ = ["MemoryWriter"]
 
 
 class _MemorySession(WriterSession):
+    streams_audio = True  # reads only the samples the video lasts
+
     def __init__(self, writer: MemoryWriter, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.writer = writer
@@ -24,8 +27,9 @@ class _MemorySession(WriterSession):
 
     def _finish(self) -> WrittenVideo:
         audio = None
-        if self.audio is not None and self.sample_rate is not None:
-            fitted = fit_audio(self.audio, self.sample_rate, self.num_frames, self.fps)
+        source = self.audio_source()
+        if source is not None:
+            fitted = AudioReader(source).take(self.audio_samples())  # trimmed or padded
             audio = torch.from_numpy(
                 np.array(fitted, dtype=np.float32)
             )  # a copy: never alias the input

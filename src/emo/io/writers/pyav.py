@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from emo.errors import EMOWarning, InputError, VideoError
-from emo.io.writers.base import FileSession, VideoWriterBase, WrittenVideo, fit_audio
+from emo.io.audio_stream import AudioReader, AudioStream, ResampledAudioStream
+from emo.io.writers.base import FileSession, VideoWriterBase, WrittenVideo
 
 __all__ = ["GIFWriter", "MP4Writer", "PyAVWriterBase", "WebMWriter", "check_codec"]
 
@@ -45,49 +46,33 @@ def check_codec(name: str, what: str) -> None:
 
 
 class _AudioTrack:
-    """An audio stream of an output container, fed up to a given time."""
+    """An audio stream of an output container, fed up to a given time from an audio source."""
 
     def __init__(self, container: Any, codec: str, rate: int, channels: int, bit_rate: int) -> None:
         self.container = container
         self.rate = rate
+        self.channels = 2 if channels == 2 else 1
         self.layout = "stereo" if channels == 2 else "mono"
         self.stream = container.add_stream(codec, rate=rate)
         self.stream.layout = self.layout
         if bit_rate > 0:
             self.stream.bit_rate = bit_rate
-        self.data = np.zeros((channels, 0), dtype=np.float32)
+        self.reader: AudioReader | None = None
         self.position = 0
 
-    def set_audio(self, audio: np.ndarray, sample_rate: int) -> None:
-        """Store ``(c, n)`` float32 audio, resampled to the stream's rate and layout."""
-        av = _av()
-        channels = 2 if self.layout == "stereo" else 1
-        if audio.shape[0] != channels:
-            audio = (
-                np.repeat(audio, channels, axis=0)
-                if channels == 2
-                else audio.mean(0, keepdims=True)
-            )
-        if sample_rate == self.rate:
-            self.data = np.ascontiguousarray(audio, dtype=np.float32)
-            return
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(audio, dtype=np.float32), format="fltp", layout=self.layout
-        )
-        frame.sample_rate = sample_rate
-        resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
-        chunks = [f.to_ndarray() for f in [*resampler.resample(frame), *resampler.resample(None)]]
-        self.data = np.concatenate(chunks, axis=1) if chunks else self.data[:, :0]
+    def set_audio(self, source: AudioStream) -> None:
+        """Read ``source`` block by block, converted to the stream's rate and layout if needed."""
+        if source.sample_rate != self.rate or source.channels != self.channels:
+            source = ResampledAudioStream(source, self.rate, self.channels)
+        self.reader = AudioReader(source)
 
     def feed(self, until: int) -> None:
         """Encode and mux samples up to index ``until`` (zero beyond the audio's end)."""
         av = _av()
         step = 4096
-        while self.position < until:
+        while self.position < until and self.reader is not None:
             end = min(until, self.position + step)
-            chunk = self.data[:, self.position : end]
-            if chunk.shape[1] < end - self.position:
-                chunk = np.pad(chunk, ((0, 0), (0, end - self.position - chunk.shape[1])))
+            chunk = self.reader.take(end - self.position)
             frame = av.AudioFrame.from_ndarray(
                 np.ascontiguousarray(chunk), format="fltp", layout=self.layout
             )
@@ -105,6 +90,8 @@ class _AudioTrack:
 
 class _PyAVSession(FileSession):
     """Streams frames into one PyAV container (see :class:`PyAVWriterBase`)."""
+
+    streams_audio = True
 
     def __init__(self, writer: PyAVWriterBase, settings: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -157,14 +144,14 @@ class _PyAVSession(FileSession):
         self.stream = stream
         self.graph = writer.filter_graph(self.settings, stream.width, stream.height, self.fps)
         self.audio_track: _AudioTrack | None = None
-        if self.audio is not None and self.sample_rate is not None:
-            self.audio_track = self._add_audio(
-                self.container, self.audio.shape[0], self.sample_rate
-            )
+        source = self.audio_source()
+        if source is not None:
+            self.audio_track = self._add_audio(self.container, source.channels, source.sample_rate)
             if self.audio_track is None:  # the format holds no audio (warned)
+                self._release_audio()
                 self.audio = self.sample_rate = None
             else:
-                self.audio_track.set_audio(self.audio, self.sample_rate)
+                self.audio_track.set_audio(source)
 
     def _add_audio(self, container: Any, channels: int, sample_rate: int) -> _AudioTrack | None:
         writer = self.writer
@@ -228,8 +215,7 @@ class _PyAVSession(FileSession):
             self._encode(None)
             track = self.audio_track
             if track is not None:
-                track.data = fit_audio(track.data, track.rate, self.num_frames, self.fps)
-                track.feed(track.data.shape[1])
+                track.feed(self.audio_samples(track.rate))  # trimmed or padded to the video
                 track.flush()
                 rate = track.rate
             self.container.close()
@@ -238,7 +224,7 @@ class _PyAVSession(FileSession):
                     self._add_audio(self.container, 1, self.sample_rate)  # warns, adds nothing
                 else:
                     # The audio came with close(): remux the encoded video next to it.
-                    final, rate = self._remux_with_audio(self.audio, self.sample_rate)
+                    final, rate = self._remux_with_audio()
         except av.error.FFmpegError as exc:
             raise VideoError(f"finishing {str(self.target)!r} failed: {exc}") from exc
         self.writer.finish_file(final or self.temp_path, self.metadata)
@@ -252,7 +238,7 @@ class _PyAVSession(FileSession):
             sample_rate=rate,
         )
 
-    def _remux_with_audio(self, audio: np.ndarray, sample_rate: int) -> tuple[Path, int | None]:
+    def _remux_with_audio(self) -> tuple[Path, int | None]:
         """Copy the video packets of the temporary file into a new one next to encoded audio."""
         av = _av()
 
@@ -269,20 +255,23 @@ class _PyAVSession(FileSession):
             self._containers.append(output)
             output.metadata.update(self.metadata)
             out_stream = output.add_stream_from_template(in_stream)
-            track = self._add_audio(output, audio.shape[0], sample_rate)
+            audio = self.audio_source()
+            assert audio is not None
+            track = self._add_audio(output, audio.channels, audio.sample_rate)
+            total = 0
             if track is not None:
-                track.set_audio(audio, sample_rate)
-                track.data = fit_audio(track.data, track.rate, self.num_frames, self.fps)
+                track.set_audio(audio)
+                total = self.audio_samples(track.rate)
             for packet in source.demux(in_stream):
                 if packet.dts is None:
                     continue
                 if track is not None and packet.pts is not None:
                     seconds = float(packet.pts * in_stream.time_base)
-                    track.feed(min(track.data.shape[1], max(0, int(seconds * track.rate))))
+                    track.feed(min(total, max(0, int(seconds * track.rate))))
                 packet.stream = out_stream
                 output.mux(packet)
             if track is not None:
-                track.feed(track.data.shape[1])
+                track.feed(total)
                 track.flush()
             output.close()
         os.unlink(self.temp_path)
