@@ -20,7 +20,7 @@ from emo.errors import ImageError, ImageTooLargeError
 from emo.io.image_header import image_dimensions
 from emo.limits import check_image_size
 
-__all__ = ["crop_and_resize", "expand_box_to_aspect", "load_image"]
+__all__ = ["crop_and_resize", "expand_box_to_aspect", "grow_box_within", "load_image"]
 
 _MAX_SIDE = 16384  # largest output side crop_and_resize makes, in pixels
 _FFMPEG_MAX_PIXELS = (2**31 - 1) // 8  # FFmpeg's av_image_check_size2 default
@@ -249,6 +249,72 @@ def expand_box_to_aspect(
 
     left, top = place(left, w_px, width), place(top, h_px, height)
     return left, top, left + w_px, top + h_px
+
+
+def grow_box_within(
+    box: tuple[float, float, float, float], scale: float, aspect: float, height: int, width: int
+) -> tuple[float, float, float, float]:
+    """Grow a face box ``scale`` times around its centre, to ``aspect``, as far as the image allows.
+
+    The growth by ``scale`` stops at the image's size: a crop never reaches past the
+    image only to honour the scale, so a face box that already spans the image (the
+    ``full`` face mask) keeps the whole image. The box is then brought to ``aspect``
+    (width / height) by growing its short side while that fits in the image, else by
+    shrinking its long side down to the face box; only when the face box itself does
+    not fit the aspect inside the image does the result stick out of it (and
+    :func:`crop_and_resize` fills that part by edge replication).
+
+    Parameters
+    ----------
+    box
+        The face box ``(x0, y0, x1, y1)`` in pixels, inside the image.
+    scale
+        Growth factor (``> 0``).
+    aspect
+        Target width / height.
+    height, width
+        Image size.
+
+    Returns
+    -------
+    tuple of float
+        ``(x0, y0, x1, y1)`` centred on the face where the image allows (see
+        :func:`expand_box_to_aspect` for the placement).
+
+    Examples
+    --------
+    >>> grow_box_within((0, 0, 640, 640), 2.0, 1.0, 640, 640)
+    (0.0, 0.0, 640.0, 640.0)
+    >>> grow_box_within((0, 0, 640, 480), 2.0, 1.0, 480, 640)  # whole image, padded to a square
+    (0.0, -80.0, 640.0, 560.0)
+    """
+    x0, y0, x1, y1 = (float(v) for v in box)
+    face_w, face_h = x1 - x0, y1 - y0
+    w = max(face_w, min(face_w * scale, float(width)))
+    h = max(face_h, min(face_h * scale, float(height)))
+    if w / h < aspect:  # too narrow: widen within the image, else lower to the face
+        if h * aspect <= width:
+            w = h * aspect
+        else:
+            w = max(float(width), face_w)
+            h = max(w / aspect, face_h)
+            w = h * aspect
+    elif w / h > aspect:  # too wide: heighten within the image, else narrow to the face
+        if w / aspect <= height:
+            h = w / aspect
+        else:
+            h = max(float(height), face_h)
+            w = max(h * aspect, face_w)
+            h = w / aspect
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+
+    def place(centre: float, size: float, limit: float) -> float:
+        if size >= limit:
+            return (limit - size) / 2.0
+        return min(max(centre - size / 2.0, 0.0), limit - size)
+
+    left, top = place(cx, w, float(width)), place(cy, h, float(height))
+    return left, top, left + w, top + h
 
 
 def crop_and_resize(image: Any, box: Any, height: int, width: int) -> np.ndarray:

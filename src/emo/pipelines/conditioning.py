@@ -67,9 +67,11 @@ def prepare_portrait(
     """Load a portrait, find its face region, crop around it and resize.
 
     The face region is the mask the face-mask plugin returns for the image. The crop
-    is that region's bounding box grown ``crop_scale`` times around its centre, then
-    grown to the output aspect ratio (see :func:`emo.io.image.crop_and_resize`). The
-    mask is mapped into the crop, so the face locator sees where the face is.
+    is that region's bounding box grown ``crop_scale`` times around its centre, but
+    never past the image's size, then brought to the output aspect ratio (see
+    :func:`emo.io.image.grow_box_within`): a face region that spans the image (the
+    ``full`` mask) keeps the whole image. The mask is mapped into the crop, so the
+    face locator sees where the face is.
 
     Parameters
     ----------
@@ -81,10 +83,10 @@ def prepare_portrait(
     height, width
         Output size in pixels.
     crop_scale
-        Growth of the face box before cropping.
+        Growth of the face box before cropping (limited by the image's size).
     """
     from emo.face_masks.base import box_to_mask
-    from emo.io.image import crop_and_resize, expand_box_to_aspect, load_image
+    from emo.io.image import crop_and_resize, expand_box_to_aspect, grow_box_within, load_image
 
     array = load_image(image)
     img_h, img_w = array.shape[:2]
@@ -96,9 +98,7 @@ def prepare_portrait(
             f"it must return a float tensor (1, 1, {img_h}, {img_w})"
         )
     x0, y0, x1, y1 = _mask_bbox(mask[0], "the portrait")
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    half_w, half_h = (x1 - x0) * crop_scale / 2, (y1 - y0) * crop_scale / 2
-    grown = (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+    grown = grow_box_within((x0, y0, x1, y1), crop_scale, width / height, img_h, img_w)
     crop = expand_box_to_aspect(grown, width / height, img_h, img_w)
     portrait = crop_and_resize(array, grown, height, width)
     scale_x, scale_y = width / (crop[2] - crop[0]), height / (crop[3] - crop[1])
@@ -128,7 +128,14 @@ def head_speed_track(
     InputError
         If the values are not finite and non-negative, or a sequence is shorter than the video.
     """
-    if isinstance(speed, (int, float)) and not isinstance(speed, bool):
+    if isinstance(speed, bool) or (
+        isinstance(speed, (np.ndarray, torch.Tensor)) and speed.dtype in (np.bool_, torch.bool)
+    ):
+        raise InputError(
+            f"head_motion_speed must be a number of degrees per frame, got {speed!r}; "
+            "a bool is not a speed"
+        )
+    if isinstance(speed, (int, float)):
         track = torch.full((num_frames,), float(speed), dtype=torch.float32)
     else:
         try:

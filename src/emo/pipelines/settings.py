@@ -42,7 +42,7 @@ class PipelineSettings:
         fed to the speed layers after rescaling to their reference frame rate.
     face_crop_scale
         The face box is grown by this factor (around its centre) before cropping the
-        portrait; 1.0 crops the face region tightly.
+        portrait, at most to the image's size; 1.0 crops the face region tightly.
     audio_context_seconds
         Seconds of extra audio the encoder sees on each side of a block of audio (the
         audio is encoded in 10 s blocks, so memory does not grow with its length). The
@@ -77,13 +77,20 @@ class PipelineSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"PipelineSettings.{name} must be a positive int, got {value!r}")
-        if not isinstance(self.motion_frames, int) or self.motion_frames < 0:
+        # bool is an int subclass: True must not pass as 1 (motion_frames=True, fps=True...).
+        motion = self.motion_frames
+        if isinstance(motion, bool) or not isinstance(motion, int) or motion < 0:
             raise ConfigError(
-                f"PipelineSettings.motion_frames must be >= 0, got {self.motion_frames!r}"
+                f"PipelineSettings.motion_frames must be an int >= 0, got {self.motion_frames!r}"
             )
         for name in ("fps", "face_crop_scale"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value <= 0
+            ):
                 raise ConfigError(
                     f"PipelineSettings.{name} must be a positive number, got {value!r}"
                 )
@@ -94,7 +101,12 @@ class PipelineSettings:
             "audio_context_seconds",
         ):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
                 raise ConfigError(f"PipelineSettings.{name} must be a number >= 0, got {value!r}")
 
         if self.first_clip_motion not in FIRST_CLIP_MOTION:
