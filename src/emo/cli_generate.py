@@ -145,7 +145,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         pipe = EMOPipeline.from_preset(
             "tiny",
             scheduler=overrides.get("scheduler", "ddim"),
-            face_mask=overrides.get("face_mask", "auto"),
+            face_mask=overrides.get("face_mask"),
             device=device,
             dtype=dtype,
         )

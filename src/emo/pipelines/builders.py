@@ -82,7 +82,7 @@ def build_from_preset(
     *,
     audio_encoder: Any = None,
     scheduler: Any = "ddim",
-    face_mask: Any = "auto",
+    face_mask: Any = None,
     seed: int = 0,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
@@ -101,7 +101,8 @@ def build_from_preset(
     scheduler
         A scheduler plugin; a name or class is built with the SD1.5 noise schedule.
     face_mask
-        A face-mask plugin.
+        A face-mask plugin; ``None``: ``"auto"`` when a face detector is installed, else
+        ``"full"`` with a warning.
     seed
         Seed of the weight initialisation (the global RNG is left untouched).
     device, dtype
@@ -143,7 +144,7 @@ def build_from_pretrained_parts(
     *,
     preset: str = "sd15",
     scheduler: Any = "ddim",
-    face_mask: Any = "auto",
+    face_mask: Any = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     unet_config: Mapping[str, Any] | None = None,

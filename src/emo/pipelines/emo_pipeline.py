@@ -106,7 +106,9 @@ class EMOPipeline:
         A ``scheduler`` plugin: name (``"ddim"``...), class, or instance (a diffusers
         scheduler instance works too).
     face_mask
-        A ``face_mask`` plugin: ``"auto"`` (needs ``emo[face]``), ``"box"``, ``"full"``, a class or an instance.
+        A ``face_mask`` plugin: ``"auto"`` (needs ``emo[face]``), ``"box"``, ``"full"``, a class or
+        an instance. ``None`` (default): ``"auto"`` when a face detector is installed, else
+        ``"full"`` with a warning (:func:`~emo.face_masks.default.default_face_mask`).
     settings
         Generation defaults (size, fps, clip length, steps, guidance...).
 
@@ -125,7 +127,7 @@ class EMOPipeline:
         audio_encoder: Any,
         audio_projection: Any,
         scheduler: Any = "ddim",
-        face_mask: Any = "auto",
+        face_mask: Any = None,
         *,
         settings: PipelineSettings | None = None,
     ) -> None:
@@ -148,7 +150,12 @@ class EMOPipeline:
         self.audio_projection: AudioProjection = audio_projection
         self.audio_encoder = plugins.create("audio_encoder", audio_encoder)
         self.scheduler = plugins.create("scheduler", scheduler)
-        self.face_mask = plugins.create("face_mask", face_mask)
+        if face_mask is None:
+            from emo.face_masks.default import default_face_mask
+
+            self.face_mask = default_face_mask()
+        else:
+            self.face_mask = plugins.create("face_mask", face_mask)
         self.settings = settings or PipelineSettings()
         self._progress_config: dict[str, Any] = {}
         self._check_compatible()
@@ -263,7 +270,7 @@ class EMOPipeline:
         *,
         audio_encoder: Any = None,
         scheduler: Any = "ddim",
-        face_mask: Any = "auto",
+        face_mask: Any = None,
         seed: int = 0,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
@@ -295,7 +302,7 @@ class EMOPipeline:
         *,
         preset: str = "sd15",
         scheduler: Any = "ddim",
-        face_mask: Any = "auto",
+        face_mask: Any = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         unet_config: Mapping[str, Any] | None = None,
