@@ -14,6 +14,7 @@ import importlib
 import inspect
 import json
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -30,6 +31,7 @@ __all__ = [
     "atomic_write_text",
     "class_path",
     "import_class",
+    "is_trusted_module",
     "load_config",
 ]
 
@@ -143,28 +145,59 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def import_class(path: str) -> type:
-    """Import the class named by a ``"module:QualName"`` string.
+def is_trusted_module(name: str) -> bool:
+    """Whether a class path's module may be resolved from a saved file.
+
+    emo's own modules, and modules this process has already imported (their code has
+    run by the user's choice; reading an attribute runs nothing new). Anything else
+    would be *imported*, i.e. run, because a file said so: a downloaded folder (or one
+    with a ``.py`` file next to it on ``sys.path``) could run any code.
+    """
+    return name == "emo" or name.startswith("emo.") or name in sys.modules
+
+
+def import_class(path: str, *, what: str = "a config") -> type:
+    """Resolve the class named by a ``"module:QualName"`` string read from a saved file.
+
+    Only emo's own modules are imported; another module must already be imported (see
+    :func:`is_trusted_module`). Registered plugins are found through the plugin
+    registry instead (:mod:`emo.pipelines.persistence`).
+
+    Parameters
+    ----------
+    path
+        ``"module:QualName"``.
+    what
+        Where the path was read, for messages.
 
     Raises
     ------
     ConfigError
-        If the module or attribute cannot be found.
+        If the path is malformed, names a module that is neither emo's nor imported,
+        or the module or attribute cannot be found, or it is not a class.
     """
     module_name, _, qualname = path.partition(":")
-    if not qualname:
-        raise ConfigError(f"class path {path!r} is not of the form 'module:QualName'")
+    if not qualname or not module_name:
+        raise ConfigError(f"class path {path!r} in {what} is not of the form 'module:QualName'")
+    if not is_trusted_module(module_name):
+        raise ConfigError(
+            f"{what} names the class {path!r}, which is neither an emo class nor a registered "
+            f"plugin; emo does not import module {module_name!r} because a saved file says so "
+            "(a shared folder must not run code). If you trust that package, import it "
+            "yourself first (or install it so that it registers its plugin), or build the "
+            "component yourself and pass it in"
+        )
     try:
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:
         raise ConfigError(
-            f"cannot import {path!r} named in a config ({exc}); install the package that "
+            f"cannot import {path!r} named in {what} ({exc}); install the package that "
             "provides it or edit '_class_name'"
         ) from exc
     if not isinstance(obj, type):
-        raise ConfigError(f"{path!r} named in a config is not a class")
+        raise ConfigError(f"{path!r} named in {what} is not a class")
     return obj
 
 

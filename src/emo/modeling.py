@@ -231,7 +231,7 @@ class ModelMixin(nn.Module, ConfigMixin):
         target = cls
         stamped = config.get("_class_name")
         if isinstance(stamped, str) and stamped != class_path(cls):
-            found = import_class(stamped)
+            found = import_class(stamped, what=f"{os.fspath(directory)!r} ({cls.config_name})")
             if not issubclass(found, cls):
                 raise ConfigError(
                     f"{os.fspath(directory)!r} holds a {stamped}, not a {class_path(cls)}"

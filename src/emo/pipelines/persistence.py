@@ -31,6 +31,7 @@ from emo._version import __version__
 from emo.configuration import atomic_write_text, class_path, import_class
 from emo.errors import ConfigError, PluginError
 from emo.io.claim import OutputClaim, make_temporary
+from emo.modeling import ModelMixin
 from emo.pipelines.settings import PipelineSettings
 from emo.plugins.base import PluginBase
 
@@ -116,7 +117,8 @@ def _save_claimed(pipe: EMOPipeline, target: Path, staging: Path) -> None:
         raise
 
 
-def _plugin_class(kind: str, entry: dict[str, Any]) -> Any:
+def _plugin_class(kind: str, entry: dict[str, Any], what: str) -> Any:
+    """The class of a saved plugin: by registry name, else a registered or imported class."""
     name = entry.get("plugin")
     if isinstance(name, str) and name:
         try:
@@ -124,15 +126,45 @@ def _plugin_class(kind: str, entry: dict[str, Any]) -> Any:
         except PluginError:
             if not entry.get("class"):
                 raise
-    return import_class(str(entry["class"]))
+    path = str(entry.get("class") or "")
+    for info in plugins.list_plugins(kind):  # registered under another name: still a plugin
+        if info.value == path:
+            return plugins.load(kind, info.name)
+    cls = import_class(path, what=what)
+    spec = plugins.KINDS[kind]
+    missing = [m for m in spec.methods if not _defines(cls, m)]
+    if missing:
+        raise ConfigError(
+            f"{what} names {path!r} as its {kind}, but that class lacks {', '.join(missing)} "
+            f"of the {kind} contract ({spec.protocol}); it is not built"
+        )
+    return cls
 
 
-def _load_plugin(kind: str, folder: Path, entry: dict[str, Any], override: Any) -> Any:
+def _defines(cls: type, method: str) -> bool:
+    return any(klass is not object and method in vars(klass) for klass in cls.__mro__)
+
+
+def _model_class(entry: dict[str, Any], what: str) -> type[ModelMixin]:
+    """The class of a saved network: an emo model (or an imported ModelMixin subclass)."""
+    path = str(entry.get("class") or "")
+    cls = import_class(path, what=what)
+    if not issubclass(cls, ModelMixin):
+        raise ConfigError(
+            f"{what} names {path!r}, which is not an emo model (a ModelMixin subclass); "
+            "it is not built"
+        )
+    return cls
+
+
+def _load_plugin(
+    kind: str, folder: Path, entry: dict[str, Any], override: Any, what: str = "a pipeline index"
+) -> Any:
     if override is not None and not isinstance(override, (str, type)):
         return plugins.create(kind, override)
     cls = plugins.load(kind, override) if isinstance(override, str) else override
     if cls is None:
-        cls = _plugin_class(kind, entry)
+        cls = _plugin_class(kind, entry, what)
         loader = getattr(cls, "from_pretrained", None)
         if callable(loader):
             return plugins.create(kind, loader(folder))
@@ -187,12 +219,19 @@ def load_pipeline(
             continue
         if name not in entries:
             raise ConfigError(f"{os.fspath(index_path)!r} lists no {name!r} component")
-        model_cls = import_class(str(entries[name]["class"]))
-        kwargs[name] = model_cls.from_pretrained(folder / name, device=device, dtype=dtype)  # type: ignore[attr-defined]
+        what = f"{os.fspath(index_path)!r} ({name})"
+        model_cls = _model_class(entries[name], what)
+        kwargs[name] = model_cls.from_pretrained(folder / name, device=device, dtype=dtype)
     for name, kind in PLUGIN_COMPONENTS.items():
         if name not in entries and overrides.get(name) is None:
             raise ConfigError(f"{os.fspath(index_path)!r} lists no {name!r} component")
-        kwargs[name] = _load_plugin(kind, folder / name, entries.get(name, {}), overrides.get(name))
+        kwargs[name] = _load_plugin(
+            kind,
+            folder / name,
+            entries.get(name, {}),
+            overrides.get(name),
+            f"{os.fspath(index_path)!r} ({name})",
+        )
     settings = overrides.get("settings")
     if settings is None:
         settings = PipelineSettings.from_dict(index.get("settings", {}))
