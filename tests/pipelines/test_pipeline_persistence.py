@@ -100,9 +100,23 @@ def test_loading_errors_are_clear(tmp_path: Path, tiny_pipe: EMOPipeline) -> Non
 
 
 def test_meta_device_load_reads_no_weights(tiny_pipe: EMOPipeline, tmp_path: Path) -> None:
+    from emo.errors import CheckpointError
+    from emo.pipelines.emo_pipeline import MODEL_COMPONENTS
+
     folder = tiny_pipe.save_pretrained(tmp_path / "pipe")
+    weights = sorted(folder.glob("*/model.safetensors"))
+    assert len(weights) == len(MODEL_COMPONENTS)
+    for path in weights:  # unreadable weights: any attempt to read them fails
+        path.write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError):
+        EMOPipeline.from_pretrained(folder)
     pipe = EMOPipeline.from_pretrained(folder, device="meta")
-    assert pipe.device.type == "meta"
+    for name in MODEL_COMPONENTS:
+        built, original = getattr(pipe, name), getattr(tiny_pipe, name)
+        assert built.config == original.config
+        shapes = {k: (tuple(v.shape), v.dtype) for k, v in built.state_dict().items()}
+        assert shapes == {k: (tuple(v.shape), v.dtype) for k, v in original.state_dict().items()}
+        assert all(t.is_meta for t in built.state_dict().values())  # no memory, no values
 
 
 def test_repr_names_components_plugins_and_settings(tiny_pipe: EMOPipeline) -> None:
