@@ -525,6 +525,10 @@ class WebMWriter(PyAVWriterBase):
         self._validate(settings)
         return settings
 
+    def container_options(self, settings: dict[str, Any]) -> dict[str, str]:
+        """``fflags=+bitexact``: no random segment and track UIDs, so the bytes are reproducible."""
+        return {"fflags": "+bitexact"}
+
     def video_options(self, settings: dict[str, Any]) -> tuple[int | None, dict[str, str]]:
         """Constant-quality VP9 (``b=0``, ``crf``), row multithreading, speed."""
         options = {
