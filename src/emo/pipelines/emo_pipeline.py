@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from emo import plugins
+from emo.denoiser import drop_rows
 from emo.errors import ConfigError, InputError
 from emo.pipelines.conditioning import (
     ClipAudioFeatures,
@@ -30,6 +31,7 @@ from emo.pipelines.settings import PipelineSettings
 from emo.schedulers.base import scheduler_step
 
 if TYPE_CHECKING:
+    from emo.denoiser import EMODenoiser
     from emo.models.audio_projection import AudioProjection
     from emo.models.backbone import Backbone
     from emo.models.face_locator import FaceLocator
@@ -196,6 +198,18 @@ class EMOPipeline:
         lines.append(f"  settings={self.settings},")
         lines.append(f"  device={self.device}, dtype={self.dtype},")
         return "\n".join([*lines, ")"])
+
+    @property
+    def denoiser(self) -> EMODenoiser:
+        """The conditioning wiring shared with training, over this pipeline's own networks.
+
+        See :class:`emo.denoiser.EMODenoiser` (it holds the same module objects, not copies).
+        """
+        from emo.denoiser import EMODenoiser
+
+        return EMODenoiser(
+            self.reference_net, self.backbone, self.face_locator, self.audio_projection
+        )
 
     @property
     def device(self) -> torch.device:
@@ -616,11 +630,14 @@ class EMOPipeline:
         use_ref_cfg = ref_cfg != 1.0
         branches = 3 if use_ref_cfg else (2 if audio_cfg != 1.0 else 1)
 
+        # Every condition goes through the denoiser the trainer uses: the unguided
+        # branches get exactly the inputs condition dropout gave the model in training.
+        denoiser = self.denoiser
         ref_latent = self._encode_image(portrait.image)
-        ref_features = self._reference_features(ref_latent, use_ref_cfg)
+        ref_features = self._reference_features(denoiser, ref_latent, use_ref_cfg)
         # The face region is the same in every frame: one FaceLocator pass on one frame
         # serves every frame of every clip (it is broadcast along time).
-        face = self.face_locator(portrait.mask.to(device, dtype)[None, :, None])  # (1, c, 1, h, w)
+        face = denoiser.face_features(portrait.mask.to(device, dtype)[None])  # (1, c, 1, h, w)
         motion = first_clip_motion_features(
             self.reference_net, ref_latent, ref_features, n_motion, self.settings.first_clip_motion
         )
@@ -632,26 +649,27 @@ class EMOPipeline:
             for clip_index in range(total_clips):
                 start = clip_index * clip_len
                 stop = min(num_frames, start + clip_len)
-                audio_tokens = self._audio_tokens(audio, start, stop, context, branches)
+                audio_tokens = self._audio_tokens(denoiser, audio, start, stop, context, branches)
                 clip_speed = None  # (1, f + 2m): shared by the guidance branches
                 if self.backbone.speed_encoder is not None:
                     m = int(self.backbone.config["speed_context_frames"])
                     clip_speed = clip_speed_window(speed, start, stop, m).to(device, dtype)
                 if motion_latents is not None:
-                    motion = self.reference_net.motion_features(motion_latents)
+                    motion = denoiser.motion_features(motion_latents)
 
                 sample = self._initial_noise(latents, start, stop, ref_latent, generator)
                 self.scheduler.set_timesteps(steps, device=device)
                 sample = sample * float(self.scheduler.init_noise_sigma)
                 watch.reset()
                 for step_index, t in enumerate(self.scheduler.timesteps):
-                    model_in = self.scheduler.scale_model_input(sample, t) + face
-                    noise_pred = self.backbone(
+                    model_in = self.scheduler.scale_model_input(sample, t)
+                    noise_pred = denoiser.denoise(
                         model_in.expand(branches, -1, -1, -1, -1),
                         torch.as_tensor(t, device=device).reshape(1).expand(branches),
-                        reference_features=ref_features,
+                        face=face,
+                        reference=ref_features,
                         audio_tokens=audio_tokens,
-                        motion_features=motion,
+                        motion=motion,
                         speed=clip_speed,
                         speed_fps=fps,
                     )
@@ -675,32 +693,44 @@ class EMOPipeline:
         finally:
             progress.close()
 
-    def _reference_features(self, ref_latent: torch.Tensor, use_ref_cfg: bool) -> Any:
+    @staticmethod
+    def _reference_features(
+        denoiser: EMODenoiser, ref_latent: torch.Tensor, use_ref_cfg: bool
+    ) -> Any:
         """ReferenceNet features of the portrait, computed once per generation.
 
         Batch 1 (shared by every guidance branch without a copy), or with reference
-        guidance the rows ``[portrait, portrait, zero latent]`` for the branches
-        ``[full, reference only, neither]``.
+        guidance the rows ``[portrait, portrait, dropped]`` for the branches
+        ``[full, reference only, neither]`` ("dropped": what training's reference
+        dropout gives, see :class:`~emo.denoiser.EMODenoiser`).
         """
-        inputs = (
-            torch.cat([ref_latent, torch.zeros_like(ref_latent)]) if use_ref_cfg else ref_latent
-        )
-        timestep = torch.zeros(inputs.shape[0], device=inputs.device, dtype=torch.long)
-        features = self.reference_net(inputs, timestep)
         if not use_ref_cfg:
-            return features
-        index = torch.tensor([0, 0, 1], device=inputs.device)
+            return denoiser.reference_features(ref_latent)
+        drop = torch.tensor([False, True], device=ref_latent.device)
+        features = denoiser.reference_features(ref_latent.expand(2, -1, -1, -1), drop)
+        index = torch.tensor([0, 0, 1], device=ref_latent.device)
         return map_features(features, lambda t: t.index_select(0, index))
 
     def _audio_tokens(
-        self, audio: ClipAudioFeatures, start: int, stop: int, context: int, branches: int
+        self,
+        denoiser: EMODenoiser,
+        audio: ClipAudioFeatures,
+        start: int,
+        stop: int,
+        context: int,
+        branches: int,
     ) -> torch.Tensor:
-        """Audio tokens ``(branches, f, t, d)`` of frames ``start .. stop - 1``; zeros for unguided branches."""
+        """Audio tokens ``(branches, f, t, d)`` of frames ``start .. stop - 1``.
+
+        The branches ``[full, reference only, neither]``: all but the first have their
+        audio dropped (all-zero tokens, as training's audio dropout gives).
+        """
         window = audio.window(start, stop, context).to(self.device, self.dtype)
-        tokens: torch.Tensor = self.audio_projection(window[None], padded=True)  # (1, f, t, d)
+        tokens = denoiser.audio_tokens(window[None])  # (1, f, t, d), computed once
         if branches == 1:
             return tokens
-        return torch.cat([tokens, torch.zeros_like(tokens).expand(branches - 1, -1, -1, -1)])
+        drop = torch.arange(branches, device=tokens.device) > 0
+        return drop_rows(tokens.expand(branches, -1, -1, -1), drop)
 
     def _initial_noise(
         self,

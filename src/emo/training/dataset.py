@@ -47,6 +47,8 @@ class SampleSpec:
         Audio context frames ``m`` on each side (``None``: no audio, stage 1).
     with_speed
         Include head speed (stage 3).
+    speed_context
+        Speed frames ``m`` on each side of the target frames (the speed layers' window).
     min_reference_distance
         Fewest frames between the reference and the target frames (when the clip allows).
     zero_motion_probability
@@ -57,6 +59,7 @@ class SampleSpec:
     motion_frames: int = 0
     audio_context: int | None = None
     with_speed: bool = False
+    speed_context: int = 0
     min_reference_distance: int = 1
     zero_motion_probability: float = 0.0
 
@@ -136,8 +139,8 @@ class ClipDataset:
             ``"target"`` ``(c, f, h, w)``: uint8 frames ``(3, f, H, W)`` or float latents;
             ``"reference"`` ``(c, h, w)``; ``"motion"`` ``(c, n, h, w)`` (stages 2-3);
             ``"mask"`` float ``(1, H, W)``: union of the target frames' face boxes;
-            ``"audio"`` ``(f + 2m, layers, dim)`` (stages 2-3); ``"speed"`` ``(f,)``
-            (stage 3); ``"zero_motion"`` bool ``()``.
+            ``"audio"`` ``(f + 2m, layers, dim)`` (stages 2-3); ``"speed"`` ``(f + 2m,)``
+            (stage 3, with ``m = speed_context`` real neighbours, edges repeated); ``"zero_motion"`` bool ``()``.
         """
         from safetensors import safe_open
 
@@ -168,7 +171,9 @@ class ClipDataset:
                 feats = f.get_slice("audio_features")[max(0, first - m) : min(count, stop + m)]
                 out["audio"] = feats[positions - max(0, first - m)].float()
             if spec.with_speed:
-                out["speed"] = f.get_slice("speed")[first:stop].float()
+                m = spec.speed_context
+                positions = torch.arange(first - m, stop + m).clamp(0, count - 1)
+                out["speed"] = f.get_tensor("speed")[positions].float()
         out["mask"] = self._mask(boxes)
         out["zero_motion"] = torch.tensor(zero_motion)
         return out
