@@ -156,6 +156,7 @@ class Trainer:
             motion_frames=motion,
             audio_context=denoiser.audio_context,
             with_speed=cfg.stage == 3,
+            speed_context=int(pipe.backbone.config.get("speed_context_frames", 0) or 0),
             min_reference_distance=cfg.data.min_reference_distance,
             zero_motion_probability=cfg.data.zero_motion_probability,
         )
