@@ -120,8 +120,8 @@ class PNGFramesWriter(VideoWriterBase):
             ) from None
         if first == second or "/" in first or os.sep in first:
             raise InputError(f"frames pattern {pattern!r} must give a distinct file name per frame")
-        if not 0 <= int(level) <= 9:
-            raise InputError(f"compression_level must be in [0, 9], got {level!r}")
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 9:
+            raise InputError(f"compression_level must be an integer in [0, 9], got {level!r}")
         if not str(audio_name) or "/" in str(audio_name):
             raise InputError(f"audio_name must be a plain file name, got {audio_name!r}")
 

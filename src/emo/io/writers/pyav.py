@@ -23,7 +23,14 @@ from emo.errors import EMOWarning, InputError, VideoError
 from emo.io.audio_stream import AudioReader, AudioStream, ResampledAudioStream
 from emo.io.writers.base import FileSession, VideoWriterBase, WrittenVideo
 
-__all__ = ["GIFWriter", "MP4Writer", "PyAVWriterBase", "WebMWriter", "check_codec"]
+__all__ = [
+    "GIFWriter",
+    "MP4Writer",
+    "PyAVWriterBase",
+    "WebMWriter",
+    "check_codec",
+    "check_int_option",
+]
 
 
 def _av() -> Any:
@@ -43,6 +50,15 @@ def check_codec(name: str, what: str) -> None:
             "install a PyAV wheel built with it (`pip install --force-reinstall av`) or pick "
             "another writer (mp4, webm, gif, frames)"
         ) from None
+
+
+def check_int_option(label: str, value: Any, low: int, high: int) -> None:
+    """Raise :class:`~emo.errors.InputError` unless ``value`` is an int in ``[low, high]``.
+
+    A bool is refused: ``True`` is an ``int`` to Python, never a bit rate or a loop count.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{label} must be an integer in [{low}, {high}], got {value!r}")
 
 
 class _AudioTrack:
@@ -416,7 +432,13 @@ class MP4Writer(PyAVWriterBase):
         faststart: bool = True,
     ) -> None:
         self._validate(
-            {"crf": crf, "preset": preset, "pix_fmt": pix_fmt, "odd_size": odd_size},
+            {
+                "crf": crf,
+                "preset": preset,
+                "pix_fmt": pix_fmt,
+                "odd_size": odd_size,
+                "audio_bitrate": audio_bitrate,
+            },
         )
 
     @staticmethod
@@ -424,6 +446,7 @@ class MP4Writer(PyAVWriterBase):
         crf = settings["crf"]
         if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
             raise InputError(f"mp4 crf must be an integer in [0, 51], got {crf!r}")
+        check_int_option("mp4 audio_bitrate", settings["audio_bitrate"], 0, 10_000_000)
         if settings["pix_fmt"] not in ("yuv420p", "yuv444p", "rgb24"):
             raise InputError(
                 f"mp4 pix_fmt must be 'yuv420p', 'yuv444p' or 'rgb24', got {settings['pix_fmt']!r}"
@@ -503,7 +526,15 @@ class WebMWriter(PyAVWriterBase):
         audio_bitrate: int = 96_000,
         odd_size: str = "pad",
     ) -> None:
-        self._validate({"crf": crf, "pix_fmt": pix_fmt, "cpu_used": cpu_used, "odd_size": odd_size})
+        self._validate(
+            {
+                "crf": crf,
+                "pix_fmt": pix_fmt,
+                "cpu_used": cpu_used,
+                "odd_size": odd_size,
+                "audio_bitrate": audio_bitrate,
+            }
+        )
 
     @staticmethod
     def _validate(settings: dict[str, Any]) -> None:
@@ -514,8 +545,8 @@ class WebMWriter(PyAVWriterBase):
             raise InputError(
                 f"webm pix_fmt must be 'yuv420p' or 'yuv444p', got {settings['pix_fmt']!r}"
             )
-        if not 0 <= int(settings["cpu_used"]) <= 8:
-            raise InputError(f"webm cpu_used must be in [0, 8], got {settings['cpu_used']!r}")
+        check_int_option("webm cpu_used", settings["cpu_used"], 0, 8)
+        check_int_option("webm audio_bitrate", settings["audio_bitrate"], 0, 10_000_000)
         if settings["odd_size"] not in ("pad", "error"):
             raise InputError(f"odd_size must be 'pad' or 'error', got {settings['odd_size']!r}")
 
@@ -584,8 +615,7 @@ class GIFWriter(PyAVWriterBase):
 
     @staticmethod
     def _validate(settings: dict[str, Any]) -> None:
-        if int(settings["loop"]) < -1:
-            raise InputError(f"gif loop must be >= -1, got {settings['loop']!r}")
+        check_int_option("gif loop", settings["loop"], -1, 65535)
         if settings["palette"] not in ("per_frame", "fixed"):
             raise InputError(
                 f"gif palette must be 'per_frame' or 'fixed', got {settings['palette']!r}"
