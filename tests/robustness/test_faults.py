@@ -461,7 +461,9 @@ def test_concurrent_generations_one_wins_the_other_fails(
     first = start(emo_command(inputs, out, "--steps", "12"))
     lines = wait_for_line(first, "RANDOM weights")
     deadline = time.monotonic() + 60
-    while not (tmp_path / ".out.mp4.emo-lock").exists():
+    # The temporary appears only once the claim's lock is held (the lock file alone
+    # exists for a moment before its lock is taken).
+    while not list(tmp_path.glob(".out.mp4.emo-*.part")):
         assert time.monotonic() < deadline and first.poll() is None, lines
         time.sleep(0.05)
     # The second writer of the same path, in this process, while the first holds it.
