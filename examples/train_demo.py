@@ -107,8 +107,17 @@ class Record:
     def done(self, phase: str) -> bool:
         return phase in self.data["phases"]
 
+    def start(self, phase: str) -> float:
+        """The wall-clock time the phase first started (kept across resumed runs)."""
+        began = float(self.data.setdefault("started", {}).setdefault(phase, time.time()))
+        self._write()
+        return began
+
     def save(self, phase: str, **values: Any) -> None:
         self.data["phases"][phase] = values
+        self._write()
+
+    def _write(self) -> None:
         tmp = self.path.with_suffix(".json.partial")
         tmp.write_text(json.dumps(self.data, indent=2) + "\n")
         os.replace(tmp, self.path)
@@ -235,13 +244,15 @@ def run(args: argparse.Namespace) -> Path:
     recipe = dict(RECIPE)
     if args.quick:
         recipe.update(clips=8, vae_steps=60, stage_steps=[10, 10, 10], seconds=3.0)
+    if args.stage_steps:
+        recipe["stage_steps"] = [int(n) for n in args.stage_steps.split(",")]
     if args.steps_scale != 1.0:
         recipe["vae_steps"] = max(1, round(recipe["vae_steps"] * args.steps_scale))
         recipe["stage_steps"] = [max(1, round(n * args.steps_scale)) for n in recipe["stage_steps"]]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = Record(out / "record.json")
-    record.data.setdefault("recipe", recipe)
+    record.data["recipe"] = recipe
     record.data.setdefault("machine", _machine())
 
     def phase(name: str) -> bool:
@@ -312,12 +323,13 @@ def run(args: argparse.Namespace) -> Path:
             config = stage_config(stage, data, stage_dir, previous, recipe, args.device)
             stage_dir.mkdir(parents=True, exist_ok=True)
             (stage_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-            began = time.perf_counter()
+            # Wall time from the stage's first start: a resumed stage counts its earlier run.
+            began = record.start(name)
             result = train(load_config(config))
             record.save(
                 name,
                 steps=result.step,
-                seconds=round(time.perf_counter() - began, 1),
+                seconds=round(time.time() - began, 1),
                 final_loss=result.losses[-1][1] if result.losses else None,
                 trained_parameters=len(result.trained_parameters),
                 resumed_from=os.fspath(result.resumed_from) if result.resumed_from else None,
@@ -361,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/demo", help="run folder (resumed when it exists)")
     parser.add_argument("--quick", action="store_true", help="tiny data and steps: a smoke run")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--stage-steps",
+        default=None,
+        help="steps of stages 1,2,3 (e.g. 200,450,50); a stage cut short resumes and ends there",
+    )
     parser.add_argument(
         "--steps-scale", type=float, default=1.0, help="multiply every step count (e.g. 4 on a GPU)"
     )
