@@ -32,6 +32,21 @@ def _no_installed_plugins() -> Iterator[None]:
     emo.plugins.refresh()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _random_default_model() -> Iterator[None]:
+    """``emo generate`` without ``--model`` uses the tiny random preset in tests (fast plumbing).
+
+    The bundled demo model has its own tests, which name it or clear the variable.
+    """
+    saved = os.environ.get("EMO_DEFAULT_MODEL")
+    os.environ["EMO_DEFAULT_MODEL"] = "none"
+    yield
+    if saved is None:
+        os.environ.pop("EMO_DEFAULT_MODEL", None)
+    else:
+        os.environ["EMO_DEFAULT_MODEL"] = saved
+
+
 @pytest.fixture
 def third_party_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Put the fixture plugin distributions (real dist-info metadata) on ``sys.path``."""

@@ -79,8 +79,8 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 def run_generate(args: argparse.Namespace) -> int:
     """Run ``emo generate`` with parsed arguments; returns the exit code.
 
-    Without ``--model`` the bundled demonstration model (:data:`emo.pretrained.DEFAULT_MODEL`)
-    is used; if it is not installed, the ``tiny`` preset with random weights (noise).
+    Without ``--model`` :func:`emo.pretrained.default_model` is used (the bundled demonstration
+    model, or ``$EMO_DEFAULT_MODEL``); when there is none, the ``tiny`` preset with random weights.
 
     Raises
     ------
@@ -124,22 +124,26 @@ def _run_generate(args: argparse.Namespace) -> int:
         overrides["face_mask"] = BoxMask(box=_parse_box(args.box))
     elif args.face_mask:
         overrides["face_mask"] = args.face_mask
-    from emo.pretrained import DEFAULT_MODEL, bundled_models
+    from emo.pretrained import DEFAULT_MODEL, default_model
 
-    model = args.model or (DEFAULT_MODEL if DEFAULT_MODEL in bundled_models() else None)
+    model = args.model or default_model()
     if model:
         if not args.model and not args.quiet:
             print(
-                f"emo: no --model given: using the bundled {DEFAULT_MODEL!r} model, a small "
-                "demonstration model for synthetic cartoon-like faces (64x64), not photographs",
+                f"emo: no --model given: using {model!r}"
+                + (
+                    ", the bundled demonstration model for synthetic cartoon-like faces "
+                    "(64x64), not photographs"
+                    if model == DEFAULT_MODEL
+                    else ""
+                ),
                 file=sys.stderr,
             )
         pipe = EMOPipeline.from_pretrained(model, device=device, dtype=dtype, **overrides)
     else:
         print(
-            f"emo: no --model given and the bundled {DEFAULT_MODEL!r} model is not installed: "
-            "using the 'tiny' preset with RANDOM weights (the video will show noise, not a "
-            "talking face)",
+            "emo: no --model given and no default model: using the 'tiny' preset with RANDOM "
+            "weights (the video will show noise, not a talking face)",
             file=sys.stderr,
         )
         pipe = EMOPipeline.from_preset(

@@ -79,3 +79,48 @@ def test_the_demo_model_gives_the_same_video_for_the_same_seed(demo_pipe: EMOPip
     ]
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])
+
+
+def test_emo_generate_without_model_uses_the_bundled_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emo.cli import main
+
+    monkeypatch.delenv("EMO_DEFAULT_MODEL")
+    out = tmp_path / "demo.mp4"
+    speech = tmp_path / "speech.wav"
+    audio, rate = sf.read(str(EXAMPLES / "demo_speech.wav"), dtype="float32")
+    sf.write(str(speech), audio[: rate // 2], rate)
+    code = main(
+        [
+            "generate",
+            str(EXAMPLES / "demo_portrait.png"),
+            str(speech),
+            "-o",
+            str(out),
+            "--steps",
+            "1",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 0 and out.is_file()
+    assert "using 'emo-demo', the bundled demonstration model" in err
+    assert "RANDOM" not in err
+    monkeypatch.setenv("EMO_DEFAULT_MODEL", "none")
+    assert (
+        main(
+            [
+                "generate",
+                str(EXAMPLES / "demo_portrait.png"),
+                str(speech),
+                "-o",
+                str(tmp_path / "random.mp4"),
+                "--steps",
+                "1",
+                "--size",
+                "32",
+            ]
+        )
+        == 0
+    )
+    assert "RANDOM weights" in capsys.readouterr().err

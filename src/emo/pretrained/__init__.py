@@ -18,10 +18,20 @@ from pathlib import Path
 
 from emo.errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "bundled_model_path", "bundled_models", "resolve_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_MODEL_ENV",
+    "bundled_model_path",
+    "bundled_models",
+    "default_model",
+    "resolve_model",
+]
 
 #: The model ``emo generate`` uses when no ``--model`` is given.
 DEFAULT_MODEL = "emo-demo"
+#: Environment variable that replaces :data:`DEFAULT_MODEL` (a name or folder; ``none``:
+#: the ``tiny`` preset with random weights, as emo's own plumbing tests use).
+DEFAULT_MODEL_ENV = "EMO_DEFAULT_MODEL"
 
 _HERE = Path(__file__).resolve().parent
 _INDEX = "model_index.json"
@@ -46,6 +56,18 @@ def bundled_model_path(name: str) -> Path:
             f"no bundled model called {name!r}; bundled models: {bundled_models() or 'none'}"
         )
     return folder
+
+
+def default_model() -> str | None:
+    """The model ``emo generate`` loads without ``--model``; ``None``: random ``tiny`` weights.
+
+    :data:`DEFAULT_MODEL_ENV` wins when set (``none`` or empty: ``None``); otherwise
+    :data:`DEFAULT_MODEL` when it is installed, else ``None``.
+    """
+    chosen = os.environ.get(DEFAULT_MODEL_ENV)
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "none") else chosen
+    return DEFAULT_MODEL if DEFAULT_MODEL in bundled_models() else None
 
 
 def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
