@@ -6,8 +6,7 @@ and each module is loaded only when used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from emo._lazy import lazy_getattr
 
 __all__ = [
     "Backbone",
@@ -43,13 +42,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'emo.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -5,8 +5,9 @@ The heavy modules load on first use, so ``import emo.pipelines`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from emo._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from emo.pipelines.emo_pipeline import EMOPipeline, EMOPipelineOutput
@@ -21,8 +22,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'emo.pipelines' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -11,8 +11,7 @@ Names are imported lazily: ``import emo.training`` loads no torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from emo._lazy import lazy_getattr
 
 __all__ = [
     "PrepareSettings",
@@ -37,13 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'emo.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:
