@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from emo.errors import InputError
+from emo.configuration import parse_key_values
 
 __all__ = ["add_arguments", "parse_overrides", "register", "run_train"]
 
@@ -41,16 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``["training.max_steps=10"]`` -> ``{"training.max_steps": 10}`` (values read as JSON)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(f"--set {item!r} must look like KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
+    return parse_key_values(items, "--set")
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -17,12 +17,12 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from emo._version import __version__
-from emo.errors import ConfigArgumentError, ConfigError, EMOWarning
+from emo.errors import ConfigArgumentError, ConfigError, EMOWarning, InputError
 
 __all__ = [
     "CONFIG_NAME",
@@ -374,3 +374,30 @@ class ConfigMixin:
                 "(not an existing file)"
             ) from exc
         return path
+
+
+def parse_key_values(items: Sequence[str], what: str) -> dict[str, Any]:
+    """Parse command-line ``KEY=VALUE`` items; values are read as JSON, else kept as strings.
+
+    Parameters
+    ----------
+    items
+        E.g. ``["training.max_steps=10", "name=run"]``.
+    what
+        How the items were given (``"--set"``, ``"option"``), for the error message.
+
+    Raises
+    ------
+    InputError
+        If an item has no ``=`` or an empty key.
+    """
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"{what} {item!r} must look like KEY=VALUE")
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    return parsed

@@ -198,6 +198,25 @@ _TINY_UNET: dict[str, Any] = {
     "norm_eps": 1e-5,
 }
 
+# The EMO layers and the audio projection of the small presets (`tiny`, `demo`).
+_TINY_BACKBONE: dict[str, Any] = {
+    "audio_cross_attention_dim": 32,
+    "use_motion_modules": True,
+    "temporal_in_mid_block": True,
+    "motion_num_attention_heads": 4,
+    "motion_max_positions": 32,
+    "speed_embed_dim": 32,
+}
+
+_TINY_AUDIO_PROJECTION: dict[str, Any] = {
+    "feature_dim": 80,
+    "num_layers": 1,
+    "context_frames": 2,
+    "num_tokens": 4,
+    "hidden_dim": 64,
+    "output_dim": 32,
+}
+
 #: The shipped presets by name.
 PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
     {
@@ -241,14 +260,7 @@ PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
         "demo": _make(
             "demo",
             _TINY_UNET,
-            {
-                "audio_cross_attention_dim": 32,
-                "use_motion_modules": True,
-                "temporal_in_mid_block": True,
-                "motion_num_attention_heads": 4,
-                "motion_max_positions": 32,
-                "speed_embed_dim": 32,
-            },
+            _TINY_BACKBONE,
             {
                 "in_channels": 3,
                 "out_channels": 3,
@@ -263,14 +275,7 @@ PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
                 "mid_block_add_attention": False,
             },
             {"in_channels": 1, "out_channels": 4, "block_out_channels": (8, 16, 16)},
-            {
-                "feature_dim": 80,
-                "num_layers": 1,
-                "context_frames": 2,
-                "num_tokens": 4,
-                "hidden_dim": 64,
-                "output_dim": 32,
-            },
+            _TINY_AUDIO_PROJECTION,
             resolution=64,
             num_frames=8,
             num_motion_frames=2,
@@ -279,14 +284,7 @@ PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
         "tiny": _make(
             "tiny",
             _TINY_UNET,
-            {
-                "audio_cross_attention_dim": 32,
-                "use_motion_modules": True,
-                "temporal_in_mid_block": True,
-                "motion_num_attention_heads": 4,
-                "motion_max_positions": 32,
-                "speed_embed_dim": 32,
-            },
+            _TINY_BACKBONE,
             {
                 "in_channels": 3,
                 "out_channels": 3,
@@ -300,14 +298,7 @@ PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
                 "scaling_factor": 0.18215,
             },
             {"in_channels": 1, "out_channels": 4, "block_out_channels": (8, 16, 16, 16)},
-            {
-                "feature_dim": 80,
-                "num_layers": 1,
-                "context_frames": 2,
-                "num_tokens": 4,
-                "hidden_dim": 64,
-                "output_dim": 32,
-            },
+            _TINY_AUDIO_PROJECTION,
             resolution=128,
             num_frames=8,
             num_motion_frames=2,

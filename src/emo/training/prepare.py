@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from emo.configuration import atomic_write_text
+from emo.configuration import atomic_write_text, parse_key_values
 from emo.errors import ConfigError, EMOError, FaceNotFoundError, InputError
 from emo.training.data_format import (
     FORMAT_NAME,
@@ -628,13 +628,4 @@ def _consume(results: Iterable[dict[str, Any]], bar: Any) -> None:
 
 def parse_encoder_options(options: Sequence[str]) -> dict[str, Any]:
     """``["model_path=/x", "layers=[1,2]"]`` -> keyword arguments (JSON values, else strings)."""
-    parsed: dict[str, Any] = {}
-    for option in options:
-        key, sep, value = option.partition("=")
-        if not sep or not key:
-            raise InputError(f"option {option!r} must look like KEY=VALUE")
-        try:
-            parsed[key] = json.loads(value)
-        except ValueError:
-            parsed[key] = value
-    return parsed
+    return parse_key_values(options, "option")
