@@ -31,6 +31,7 @@ __all__ = [
     "atomic_write_text",
     "class_path",
     "import_class",
+    "init_arguments",
     "is_trusted_module",
     "load_config",
 ]
@@ -138,6 +139,17 @@ class FrozenConfig(Mapping[str, Any]):
     def public(self) -> dict[str, Any]:
         """Return the items that are ``__init__`` arguments (no ``_``-prefixed stamps)."""
         return {k: v for k, v in self.to_dict().items() if not k.startswith("_")}
+
+
+def init_arguments(cls: type) -> frozenset[str]:
+    """Names of the keyword arguments of ``cls.__init__`` (its config keys), ``self`` excluded."""
+    parameters = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    return frozenset(
+        name
+        for name, p in parameters.items()
+        if name != "self"
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    )
 
 
 def class_path(cls: type) -> str:
@@ -333,12 +345,7 @@ class ConfigMixin:
             )
         parameters = inspect.signature(cls.__init__).parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-        accepted = {
-            n
-            for n, p in parameters.items()
-            if n != "self"
-            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        }
+        accepted = init_arguments(cls)
         bad = sorted(k for k in overrides if k not in accepted and not takes_any)
         if bad:
             raise ConfigError(

@@ -10,7 +10,7 @@ from einops import rearrange
 from torch import nn
 
 from emo.errors import CheckpointError
-from emo.models.convert_animatediff import (
+from emo.loaders.animatediff import (
     convert_motion_module_state_dict,
     detect_motion_module_layout,
     load_motion_module_weights,

@@ -13,8 +13,8 @@ import diffusers
 import pytest
 import torch
 
+from emo.loaders.diffusers_unet import build_from_unet_source, unet_config_from_diffusers
 from emo.models import Backbone, ReferenceNet
-from emo.models.convert_sd import build_from_unet_source, unet_config_from_diffusers
 
 UNETS: dict[str, dict[str, Any]] = {
     "conv-1layer": {

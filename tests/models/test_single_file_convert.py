@@ -12,7 +12,7 @@ from diffusers.loaders import single_file_utils
 from safetensors.torch import save_file
 
 from emo.errors import CheckpointError
-from emo.models.convert_single_file import (
+from emo.loaders.single_file import (
     SD15_VAE_CONFIG,
     convert_ldm_unet_state_dict,
     convert_ldm_vae_state_dict,
@@ -173,9 +173,24 @@ def test_full_sd15_layout_on_meta() -> None:
 
 
 def test_sd15_unet_config_matches_the_preset() -> None:
-    from emo.models import convert_single_file
+    # One SD 1.5 config serves the importer, the preset and the constructor defaults.
+    import inspect
 
-    assert sd15_unet_config() == convert_single_file._SD15_UNET_CONFIG
+    from emo.models.presets import get_preset
+    from emo.models.unet_2d import UNet2D
+
+    def as_lists(config: Any) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in config.items()}
+
+    config = sd15_unet_config()
+    assert config["block_out_channels"] == [320, 640, 1280, 1280]
+    assert config == as_lists(get_preset("sd15").unet)
+    defaults = inspect.signature(UNet2D.__init__).parameters
+    assert config == as_lists({k: defaults[k].default for k in config})
+    vae_defaults = inspect.signature(AutoencoderKL.__init__).parameters
+    vae_config = as_lists(get_preset("sd15").vae)
+    assert vae_config["scaling_factor"] == 0.18215
+    assert vae_config == as_lists({k: vae_defaults[k].default for k in vae_config})
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])

@@ -8,7 +8,7 @@ from einops import rearrange
 from torch import nn
 
 from emo.errors import ConfigError, InputError
-from emo.models.convert_animatediff import convert_motion_module_state_dict
+from emo.loaders.animatediff import convert_motion_module_state_dict
 from emo.models.temporal import TemporalModule, sinusoidal_positions
 
 C, HEADS, GROUPS = 32, 4, 8

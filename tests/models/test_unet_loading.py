@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from emo.errors import CheckpointError, ConfigError
-from emo.models import Backbone, ReferenceNet, UNet2D
-from emo.models.convert_sd import (
+from emo.loaders.diffusers_unet import (
     find_unet_files,
     is_new_branch_key,
     load_pretrained_unet,
     load_sd15_unet_state_dict,
 )
+from emo.models import Backbone, ReferenceNet, UNet2D
 
 CONFIG: dict[str, Any] = {
     "sample_size": 8,

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from emo.errors import ConfigError, InputError
+from emo.loaders.diffusers_unet import unet_config_from_diffusers
 from emo.models import UNet2D
-from emo.models.convert_sd import unet_config_from_diffusers
 
 
 @pytest.fixture(autouse=True, scope="module")

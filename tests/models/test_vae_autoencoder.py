@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from emo.errors import CheckpointError, ConfigError, EMOWarning, InputError
-from emo.models.vae import AutoencoderKL, DiagonalGaussian, convert_diffusers_vae_state_dict
+from emo.loaders.diffusers_vae import convert_diffusers_vae_state_dict
+from emo.models.vae import AutoencoderKL, DiagonalGaussian
 
 TINY = {
     "block_out_channels": (32, 64),

@@ -179,7 +179,7 @@ def test_full_sd15_on_the_meta_device_allocates_nothing(
 
 
 def test_from_a_single_file_checkpoint(parts: dict[str, Path], tmp_path: Path) -> None:
-    from emo.models.convert_single_file import to_ldm_unet_state_dict, to_ldm_vae_state_dict
+    from emo.loaders.single_file import to_ldm_unet_state_dict, to_ldm_vae_state_dict
 
     unet = UNet2DConditionModel.from_pretrained(parts["sd"] / "unet")
     vae = DiffusersVAE.from_pretrained(parts["sd"] / "vae")

@@ -37,6 +37,7 @@ from emo.modeling import LoadReport
 from emo.models._checks import check_input_tensor
 from emo.models.blocks import BlockContext
 from emo.models.reference_net import MotionFeatures, ReferenceFeatures, UNetSource
+from emo.models.sd15 import SD15_UNET_CONFIG
 from emo.models.unet_2d import TimestepLike, UNetBase
 
 __all__ = ["Backbone"]
@@ -118,28 +119,18 @@ class Backbone(UNetBase):
 
     def __init__(
         self,
-        sample_size: int = 64,
-        in_channels: int = 4,
-        out_channels: int = 4,
-        down_block_types: Sequence[str] = (
-            "CrossAttnDownBlock2D",
-            "CrossAttnDownBlock2D",
-            "CrossAttnDownBlock2D",
-            "DownBlock2D",
-        ),
-        up_block_types: Sequence[str] = (
-            "UpBlock2D",
-            "CrossAttnUpBlock2D",
-            "CrossAttnUpBlock2D",
-            "CrossAttnUpBlock2D",
-        ),
-        block_out_channels: Sequence[int] = (320, 640, 1280, 1280),
-        layers_per_block: int | Sequence[int] = 2,
-        attention_head_dim: int | Sequence[int] = 8,
-        cross_attention_dim: int = 768,
-        use_linear_projection: bool = False,
-        norm_num_groups: int = 32,
-        norm_eps: float = 1e-5,
+        sample_size: int = SD15_UNET_CONFIG["sample_size"],
+        in_channels: int = SD15_UNET_CONFIG["in_channels"],
+        out_channels: int = SD15_UNET_CONFIG["out_channels"],
+        down_block_types: Sequence[str] = SD15_UNET_CONFIG["down_block_types"],
+        up_block_types: Sequence[str] = SD15_UNET_CONFIG["up_block_types"],
+        block_out_channels: Sequence[int] = SD15_UNET_CONFIG["block_out_channels"],
+        layers_per_block: int | Sequence[int] = SD15_UNET_CONFIG["layers_per_block"],
+        attention_head_dim: int | Sequence[int] = SD15_UNET_CONFIG["attention_head_dim"],
+        cross_attention_dim: int = SD15_UNET_CONFIG["cross_attention_dim"],
+        use_linear_projection: bool = SD15_UNET_CONFIG["use_linear_projection"],
+        norm_num_groups: int = SD15_UNET_CONFIG["norm_num_groups"],
+        norm_eps: float = SD15_UNET_CONFIG["norm_eps"],
         flip_sin_to_cos: bool = True,
         freq_shift: float = 0,
         dropout: float = 0.0,
@@ -246,7 +237,7 @@ class Backbone(UNetBase):
         **backbone_kwargs
             Backbone config values (new-branch settings, or replacements).
         """
-        from emo.models.convert_sd import build_from_unet_source
+        from emo.loaders.diffusers_unet import build_from_unet_source
 
         model, _ = build_from_unet_source(cls, source, strict=strict, **backbone_kwargs)
         return model
@@ -256,10 +247,10 @@ class Backbone(UNetBase):
     ) -> LoadReport:
         """Load AnimateDiff motion-module weights into the temporal modules.
 
-        Delegates to :func:`emo.models.convert_animatediff.load_motion_module_weights`
+        Delegates to :func:`emo.loaders.animatediff.load_motion_module_weights`
         (original or diffusers layout, file or state dict).
         """
-        from emo.models.convert_animatediff import load_motion_module_weights
+        from emo.loaders.animatediff import load_motion_module_weights
 
         return load_motion_module_weights(self, source, strict=strict)
 

@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from emo.errors import ConfigError
+from emo.models.sd15 import SD15_UNET_CONFIG, SD15_VAE_CONFIG
 
 if TYPE_CHECKING:
     from emo.models.audio_projection import AudioProjection
@@ -158,31 +159,6 @@ def _make(
     )
 
 
-_SD15_UNET: dict[str, Any] = {
-    "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
-    "down_block_types": (
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "DownBlock2D",
-    ),
-    "up_block_types": (
-        "UpBlock2D",
-        "CrossAttnUpBlock2D",
-        "CrossAttnUpBlock2D",
-        "CrossAttnUpBlock2D",
-    ),
-    "block_out_channels": (320, 640, 1280, 1280),
-    "layers_per_block": 2,
-    "attention_head_dim": 8,
-    "cross_attention_dim": 768,
-    "use_linear_projection": False,
-    "norm_num_groups": 32,
-    "norm_eps": 1e-5,
-}
-
 _TINY_UNET: dict[str, Any] = {
     "sample_size": 16,
     "in_channels": 4,
@@ -222,7 +198,7 @@ PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
     {
         "sd15": _make(
             "sd15",
-            _SD15_UNET,
+            dict(SD15_UNET_CONFIG),
             {
                 "audio_cross_attention_dim": 768,
                 "use_motion_modules": True,
@@ -231,18 +207,7 @@ PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
                 "motion_max_positions": 32,
                 "speed_embed_dim": 320,
             },
-            {
-                "in_channels": 3,
-                "out_channels": 3,
-                "down_block_types": ("DownEncoderBlock2D",) * 4,
-                "up_block_types": ("UpDecoderBlock2D",) * 4,
-                "block_out_channels": (128, 256, 512, 512),
-                "layers_per_block": 2,
-                "latent_channels": 4,
-                "norm_num_groups": 32,
-                "sample_size": 512,
-                "scaling_factor": 0.18215,
-            },
+            dict(SD15_VAE_CONFIG),
             {"in_channels": 1, "out_channels": 4, "block_out_channels": (16, 32, 64, 128)},
             {
                 "feature_dim": 768,

@@ -270,7 +270,7 @@ class ReferenceNet(SpatialUNet):
         ----------
         source
             A :class:`~emo.models.UNet2D`, a ``(config, state_dict)`` pair (as
-            returned by :func:`emo.models.convert_sd.load_sd15_unet_state_dict`), a
+            returned by :func:`emo.loaders.diffusers_unet.load_sd15_unet_state_dict`), a
             bare state dict (the config then comes from ``config_overrides`` and the
             defaults), or the path of a diffusers-format SD folder / ``unet`` folder.
         strict
@@ -279,7 +279,7 @@ class ReferenceNet(SpatialUNet):
         **config_overrides
             Config values to replace.
         """
-        from emo.models.convert_sd import build_from_unet_source
+        from emo.loaders.diffusers_unet import build_from_unet_source
 
         model, _ = build_from_unet_source(cls, source, strict=strict, **config_overrides)
         return model

@@ -19,7 +19,7 @@ transformer block, sinusoidal positions) extended with the two inputs EMO adds:
   aligned; this is emo's choice). Its output projection starts at zero.
 
 Parameter names follow the original AnimateDiff checkpoint layout, so motion-module
-weights load with :func:`emo.models.convert_animatediff.load_motion_module_weights`.
+weights load with :func:`emo.loaders.animatediff.load_motion_module_weights`.
 """
 
 from __future__ import annotations

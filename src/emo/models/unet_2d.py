@@ -22,6 +22,7 @@ from emo.models._checks import check_input_tensor, positive_ints
 from emo.models.attention import SpatialTransformer
 from emo.models.blocks import BlockContext, DownBlock, MidBlock, UpBlock, layer_key
 from emo.models.embeddings import TimestepEmbedding, Timesteps
+from emo.models.sd15 import SD15_UNET_CONFIG
 
 __all__ = [
     "DOWN_BLOCK_TYPES",
@@ -377,28 +378,18 @@ class SpatialUNet(UNetBase):
 
     def __init__(
         self,
-        sample_size: int = 64,
-        in_channels: int = 4,
-        out_channels: int = 4,
-        down_block_types: Sequence[str] = (
-            "CrossAttnDownBlock2D",
-            "CrossAttnDownBlock2D",
-            "CrossAttnDownBlock2D",
-            "DownBlock2D",
-        ),
-        up_block_types: Sequence[str] = (
-            "UpBlock2D",
-            "CrossAttnUpBlock2D",
-            "CrossAttnUpBlock2D",
-            "CrossAttnUpBlock2D",
-        ),
-        block_out_channels: Sequence[int] = (320, 640, 1280, 1280),
-        layers_per_block: int | Sequence[int] = 2,
-        attention_head_dim: int | Sequence[int] = 8,
-        cross_attention_dim: int = 768,
-        use_linear_projection: bool = False,
-        norm_num_groups: int = 32,
-        norm_eps: float = 1e-5,
+        sample_size: int = SD15_UNET_CONFIG["sample_size"],
+        in_channels: int = SD15_UNET_CONFIG["in_channels"],
+        out_channels: int = SD15_UNET_CONFIG["out_channels"],
+        down_block_types: Sequence[str] = SD15_UNET_CONFIG["down_block_types"],
+        up_block_types: Sequence[str] = SD15_UNET_CONFIG["up_block_types"],
+        block_out_channels: Sequence[int] = SD15_UNET_CONFIG["block_out_channels"],
+        layers_per_block: int | Sequence[int] = SD15_UNET_CONFIG["layers_per_block"],
+        attention_head_dim: int | Sequence[int] = SD15_UNET_CONFIG["attention_head_dim"],
+        cross_attention_dim: int = SD15_UNET_CONFIG["cross_attention_dim"],
+        use_linear_projection: bool = SD15_UNET_CONFIG["use_linear_projection"],
+        norm_num_groups: int = SD15_UNET_CONFIG["norm_num_groups"],
+        norm_eps: float = SD15_UNET_CONFIG["norm_eps"],
         flip_sin_to_cos: bool = True,
         freq_shift: float = 0,
         dropout: float = 0.0,
@@ -433,7 +424,7 @@ class UNet2D(SpatialUNet):
     """The Stable Diffusion 1.x conditional UNet: noisy latents + timestep + text -> noise.
 
     The config fields mirror those of a ``unet/config.json`` of that family
-    (see :func:`emo.models.convert_sd.unet_config_from_diffusers` to import one),
+    (see :func:`emo.loaders.diffusers_unet.unet_config_from_diffusers` to import one),
     and the parameter names equal its checkpoint layout.
 
     Parameters

@@ -3,8 +3,9 @@
 The parameter names and shapes equal those of the diffusers ``AutoencoderKL``
 (``encoder.down_blocks.0.resnets.0.norm1.weight``, ...), so the ``vae/`` folder
 of any Stable Diffusion 1.x model loads as is (:meth:`AutoencoderKL.from_diffusers`),
-and the VAE of an original single-file checkpoint loads through
-:mod:`emo.models.convert_single_file` (:meth:`AutoencoderKL.from_single_file`).
+and the VAE of an original single-file checkpoint loads as well
+(:meth:`AutoencoderKL.from_single_file`); the reading and conversion live in
+:mod:`emo.loaders.diffusers_vae` and :mod:`emo.loaders.single_file`.
 
 Video tensors ``(b, c, f, h, w)`` are encoded and decoded frame by frame, in
 slices of :attr:`AutoencoderKL.frame_slice_size` frames, so peak memory is
@@ -13,12 +14,9 @@ bounded by the slice and not by the clip length.
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import warnings
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,8 +24,9 @@ from einops import rearrange
 from torch import nn
 
 from emo.errors import CheckpointError, ConfigError, EMOWarning, InputError
-from emo.modeling import LoadReport, ModelMixin, load_state_dict_file
+from emo.modeling import LoadReport, ModelMixin
 from emo.models._checks import positive_ints
+from emo.models.sd15 import SD15_VAE_CONFIG
 from emo.models.vae_blocks import DiagonalGaussian, VAEAttention, VAEDecoder, VAEEncoder
 
 __all__ = [
@@ -36,65 +35,22 @@ __all__ = [
     "VAEAttention",
     "VAEDecoder",
     "VAEEncoder",
-    "convert_diffusers_vae_state_dict",
 ]
 
-logger = logging.getLogger(__name__)
 
-_DIFFUSERS_WEIGHT_NAMES = (
-    "diffusion_pytorch_model.safetensors",
-    "diffusion_pytorch_model.bin",
-    "diffusion_pytorch_model.fp16.safetensors",
-    "diffusion_pytorch_model.fp16.bin",
-)
-# diffusers config keys that carry nothing for an SD 1.x VAE when at these values.
-_HARMLESS_DIFFUSERS_KEYS: dict[str, Any] = {
-    "force_upcast": None,  # any value: emo leaves dtype choices to the caller
-    "latents_mean": None,
-    "latents_std": None,
-    "shift_factor": None,
-    "norm_type": "group",
-    "double_z": True,
-}
-_LEGACY_ATTENTION_NAMES = {
-    "query": "to_q",
-    "key": "to_k",
-    "value": "to_v",
-    "proj_attn": "to_out.0",
-}
+def __getattr__(name: str) -> Any:
+    # Deprecated alias: the diffusers weight-name conversion moved to emo.loaders.
+    if name == "convert_diffusers_vae_state_dict":
+        warnings.warn(
+            "emo.models.vae.convert_diffusers_vae_state_dict moved to emo.loaders.diffusers_vae; "
+            "import it from there (the old name will be removed in a future release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from emo.loaders.diffusers_vae import convert_diffusers_vae_state_dict
 
-
-def convert_diffusers_vae_state_dict(
-    state_dict: Mapping[str, torch.Tensor],
-) -> dict[str, torch.Tensor]:
-    """Bring an older diffusers VAE state dict to the current attention names.
-
-    Old diffusers checkpoints name the mid-block attention
-    ``query``/``key``/``value``/``proj_attn`` (sometimes as 1x1 convolution
-    weights); they become ``to_q``/``to_k``/``to_v``/``to_out.0`` linear weights
-    ``(c, c)``. Other keys pass through unchanged.
-
-    Parameters
-    ----------
-    state_dict
-        A diffusers-layout ``AutoencoderKL`` state dict.
-
-    Returns
-    -------
-    dict[str, torch.Tensor]
-        The state dict with current names.
-    """
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        parts = key.split(".")
-        if ".mid_block.attentions." in key and len(parts) >= 2:
-            name = parts[-2]
-            if name in _LEGACY_ATTENTION_NAMES:
-                key = ".".join([*parts[:-2], _LEGACY_ATTENTION_NAMES[name], parts[-1]])
-            if name != "group_norm" and value.ndim > 2:
-                value = value.reshape(value.shape[0], value.shape[1])
-        out[key] = value
-    return out
+        return convert_diffusers_vae_state_dict
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class AutoencoderKL(ModelMixin):
@@ -163,19 +119,19 @@ class AutoencoderKL(ModelMixin):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        down_block_types: tuple[str, ...] = ("DownEncoderBlock2D",) * 4,
-        up_block_types: tuple[str, ...] = ("UpDecoderBlock2D",) * 4,
-        block_out_channels: tuple[int, ...] = (128, 256, 512, 512),
-        layers_per_block: int = 2,
-        act_fn: str = "silu",
-        latent_channels: int = 4,
-        norm_num_groups: int = 32,
-        sample_size: int = 512,
-        scaling_factor: float = 0.18215,
-        use_quant_conv: bool = True,
-        use_post_quant_conv: bool = True,
+        in_channels: int = SD15_VAE_CONFIG["in_channels"],
+        out_channels: int = SD15_VAE_CONFIG["out_channels"],
+        down_block_types: tuple[str, ...] = SD15_VAE_CONFIG["down_block_types"],
+        up_block_types: tuple[str, ...] = SD15_VAE_CONFIG["up_block_types"],
+        block_out_channels: tuple[int, ...] = SD15_VAE_CONFIG["block_out_channels"],
+        layers_per_block: int = SD15_VAE_CONFIG["layers_per_block"],
+        act_fn: str = SD15_VAE_CONFIG["act_fn"],
+        latent_channels: int = SD15_VAE_CONFIG["latent_channels"],
+        norm_num_groups: int = SD15_VAE_CONFIG["norm_num_groups"],
+        sample_size: int = SD15_VAE_CONFIG["sample_size"],
+        scaling_factor: float = SD15_VAE_CONFIG["scaling_factor"],
+        use_quant_conv: bool = SD15_VAE_CONFIG["use_quant_conv"],
+        use_post_quant_conv: bool = SD15_VAE_CONFIG["use_post_quant_conv"],
         mid_block_add_attention: bool = True,
     ) -> None:
         super().__init__()
@@ -463,48 +419,16 @@ class AutoencoderKL(ModelMixin):
     def config_from_diffusers(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         """Translate a diffusers ``vae/config.json`` mapping into our ``__init__`` arguments.
 
-        Keys we have no use for are dropped (logged at INFO level); keys whose
-        value would change the model in a way we do not implement (e.g. a
-        ``shift_factor``, ``latents_mean``) are dropped with an
-        :class:`~emo.errors.EMOWarning`.
+        See :func:`emo.loaders.diffusers_vae.vae_config_from_diffusers`.
 
         Raises
         ------
         ConfigError
             If the config names a class other than ``AutoencoderKL``.
         """
-        named = config.get("_class_name")
-        if named is not None and named != "AutoencoderKL":
-            raise ConfigError(
-                f"the config describes a {named!r}, not an AutoencoderKL; point at a Stable "
-                "Diffusion 'vae' folder"
-            )
-        import inspect
+        from emo.loaders.diffusers_vae import vae_config_from_diffusers
 
-        accepted = {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
-        kwargs: dict[str, Any] = {}
-        dropped: list[str] = []
-        for key, value in config.items():
-            if key.startswith("_"):
-                continue
-            if key in accepted:
-                kwargs[key] = tuple(value) if isinstance(value, list) else value
-            elif key in _HARMLESS_DIFFUSERS_KEYS and (
-                key == "force_upcast" or value == _HARMLESS_DIFFUSERS_KEYS[key]
-            ):
-                dropped.append(key)
-            else:
-                warnings.warn(
-                    f"AutoencoderKL: diffusers config key {key}={value!r} is not supported "
-                    "and is ignored",
-                    EMOWarning,
-                    stacklevel=3,
-                )
-        if dropped:
-            logger.info("AutoencoderKL: ignoring diffusers config keys %s", sorted(dropped))
-        if kwargs.get("scaling_factor") is None:
-            kwargs.pop("scaling_factor", None)
-        return kwargs
+        return vae_config_from_diffusers(config, cls)
 
     @classmethod
     def from_diffusers(
@@ -545,32 +469,10 @@ class AutoencoderKL(ModelMixin):
         ConfigError
             If ``config.json`` is unreadable or describes another model.
         """
-        root = Path(folder)
-        if not (root / "config.json").is_file() and (root / "vae" / "config.json").is_file():
-            root = root / "vae"
-        config_path = root / "config.json"
-        if not config_path.is_file():
-            raise CheckpointError(
-                f"no config.json in {os.fspath(folder)!r} (or its 'vae' sub-folder); point at "
-                "a diffusers VAE folder"
-            )
-        try:
-            raw = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{os.fspath(config_path)!r} is not readable JSON: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{os.fspath(config_path)!r} must hold a JSON object")
-        weights = next(
-            (root / name for name in _DIFFUSERS_WEIGHT_NAMES if (root / name).is_file()), None
-        )
-        if weights is None:
-            raise CheckpointError(
-                f"no weights in {os.fspath(root)!r}: expected one of {list(_DIFFUSERS_WEIGHT_NAMES)}"
-            )
-        model = cls(**cls.config_from_diffusers(raw))
-        state = convert_diffusers_vae_state_dict(load_state_dict_file(weights))
-        model._load_checked(state, strict=strict, source=os.fspath(weights))
-        return model.to(device=device, dtype=dtype).eval()
+        from emo.loaders.diffusers_vae import read_diffusers_vae
+
+        config, state, weights = read_diffusers_vae(folder, cls)
+        return cls._from_checkpoint(config, state, os.fspath(weights), strict, dtype, device)
 
     @classmethod
     def from_single_file(
@@ -606,11 +508,24 @@ class AutoencoderKL(ModelMixin):
         CheckpointError
             If the file cannot be read or does not hold an SD 1.x VAE.
         """
-        from emo.models.convert_single_file import load_ldm_vae_single_file
+        from emo.loaders.single_file import load_ldm_vae_single_file
 
         vae_config, state = load_ldm_vae_single_file(path, config)
-        model = cls(**vae_config)
-        model._load_checked(state, strict=strict, source=os.fspath(path))
+        return cls._from_checkpoint(vae_config, state, os.fspath(path), strict, dtype, device)
+
+    @classmethod
+    def _from_checkpoint(
+        cls,
+        config: Mapping[str, Any],
+        state: Mapping[str, torch.Tensor],
+        source: str,
+        strict: bool,
+        dtype: torch.dtype | None,
+        device: str | torch.device | None,
+    ) -> AutoencoderKL:
+        """Build from a config, load the checked weights, move and set eval mode."""
+        model = cls(**config)
+        model._load_checked(state, strict=strict, source=source)
         return model.to(device=device, dtype=dtype).eval()
 
     def _load_checked(

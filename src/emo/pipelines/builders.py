@@ -178,8 +178,8 @@ def build_from_pretrained_parts(
         If a folder or file is missing or its weights do not fit.
     """
     from emo.audio.wav2vec2 import Wav2Vec2Encoder
+    from emo.loaders.diffusers_unet import build_from_unet_source
     from emo.models.backbone import Backbone
-    from emo.models.convert_sd import build_from_unet_source
     from emo.models.presets import get_preset
     from emo.models.reference_net import ReferenceNet
 
@@ -235,12 +235,12 @@ def _read_stable_diffusion(
     vae_overrides: Mapping[str, Any] | None,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None, Any]:
     """UNet config, UNet tensors (``None`` on meta) and the built VAE of an SD 1.x checkpoint."""
-    from emo.models.convert_sd import (
+    from emo.loaders.diffusers_unet import (
         find_unet_files,
         load_sd15_unet_state_dict,
         unet_config_from_diffusers,
     )
-    from emo.models.convert_single_file import (
+    from emo.loaders.single_file import (
         SD15_VAE_CONFIG,
         load_sd15_single_file,
         sd15_unet_config,

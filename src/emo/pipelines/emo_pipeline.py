@@ -15,6 +15,7 @@ import torch
 from emo import plugins
 from emo.denoiser import drop_rows
 from emo.errors import ConfigError, InputError
+from emo.pipelines.components import MODEL_COMPONENTS, PLUGIN_COMPONENTS
 from emo.pipelines.conditioning import (
     ClipAudioFeatures,
     clip_speed_window,
@@ -39,15 +40,6 @@ if TYPE_CHECKING:
     from emo.models.vae import AutoencoderKL
 
 __all__ = ["MODEL_COMPONENTS", "PLUGIN_COMPONENTS", "EMOPipeline", "EMOPipelineOutput"]
-
-#: Network components (``emo.modeling.ModelMixin`` instances).
-MODEL_COMPONENTS = ("vae", "reference_net", "backbone", "face_locator", "audio_projection")
-#: Plugin components and their plugin kind.
-PLUGIN_COMPONENTS = {
-    "audio_encoder": "audio_encoder",
-    "scheduler": "scheduler",
-    "face_mask": "face_mask",
-}
 
 OutputType = Literal["pt", "np", "pil", "latent"]
 #: Seconds of audio encoded at a time (plus context on both sides): bounds feature memory.

@@ -32,6 +32,7 @@ from emo.configuration import atomic_write_text, class_path, import_class
 from emo.errors import ConfigError, PluginError
 from emo.io.claim import OutputClaim, make_temporary
 from emo.modeling import ModelMixin
+from emo.pipelines.components import MODEL_COMPONENTS, PLUGIN_COMPONENTS
 from emo.pipelines.settings import PipelineSettings
 from emo.plugins.base import PluginBase
 
@@ -76,8 +77,6 @@ def save_pipeline(pipe: EMOPipeline, directory: str | os.PathLike[str]) -> Path:
 
 def _save_claimed(pipe: EMOPipeline, target: Path, staging: Path) -> None:
     """Fill ``staging`` and swap it onto ``target`` (whose claim the caller holds)."""
-    from emo.pipelines.emo_pipeline import MODEL_COMPONENTS, PLUGIN_COMPONENTS
-
     try:
         components: dict[str, dict[str, Any]] = {}
         for name in MODEL_COMPONENTS:
@@ -189,7 +188,6 @@ def load_pipeline(
     overrides: dict[str, Any],
 ) -> EMOPipeline:
     """Read a pipeline folder written by :func:`save_pipeline` (see ``EMOPipeline.from_pretrained``)."""
-    from emo.pipelines.emo_pipeline import MODEL_COMPONENTS, PLUGIN_COMPONENTS
     from emo.pretrained import resolve_model
 
     folder = resolve_model(directory)
