@@ -16,7 +16,14 @@ from emo.configuration import ConfigMixin, class_path, import_class, load_config
 from emo.errors import CheckpointError, ConfigError, EMOWarning
 from emo.io.claim import OutputClaim, make_temporary
 
-__all__ = ["WEIGHTS_NAME", "LoadReport", "ModelMixin", "load_state_dict_file"]
+__all__ = [
+    "WEIGHTS_NAME",
+    "LoadReport",
+    "ModelMixin",
+    "check_shapes",
+    "copy_matching",
+    "load_state_dict_file",
+]
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -97,6 +104,45 @@ def load_state_dict_file(
     ):
         raise CheckpointError(f"{os.fspath(file)!r} does not hold a flat tensor state dict")
     return {str(k): v for k, v in loaded.items()}
+
+
+def check_shapes(
+    what: str, own: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor]
+) -> None:
+    """Raise when a tensor of ``state_dict`` has another shape than the model's of that name.
+
+    Parameters
+    ----------
+    what
+        The model's name, for the message.
+    own
+        The model's state dict (meta tensors work: only shapes are read).
+    state_dict
+        The checkpoint.
+
+    Raises
+    ------
+    CheckpointError
+        Listing up to ten mismatched names with both shapes.
+    """
+    mismatched = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if mismatched:
+        raise CheckpointError(
+            f"{what}: {len(mismatched)} tensors have the wrong shape (was the checkpoint made "
+            f"for another config?): {'; '.join(mismatched[:10])}"
+        )
+
+
+def copy_matching(own: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Copy the tensors of ``state_dict`` whose names ``own`` has into ``own``, in place."""
+    with torch.no_grad():
+        for key, value in state_dict.items():
+            if key in own:
+                own[key].copy_(value)
 
 
 def _output_folder(directory: Any, what: str) -> Path:
@@ -275,16 +321,7 @@ class ModelMixin(nn.Module, ConfigMixin):
                 f"(e.g. {bad[0]!r}); pass a state dict of tensors"
             )
         own = self.state_dict()
-        mismatched = [
-            f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-            for k, v in state_dict.items()
-            if k in own and tuple(v.shape) != tuple(own[k].shape)
-        ]
-        if mismatched:
-            raise CheckpointError(
-                f"{type(self).__name__}: {len(mismatched)} tensors have the wrong shape "
-                f"(was the checkpoint made for another config?): {'; '.join(mismatched[:10])}"
-            )
+        check_shapes(type(self).__name__, own, state_dict)
         report = LoadReport(
             missing_keys=tuple(k for k in own if k not in state_dict),
             unexpected_keys=tuple(k for k in state_dict if k not in own),
@@ -294,8 +331,5 @@ class ModelMixin(nn.Module, ConfigMixin):
                 f"{type(self).__name__}: checkpoint does not fit: {report.describe()}; "
                 "pass strict=False to load what fits"
             )
-        with torch.no_grad():
-            for key, value in state_dict.items():
-                if key in own:
-                    own[key].copy_(value)
+        copy_matching(own, state_dict)
         return report

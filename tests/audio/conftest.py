@@ -80,37 +80,6 @@ def tone_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return files
 
 
-def _tiny_wav2vec2(folder: Path, norm: str) -> Path:
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    config = Wav2Vec2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        conv_dim=(16,) * 7,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        feat_extract_norm=norm,
-        do_stable_layer_norm=norm == "layer",
-    )
-    torch.manual_seed(0)
-    Wav2Vec2Model(config).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def wav2vec2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random wav2vec2 (group norm, like wav2vec2-base) saved by transformers."""
-    return _tiny_wav2vec2(tmp_path_factory.mktemp("w2v_group"), "group")
-
-
-@pytest.fixture(scope="session")
-def wav2vec2_layer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random wav2vec2 with layer-norm convolutions (like wav2vec2-large-lv60)."""
-    return _tiny_wav2vec2(tmp_path_factory.mktemp("w2v_layer"), "layer")
-
-
 @pytest.fixture(scope="session")
 def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random WhisperModel with a 2 s window (max_source_positions=100)."""

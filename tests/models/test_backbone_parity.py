@@ -6,7 +6,6 @@ diffusers is a test dependency: these tests fail (they do not skip) when it is m
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import diffusers
@@ -36,12 +35,7 @@ UNETS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _perturb(module: torch.nn.Module, std: float) -> None:

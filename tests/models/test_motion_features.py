@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 import torch
+from model_configs import TINY_UNET
 
 from emo.errors import InputError
 from emo.models import Backbone, MotionFeatures, ReferenceNet, UNet2D
 
-CONFIG: dict[str, Any] = {
-    "block_out_channels": (32, 64),
-    "layers_per_block": 1,
-    "attention_head_dim": 4,
-    "norm_num_groups": 8,
-    "cross_attention_dim": 24,
-    "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
-}
+CONFIG = TINY_UNET
 BRANCHES, F, N = 3, 3, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -17,12 +16,7 @@ SD15_UNET_PARAMETERS = 859_520_964
 SD15_TEXT_ATTENTION_PARAMETERS = 859_520_964 - 12_164 - 815_521_280
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_presets_sd15_unet_parameter_count_on_meta() -> None:

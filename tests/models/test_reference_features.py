@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import diffusers  # test dependency: when missing these tests fail, never skip
@@ -12,14 +11,7 @@ import torch
 from emo.errors import CheckpointError
 from emo.models import Backbone, ReferenceFeatures, ReferenceNet, UNet2D
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny models: several threads only add contention on a busy CI machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CONFIG: dict[str, Any] = {

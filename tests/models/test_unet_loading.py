@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import diffusers  # test dependency: when missing these tests fail, never skip
 import pytest
 import torch
+from model_configs import TINY_UNET
 
 from emo.errors import CheckpointError, ConfigError
 from emo.loaders.diffusers_unet import (
@@ -20,24 +20,10 @@ from emo.loaders.diffusers_unet import (
 )
 from emo.models import Backbone, ReferenceNet, UNet2D
 
-CONFIG: dict[str, Any] = {
-    "sample_size": 8,
-    "block_out_channels": (32, 64),
-    "layers_per_block": 1,
-    "attention_head_dim": 4,
-    "norm_num_groups": 8,
-    "cross_attention_dim": 24,
-    "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
-}
+CONFIG: dict[str, Any] = {"sample_size": 8, **TINY_UNET}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

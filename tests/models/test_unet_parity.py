@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import diffusers  # test dependency: when missing these tests fail, never skip
@@ -13,14 +12,7 @@ from emo.errors import ConfigError, InputError
 from emo.loaders.diffusers_unet import unet_config_from_diffusers
 from emo.models import UNet2D
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny models: several threads only add contention on a busy CI machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CONFIGS: dict[str, dict[str, Any]] = {

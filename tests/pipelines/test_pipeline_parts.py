@@ -13,7 +13,6 @@ import torch
 from diffusers import AutoencoderKL as DiffusersVAE
 from diffusers import MotionAdapter, UNet2DConditionModel
 from safetensors.torch import save_file
-from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 from emo.errors import CheckpointError, EMOWarning
 from emo.models.presets import get_preset
@@ -41,26 +40,8 @@ TINY_VAE = {
 }
 
 
-def _wav2vec2(folder: Path) -> Path:
-    config = Wav2Vec2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        conv_dim=(16, 16),
-        conv_kernel=(10, 3),
-        conv_stride=(5, 2),
-        num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2,
-        vocab_size=10,
-    )
-    torch.manual_seed(0)
-    Wav2Vec2Model(config).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def parts(tmp_path_factory: pytest.TempPathFactory, wav2vec2_2conv_dir: Path) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("parts")
     torch.manual_seed(0)
     unet = UNet2DConditionModel(**TINY_UNET)
@@ -80,7 +61,7 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             param.normal_(0, 0.02)
     motion = root / "motion.safetensors"
     save_file({k: v.contiguous() for k, v in adapter.state_dict().items()}, motion)
-    return {"sd": root / "sd", "wav2vec2": _wav2vec2(root / "w2v"), "motion": motion}
+    return {"sd": root / "sd", "wav2vec2": wav2vec2_2conv_dir, "motion": motion}
 
 
 def test_from_pretrained_parts_initialises_from_sd_wav2vec2_and_animatediff(

@@ -23,8 +23,8 @@ def test_load_prepared_frames_takes_an_even_share_of_every_clip(prepared: Path) 
         load_prepared_frames(prepared / "clips", max_frames=6)
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_train_vae_learns_fits_the_scaling_factor_and_saves(prepared: Path, tmp_path: Path) -> None:
-    torch.set_num_threads(1)
     lines: list[str] = []
     settings = VAESettings(**SMALL, max_steps=40, learning_rate=3e-3, warmup_steps=5)
     result = train_vae(prepared, tmp_path / "vae", settings, log_every=10, log=lines.append)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
 import torch
 from typing_extensions import Self
 
-from emo.audio.base import AudioEncoderBase
+from emo.audio.base import AudioEncoderBase, encode_on_grid
 from emo.configuration import atomic_write_text, load_config
 from emo.errors import CheckpointError
 
@@ -112,6 +113,56 @@ class TransformersEncoderBase(AudioEncoderBase):
     model: Any
     layer_indices: tuple[int, ...]
     _folder: Path
+    #: Input samples per feature step.
+    stride: int
+    #: Input samples one feature sees (1 for an encoder of spectrogram windows).
+    receptive_field: int = 1
+
+    @abstractmethod
+    def _run(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Features of one stretch of audio ``(s,)``: ``(t, l, d)`` float32."""
+
+    @abstractmethod
+    def _chunking(self) -> tuple[int | None, int]:
+        """``(chunk_features, context_features)`` of :func:`~emo.audio.base.encode_on_grid`."""
+
+    def encode(
+        self, waveform: Any, sample_rate: int, *, num_frames: int, fps: float
+    ) -> torch.Tensor:
+        """Return ``(f, l, d)`` float32 features on :attr:`device`, frame ``i`` at time ``i / fps``.
+
+        The audio is encoded in chunks with context on both sides
+        (:func:`~emo.audio.base.encode_on_grid`), so memory is bounded by a chunk.
+
+        Parameters
+        ----------
+        waveform
+            ``(samples,)`` float mono audio.
+        sample_rate
+            Its rate in Hz (resampled to :attr:`sample_rate` if different).
+        num_frames
+            Number ``f`` of video frames.
+        fps
+            Video frame rate.
+        """
+        fr = self.check_frames(num_frames, fps)
+        x = self.prepare_waveform(waveform, sample_rate)
+        chunk, context = self._chunking()
+        out = torch.empty(num_frames, self.num_layers, self.feature_dim, device=self.device)
+        with torch.inference_mode():
+            return encode_on_grid(
+                self._run,
+                x,
+                num_frames=num_frames,
+                fps=fr,
+                sample_rate=self.sample_rate,
+                stride=self.stride,
+                receptive_field=self.receptive_field,
+                pad_left=self.receptive_field // 2,
+                chunk_features=chunk,
+                context_features=context,
+                out=out,
+            )
 
     @property
     def device(self) -> torch.device:

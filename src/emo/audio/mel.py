@@ -95,16 +95,8 @@ class MelSpectrogramEncoder(AudioEncoderBase):
     ) -> torch.Tensor:
         """Return ``(f, sub_frames, n_mels)`` log-mel features, frame ``i`` at time ``i / fps``.
 
-        Parameters
-        ----------
-        waveform
-            ``(samples,)`` float mono audio.
-        sample_rate
-            Its rate in Hz (resampled to :attr:`sample_rate` if different).
-        num_frames
-            Number ``f`` of video frames.
-        fps
-            Video frame rate.
+        The arguments are those of :meth:`AudioEncoderBase.encode
+        <emo.audio.base.AudioEncoderBase.encode>`.
         """
         fr = self.check_frames(num_frames, fps)
         x = self.prepare_waveform(waveform, sample_rate).cpu()

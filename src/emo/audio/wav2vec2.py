@@ -13,7 +13,6 @@ from emo.audio._hf import (
     check_model_folder,
     load_json,
 )
-from emo.audio.base import encode_on_grid
 from emo.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
@@ -166,41 +165,9 @@ class Wav2Vec2Encoder(TransformersEncoderBase):
             x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
         return self._hidden_states(x)  # (t, l, d)
 
-    def encode(
-        self, waveform: Any, sample_rate: int, *, num_frames: int, fps: float
-    ) -> torch.Tensor:
-        """Return ``(f, l, hidden_size)`` float32 features on :attr:`device`.
-
-        Parameters
-        ----------
-        waveform
-            ``(samples,)`` float mono audio.
-        sample_rate
-            Its rate in Hz (resampled to :attr:`sample_rate` if different).
-        num_frames
-            Number ``f`` of video frames; frame ``i`` is audio time ``i / fps``.
-        fps
-            Video frame rate.
-        """
-        fr = self.check_frames(num_frames, fps)
-        x = self.prepare_waveform(waveform, sample_rate)
+    def _chunking(self) -> tuple[int | None, int]:
         per_second = self.sample_rate / self.stride
         chunk = (
             None if self.chunk_seconds is None else max(1, round(self.chunk_seconds * per_second))
         )
-        context = max(1, math.ceil(self.context_seconds * per_second))
-        out = torch.empty(num_frames, self.num_layers, self.feature_dim, device=self.device)
-        with torch.inference_mode():
-            return encode_on_grid(
-                self._run,
-                x,
-                num_frames=num_frames,
-                fps=fr,
-                sample_rate=self.sample_rate,
-                stride=self.stride,
-                receptive_field=self.receptive_field,
-                pad_left=self.receptive_field // 2,
-                chunk_features=chunk,
-                context_features=context,
-                out=out,
-            )
+        return chunk, max(1, math.ceil(self.context_seconds * per_second))

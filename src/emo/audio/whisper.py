@@ -15,7 +15,6 @@ from emo.audio._hf import (
     check_model_folder,
     load_json,
 )
-from emo.audio.base import encode_on_grid
 from emo.audio.wav2vec2 import _building_on_meta, select_layers
 from emo.errors import CheckpointError, ConfigError
 from emo.modeling import load_state_dict_file
@@ -190,39 +189,8 @@ class WhisperEncoder(TransformersEncoderBase):
     def _run(self, chunk: torch.Tensor) -> torch.Tensor:
         return self._hidden_states(self.log_mel(chunk))  # (positions, l, d)
 
-    def encode(
-        self, waveform: Any, sample_rate: int, *, num_frames: int, fps: float
-    ) -> torch.Tensor:
-        """Return ``(f, l, d_model)`` float32 features on :attr:`device`.
-
-        Parameters
-        ----------
-        waveform
-            ``(samples,)`` float mono audio.
-        sample_rate
-            Its rate in Hz (resampled to :attr:`sample_rate` if different).
-        num_frames
-            Number ``f`` of video frames; frame ``i`` is audio time ``i / fps``.
-        fps
-            Video frame rate.
-        """
-        fr = self.check_frames(num_frames, fps)
-        x = self.prepare_waveform(waveform, sample_rate)
-        out = torch.empty(num_frames, self.num_layers, self.feature_dim, device=self.device)
-        with torch.inference_mode():
-            return encode_on_grid(
-                self._run,
-                x,
-                num_frames=num_frames,
-                fps=fr,
-                sample_rate=self.sample_rate,
-                stride=self.stride,
-                receptive_field=1,
-                pad_left=0,
-                chunk_features=self._chunk,
-                context_features=self._context,
-                out=out,
-            )
+    def _chunking(self) -> tuple[int | None, int]:
+        return self._chunk, self._context
 
 
 def _weight_files(folder: Path) -> list[Path]:

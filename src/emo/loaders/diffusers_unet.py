@@ -20,7 +20,6 @@ a checked copy:
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -30,8 +29,9 @@ from typing import Any, TypeVar
 
 import torch
 
+from emo.configuration import init_arguments
 from emo.errors import CheckpointError, ConfigError
-from emo.modeling import LoadReport, load_state_dict_file
+from emo.modeling import LoadReport, check_shapes, copy_matching, load_state_dict_file
 from emo.models.unet_2d import UNet2D, UNetBase
 
 __all__ = [
@@ -109,7 +109,7 @@ def unet_config_from_diffusers(config: Mapping[str, Any]) -> dict[str, Any]:
         If the config uses a feature outside the SD 1.x family (class
         embeddings, other time embeddings, dual cross-attention, ...).
     """
-    accepted = set(inspect.signature(UNet2D.__init__).parameters) - {"self"}
+    accepted = init_arguments(UNet2D)
     unsupported = []
     for key, allowed in _FIXED.items():
         value = config.get(key, allowed[0])
@@ -229,16 +229,7 @@ def load_sd15_unet_state_dict(
 def _check_fit(model: UNetBase, state_dict: Mapping[str, torch.Tensor], strict: bool) -> LoadReport:
     """Compare names and shapes (works on the meta device); raise on misfits."""
     own = model.state_dict()
-    mismatched = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in state_dict.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    ]
-    if mismatched:
-        raise CheckpointError(
-            f"{type(model).__name__}: {len(mismatched)} tensors have the wrong shape (was the "
-            f"checkpoint made for another config?): {'; '.join(mismatched[:10])}"
-        )
+    check_shapes(type(model).__name__, own, state_dict)
     skip_text = not model.builds_text_attention
     skipped = tuple(
         k for k in state_dict if k not in own and skip_text and TEXT_ATTENTION_KEY.search(k)
@@ -295,11 +286,7 @@ def load_spatial_weights(
         On any shape mismatch, and (``strict``) on missing spatial or unexpected keys.
     """
     report = _check_fit(model, state_dict, strict)
-    own = model.state_dict()
-    with torch.no_grad():
-        for key, value in state_dict.items():
-            if key in own:
-                own[key].copy_(value)
+    copy_matching(model.state_dict(), state_dict)
     return report
 
 
@@ -381,7 +368,7 @@ def build_from_unet_source(
         The model and the :class:`~emo.modeling.LoadReport`.
     """
     config, state = _split_source(source)
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    accepted = init_arguments(cls)
     bad = sorted(k for k in overrides if k not in accepted)
     if bad:
         raise ConfigError(f"{cls.__name__} does not take {bad}; accepted: {sorted(accepted)}")

@@ -32,6 +32,7 @@ from einops import rearrange
 from torch import nn
 
 from emo.errors import ConfigError, InputError
+from emo.models.attention import FeedForward
 
 __all__ = ["SinusoidalPositionalEncoding", "TemporalModule", "sinusoidal_positions"]
 
@@ -161,32 +162,6 @@ class _SpeedAttention(nn.Module):
         return linear(out)  # type: ignore[no-any-return]
 
 
-class _GEGLU(nn.Module):
-    def __init__(self, dim_in: int, dim_out: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(dim_in, dim_out * 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        projected: torch.Tensor = self.proj(x)
-        value, gate = projected.chunk(2, dim=-1)
-        return value * F.gelu(gate)
-
-
-class _FeedForward(nn.Module):
-    """GEGLU feed-forward, keys ``net.0.proj`` and ``net.2`` (``net.1`` is a no-op dropout)."""
-
-    def __init__(self, dim: int, mult: int = 4) -> None:
-        super().__init__()
-        self.net = nn.ModuleList(
-            [_GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim)]
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.net:
-            x = layer(x)
-        return x
-
-
 class _TemporalTransformerBlock(nn.Module):
     """Two pre-norm temporal self-attentions, [pre-norm speed cross-attention], pre-norm FF."""
 
@@ -203,7 +178,7 @@ class _TemporalTransformerBlock(nn.Module):
         if speed_embed_dim is not None:
             self.speed_norm = nn.LayerNorm(dim)
             self.speed_attention = _SpeedAttention(dim, speed_embed_dim, heads)
-        self.ff = _FeedForward(dim)
+        self.ff = FeedForward(dim)  # keys net.0.proj and net.2, as AnimateDiff
         self.ff_norm = nn.LayerNorm(dim)
 
     def forward(

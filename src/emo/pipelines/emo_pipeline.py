@@ -29,7 +29,7 @@ from emo.pipelines.input_checks import check_generation_inputs
 from emo.pipelines.mux_audio import audio_for_mux
 from emo.pipelines.numerics import NonFiniteWatch, check_decoded
 from emo.pipelines.settings import PipelineSettings
-from emo.schedulers.base import scheduler_step
+from emo.schedulers.base import random_noise, scheduler_step
 
 if TYPE_CHECKING:
     from emo.denoiser import EMODenoiser
@@ -734,11 +734,8 @@ class EMOPipeline:
     ) -> torch.Tensor:
         if latents is not None:
             return latents[:, :, start:stop].to(like.device, like.dtype)
-        shape = (1, like.shape[1], stop - start, like.shape[2], like.shape[3])
-        noise_device = generator.device if generator is not None else like.device
-        noise = torch.randn(shape, generator=generator, device=noise_device, dtype=torch.float32)
-        moved: torch.Tensor = noise.to(like.device, like.dtype)
-        return moved
+        shape = torch.Size((1, like.shape[1], stop - start, like.shape[2], like.shape[3]))
+        return random_noise(shape, generator, like.device).to(like.dtype)
 
     @staticmethod
     def _latents_from_callback(changed: Any, sample: torch.Tensor) -> torch.Tensor:

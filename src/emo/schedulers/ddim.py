@@ -19,6 +19,7 @@ from emo.schedulers.base import (
     timestep_value,
 )
 from emo.schedulers.betas import TIMESTEP_SPACINGS, check_choice
+from emo.schedulers.core import predicted_noise, predicted_x0, spaced_timesteps
 
 __all__ = ["DDIMScheduler"]
 
@@ -109,16 +110,14 @@ class DDIMScheduler(SchedulerBase):
         """
         n = self._check_num_steps(num_inference_steps)
         count = int(self._settings.num_train_timesteps)
-        spacing = self._settings.timestep_spacing
-        if spacing == "linspace":
-            values = np.linspace(0, count - 1, n).round()[::-1].astype(np.int64)
-        elif spacing == "leading":
-            values = (np.arange(0, n) * (count // n)).round()[::-1].astype(np.int64)
-            values = values + int(self._settings.steps_offset)
-        else:  # trailing
-            values = np.round(np.arange(count, 0, -count / n)).astype(np.int64) - 1
+        values = spaced_timesteps(
+            self._settings.timestep_spacing,
+            n,
+            count,
+            steps_offset=int(self._settings.steps_offset),
+        )
         self.num_inference_steps = n
-        self.timesteps = torch.from_numpy(np.ascontiguousarray(values)).to(device)
+        self.timesteps = torch.from_numpy(values.astype(np.int64)).to(device)
 
     def _alpha_prod(self, t: int) -> torch.Tensor:
         return self.alphas_cumprod[t] if t >= 0 else self.final_alpha_cumprod
@@ -227,14 +226,12 @@ class DDIMScheduler(SchedulerBase):
         beta_t = 1 - alpha_t
 
         kind = self._settings.prediction_type
+        x0 = predicted_x0(kind, out, x, alpha_t**0.5, beta_t**0.5)
         if kind == "epsilon":
-            x0 = (x - beta_t**0.5 * out) / alpha_t**0.5
             eps = out
         elif kind == "sample":
-            x0 = out
-            eps = (x - alpha_t**0.5 * x0) / beta_t**0.5
+            eps = predicted_noise(x0, x, alpha_t**0.5, beta_t**0.5)
         else:  # v_prediction
-            x0 = alpha_t**0.5 * x - beta_t**0.5 * out
             eps = alpha_t**0.5 * out + beta_t**0.5 * x
 
         if self._settings.clip_sample:
@@ -247,7 +244,7 @@ class DDIMScheduler(SchedulerBase):
         std = eta * variance**0.5
 
         if use_clipped_model_output:
-            eps = (x - alpha_t**0.5 * x0) / beta_t**0.5
+            eps = predicted_noise(x0, x, alpha_t**0.5, beta_t**0.5)
 
         direction = (1 - alpha_prev - std**2) ** 0.5 * eps
         prev = alpha_prev**0.5 * x0 + direction

@@ -11,6 +11,7 @@ import torch
 from emo.errors import ConfigError
 from emo.schedulers.base import SchedulerOutput, TimestepLike, random_noise
 from emo.schedulers.betas import TIMESTEP_SPACINGS, check_choice
+from emo.schedulers.core import predicted_x0, spaced_timesteps
 from emo.schedulers.sigmas import (
     SigmaSchedulerBase,
     karras_sigmas,
@@ -145,15 +146,14 @@ class DPMSolverMultistepScheduler(SigmaSchedulerBase):
             clipped = int(torch.searchsorted(torch.flip(self.lambda_t, [0]), float(clip)))
             last = count - clipped
 
-        spacing = cfg.timestep_spacing
-        if spacing == "linspace":
-            steps = np.linspace(0, last - 1, n + 1).round()[::-1][:-1].astype(np.int64)
-        elif spacing == "leading":
-            ratio = last // (n + 1)
-            steps = (np.arange(0, n + 1) * ratio).round()[::-1][:-1].astype(np.int64)
-            steps = steps + int(cfg.steps_offset)
-        else:  # trailing
-            steps = np.arange(last, 0, -count / n).round().astype(np.int64) - 1
+        steps = spaced_timesteps(
+            cfg.timestep_spacing,
+            n,
+            count,
+            steps_offset=int(cfg.steps_offset),
+            last=last,
+            drop_first_train_step=True,
+        ).astype(np.int64)
 
         base = train_sigmas(self.alphas_cumprod)
         log_base = np.log(base)
@@ -181,13 +181,8 @@ class DPMSolverMultistepScheduler(SigmaSchedulerBase):
         self.lower_order_nums = 0
 
     def _predict_x0(self, out: torch.Tensor, x: torch.Tensor, index: int) -> torch.Tensor:
-        kind = self._settings.prediction_type
-        if kind == "sample":
-            return out
         alpha, sigma = _alpha_sigma(self.sigmas[index])
-        if kind == "epsilon":
-            return (x - sigma * out) / alpha
-        return alpha * x - sigma * out  # v_prediction
+        return predicted_x0(self._settings.prediction_type, out, x, alpha, sigma)
 
     def _first_order(
         self, x0: torch.Tensor, x: torch.Tensor, index: int, noise: torch.Tensor | None

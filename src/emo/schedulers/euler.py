@@ -11,6 +11,7 @@ import torch
 from emo.errors import ConfigError
 from emo.schedulers.base import SchedulerOutput, TimestepLike, as_sample, random_noise
 from emo.schedulers.betas import TIMESTEP_SPACINGS, check_choice
+from emo.schedulers.core import predicted_x0, spaced_timesteps
 from emo.schedulers.sigmas import (
     SigmaSchedulerBase,
     karras_sigmas,
@@ -116,16 +117,13 @@ class EulerDiscreteScheduler(SigmaSchedulerBase):
         n = self._check_num_steps(num_inference_steps)
         cfg = self._settings
         count = int(cfg.num_train_timesteps)
-        spacing = cfg.timestep_spacing
-        timesteps: np.ndarray
-        if spacing == "linspace":
-            timesteps = np.linspace(0, count - 1, n, dtype=np.float32)[::-1].copy()
-        elif spacing == "leading":
-            ratio = count // n
-            timesteps = (np.arange(0, n) * ratio).round()[::-1].astype(np.float32)
-            timesteps = timesteps + np.float32(cfg.steps_offset)
-        else:  # trailing
-            timesteps = np.arange(count, 0, -count / n).round().astype(np.float32) - 1
+        timesteps: np.ndarray = spaced_timesteps(
+            cfg.timestep_spacing,
+            n,
+            count,
+            steps_offset=int(cfg.steps_offset),
+            round_linspace=False,
+        ).astype(np.float32)
 
         base = train_sigmas(self.alphas_cumprod)
         log_base = np.log(base)
@@ -262,12 +260,12 @@ class EulerDiscreteScheduler(SigmaSchedulerBase):
             x = x + eps * (sigma_hat**2 - sigma**2) ** 0.5
 
         kind = self._settings.prediction_type
-        if kind == "sample":
-            x0 = out
-        elif kind == "epsilon":
-            x0 = x - sigma_hat * out
-        else:  # v_prediction
+        if kind == "v_prediction":
+            # v lives on the variance-preserving scale (x / sqrt(sigma ** 2 + 1)); this is
+            # predicted_x0 rewritten on the sigma scale, exact for large sigmas.
             x0 = out * (-sigma / (sigma**2 + 1) ** 0.5) + (x / (sigma**2 + 1))
+        else:  # the sigma scale: x = x0 + sigma_hat * noise
+            x0 = predicted_x0(kind, out, x, 1.0, sigma_hat)
 
         derivative = (x - x0) / sigma_hat
         dt = self.sigmas[index + 1] - sigma_hat
