@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from emo.models.layers import Conv2d, Linear
+
 __all__ = ["GEGLU", "Attention", "BasicTransformerBlock", "FeedForward", "SpatialTransformer"]
 
 
@@ -63,10 +65,10 @@ class Attention(nn.Module):
         context_dim = query_dim if cross_attention_dim is None else cross_attention_dim
         self.heads = heads
         self.dim_head = dim_head
-        self.to_q = nn.Linear(query_dim, inner, bias=bias)
-        self.to_k = nn.Linear(context_dim, inner, bias=bias)
-        self.to_v = nn.Linear(context_dim, inner, bias=bias)
-        self.to_out = nn.ModuleList([nn.Linear(inner, query_dim), nn.Dropout(dropout)])
+        self.to_q = Linear(query_dim, inner, bias=bias)
+        self.to_k = Linear(context_dim, inner, bias=bias)
+        self.to_v = Linear(context_dim, inner, bias=bias)
+        self.to_out = nn.ModuleList([Linear(inner, query_dim), nn.Dropout(dropout)])
 
     def forward(
         self,
@@ -133,7 +135,7 @@ class GEGLU(nn.Module):
 
     def __init__(self, dim_in: int, dim_out: int) -> None:
         super().__init__()
-        self.proj = nn.Linear(dim_in, dim_out * 2)
+        self.proj = Linear(dim_in, dim_out * 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(..., dim_in)`` to ``(..., dim_out)``."""
@@ -158,7 +160,7 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, mult: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
         inner = dim * mult
-        self.net = nn.ModuleList([GEGLU(dim, inner), nn.Dropout(dropout), nn.Linear(inner, dim)])
+        self.net = nn.ModuleList([GEGLU(dim, inner), nn.Dropout(dropout), Linear(inner, dim)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(..., dim)`` to ``(..., dim)``."""
@@ -327,11 +329,11 @@ class SpatialTransformer(nn.Module):
         self.proj_in: nn.Module
         self.proj_out: nn.Module
         if use_linear_projection:
-            self.proj_in = nn.Linear(in_channels, inner)
-            self.proj_out = nn.Linear(inner, in_channels)
+            self.proj_in = Linear(in_channels, inner)
+            self.proj_out = Linear(inner, in_channels)
         else:
-            self.proj_in = nn.Conv2d(in_channels, inner, kernel_size=1)
-            self.proj_out = nn.Conv2d(inner, in_channels, kernel_size=1)
+            self.proj_in = Conv2d(in_channels, inner, kernel_size=1)
+            self.proj_out = Conv2d(inner, in_channels, kernel_size=1)
         self.block_keys: list[str] = [f"transformer_blocks.{k}" for k in range(num_layers)]
         self.transformer_blocks = nn.ModuleList(
             [

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emo.models.layers import Conv2d
+
 __all__ = ["Downsample2D", "ResnetBlock2D", "Upsample2D"]
 
 
@@ -53,15 +55,15 @@ class ResnetBlock2D(nn.Module):
         self.out_channels = out_channels
         self.output_scale_factor = output_scale_factor
         self.norm1 = nn.GroupNorm(groups, in_channels, eps=eps, affine=True)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
+        self.conv1 = Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
         self.time_emb_proj: nn.Linear | None = (
             nn.Linear(temb_channels, out_channels) if temb_channels is not None else None
         )
         self.norm2 = nn.GroupNorm(groups, out_channels, eps=eps, affine=True)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=1, padding=1)
+        self.conv2 = Conv2d(out_channels, out_channels, kernel_size=3, stride=1, padding=1)
         self.conv_shortcut: nn.Conv2d | None = (
-            nn.Conv2d(in_channels, out_channels, kernel_size=1)
+            Conv2d(in_channels, out_channels, kernel_size=1)
             if in_channels != out_channels
             else None
         )
@@ -136,7 +138,7 @@ class Upsample2D(nn.Module):
         super().__init__()
         self.channels = channels
         self.out_channels = channels if out_channels is None else out_channels
-        self.conv = nn.Conv2d(channels, self.out_channels, kernel_size=3, padding=1)
+        self.conv = Conv2d(channels, self.out_channels, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
         """Upsample ``(b, c, h, w)`` to ``(b, c_out, 2h, 2w)`` (or to ``output_size``)."""
