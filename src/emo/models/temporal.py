@@ -33,6 +33,7 @@ from torch import nn
 
 from emo.errors import ConfigError, InputError
 from emo.models.attention import FeedForward
+from emo.models.layers import Linear
 
 __all__ = ["SinusoidalPositionalEncoding", "TemporalModule", "sinusoidal_positions"]
 
@@ -106,10 +107,10 @@ class _TemporalAttention(nn.Module):
     def __init__(self, dim: int, heads: int, max_positions: int) -> None:
         super().__init__()
         self.heads = heads
-        self.to_q = nn.Linear(dim, dim, bias=False)
-        self.to_k = nn.Linear(dim, dim, bias=False)
-        self.to_v = nn.Linear(dim, dim, bias=False)
-        self.to_out = nn.ModuleList([nn.Linear(dim, dim)])
+        self.to_q = Linear(dim, dim, bias=False)
+        self.to_k = Linear(dim, dim, bias=False)
+        self.to_v = Linear(dim, dim, bias=False)
+        self.to_out = nn.ModuleList([Linear(dim, dim)])
         self.pos_encoder = SinusoidalPositionalEncoding(dim, max_positions)
 
     def forward(self, tokens: torch.Tensor, queries_from: int = 0) -> torch.Tensor:
@@ -134,10 +135,10 @@ class _SpeedAttention(nn.Module):
     def __init__(self, dim: int, speed_dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
-        self.to_q = nn.Linear(dim, dim, bias=False)
-        self.to_k = nn.Linear(speed_dim, dim, bias=False)
-        self.to_v = nn.Linear(speed_dim, dim, bias=False)
-        self.to_out = nn.ModuleList([nn.Linear(dim, dim)])
+        self.to_q = Linear(dim, dim, bias=False)
+        self.to_k = Linear(speed_dim, dim, bias=False)
+        self.to_v = Linear(speed_dim, dim, bias=False)
+        self.to_out = nn.ModuleList([Linear(dim, dim)])
         out: nn.Linear = self.to_out[0]  # type: ignore[assignment]
         nn.init.zeros_(out.weight)
         nn.init.zeros_(out.bias)
@@ -227,14 +228,14 @@ class _TemporalTransformer(nn.Module):
         super().__init__()
         inner_dim = in_channels
         self.norm = nn.GroupNorm(norm_num_groups, in_channels, eps=1e-6, affine=True)
-        self.proj_in = nn.Linear(in_channels, inner_dim)
+        self.proj_in = Linear(in_channels, inner_dim)
         self.transformer_blocks = nn.ModuleList(
             [
                 _TemporalTransformerBlock(inner_dim, heads, max_positions, speed_embed_dim)
                 for _ in range(num_blocks)
             ]
         )
-        self.proj_out = nn.Linear(inner_dim, in_channels)
+        self.proj_out = Linear(inner_dim, in_channels)
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
 
