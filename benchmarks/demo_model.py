@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         args.identities, speeds=speeds, duration=args.duration, size=96, singing=False
     )
     analyzer = FaceAnalyzer()
-    clip_length = int(pipe.settings.frames_per_clip)
+    frames_per_clip = int(pipe.settings.frames_per_clip)
     results: dict[str, list[CaseResult]] = {"truth": [], "emo-demo": []}
     for case in cases:
         truth, portrait = crop_case(case, resolution, grow)
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 sample_rate=truth.audio.sample_rate,
                 truth_mouth=truth.mouth_open,
                 reference=portrait,
-                clip_length=clip_length,
+                frames_per_clip=frames_per_clip,
                 identity_frames=4,
                 analyzer=analyzer,
             )
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         sync = results["emo-demo"][-1].score.lip_sync_truth
         r = sync.correlation if sync else math.nan
         print(f"{case.name}: lip sync r={r:.3f} ({seconds:.2f} s/frame)", flush=True)
-    report = BenchmarkReport(results, {}, clip_length)
+    report = BenchmarkReport(results, {}, frames_per_clip)
     summary = report.summary()
     checks = targets(summary, "emo-demo")
     lines = ["| target | measured | met |", "|---|---|---|"]

@@ -48,7 +48,9 @@ def _score_videos(args: argparse.Namespace) -> dict[str, Any]:
     for path in sorted(Path(args.videos).glob("*")):
         if path.suffix.lower() not in (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"):
             continue
-        score = score_video_file(path, reference=args.reference, clip_length=args.clip_length)
+        score = score_video_file(
+            path, reference=args.reference, frames_per_clip=args.frames_per_clip
+        )
         rows[path.name] = score.summary()
         print(path.name, json.dumps(rows[path.name]))
     return rows
@@ -88,7 +90,12 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=128, help="pixels")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps")
     parser.add_argument(
-        "--clip-length", type=int, default=None, help="frames per clip (default: the model's)"
+        "--frames-per-clip",
+        "--clip-length",
+        dest="frames_per_clip",
+        type=int,
+        default=None,
+        help="frames per clip (default: the model's)",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
@@ -108,10 +115,10 @@ def main() -> int:
         import torch
 
         generators: dict[str, Any] = {"truth": truth_generator()}
-        clip_length = args.clip_length
+        frames_per_clip = args.frames_per_clip
         for source in [*args.model, *(["tiny"] if args.tiny else [])]:
             pipe = _pipeline(args, source)
-            clip_length = clip_length or pipe.settings.frames_per_clip
+            frames_per_clip = frames_per_clip or pipe.settings.frames_per_clip
             options: dict[str, Any] = {"generator": torch.Generator().manual_seed(args.seed)}
             if args.steps is not None:
                 options["num_inference_steps"] = args.steps
@@ -126,7 +133,7 @@ def main() -> int:
         report = run_benchmark(
             generators,
             cases,
-            clip_length=clip_length or 12,
+            frames_per_clip=frames_per_clip or 12,
             progress=lambda line: print(line, file=sys.stderr),
         )
         table = report.to_markdown()

@@ -50,7 +50,7 @@ def main() -> None:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     preset = get_preset(args.preset)
     size = (args.size or preset.resolution) // preset.vae_scale_factor
-    f, n, branches = preset.num_frames, preset.num_motion_frames, 2
+    f, n, branches = preset.frames_per_clip, preset.motion_frames, 2
     torch.manual_seed(0)
     refnet = preset.build_reference_net().to(device, dtype).eval()
     backbone = preset.build_backbone().to(device, dtype).eval()

@@ -233,7 +233,7 @@ def stage_config(
     if recipe["stage_trainable"][i] is not None:
         config["training"]["trainable"] = list(recipe["stage_trainable"][i])
     if stage == 1:
-        config["data"]["num_frames"] = 1
+        config["data"]["frames_per_clip"] = 1
     return config
 
 

@@ -8,7 +8,6 @@ names to the module that defines them and imports that module only when asked.
 from __future__ import annotations
 
 import importlib
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,44 +39,6 @@ def lazy_getattr(
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module), name)
         namespace[name] = value
-        return value
-
-    return __getattr__
-
-
-def moved_module(old: str, new: str) -> Callable[[str], Any]:
-    """Build the ``__getattr__`` of a module that moved: names resolve in ``new``, with a warning.
-
-    The old module stays importable, so code written against the old path keeps
-    working for a deprecation period; every name read through it raises a
-    :class:`DeprecationWarning` that names the new home.
-
-    Parameters
-    ----------
-    old
-        The old module's ``__name__``.
-    new
-        The module the names now live in.
-
-    Returns
-    -------
-    Callable[[str], Any]
-        The function to bind as ``__getattr__`` in the old module.
-    """
-
-    def __getattr__(name: str) -> Any:
-        if name.startswith("__"):  # dunder probes (copy, pickle, inspect) are not API
-            raise AttributeError(f"module {old!r} has no attribute {name!r}")
-        try:
-            value = getattr(importlib.import_module(new), name)
-        except AttributeError:
-            raise AttributeError(f"module {old!r} has no attribute {name!r}") from None
-        warnings.warn(
-            f"{old} moved to {new}; import {name} from {new} (the old module will be "
-            "removed in a future release)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
         return value
 
     return __getattr__

@@ -36,7 +36,7 @@ def report() -> BenchmarkReport:
         "frozen": truth_generator(frozen_mouth=True),
         "other audio": truth_generator(audio_of=other_audio),  # type: ignore[arg-type]
     }
-    return run_benchmark(generators, cases, clip_length=12, identity_frames=2)
+    return run_benchmark(generators, cases, frames_per_clip=12, identity_frames=2)
 
 
 def test_ground_truth_scores_near_perfect(report: BenchmarkReport) -> None:
@@ -106,7 +106,9 @@ def test_an_untrained_pipeline_runs_and_fails_the_benchmark() -> None:
         pipe, num_inference_steps=1, generator=torch.Generator().manual_seed(0)
     )
     cases = heldout_cases(1, speeds=(1.0,), duration=0.5, size=64, singing=False)
-    report = run_benchmark({"truth": truth_generator(), "random": generate}, cases, clip_length=12)
+    report = run_benchmark(
+        {"truth": truth_generator(), "random": generate}, cases, frames_per_clip=12
+    )
     summary = report.summary()
     assert summary["truth"]["face_ratio"] > 0.9
     assert summary["random"]["face_ratio"] < 0.5  # noise: no face, so no lip sync

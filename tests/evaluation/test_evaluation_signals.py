@@ -52,7 +52,7 @@ def test_seam_jump_finds_jumps_at_clip_boundaries() -> None:
     assert seam_jump(jumps, 12).ratio > 5
     assert seam_jump(smooth, 12).ratio == pytest.approx(1.0, abs=0.3)
     assert np.isnan(seam_jump(smooth[:10], 12).ratio)  # one clip: no seam
-    with pytest.raises(InputError, match="clip_length"):
+    with pytest.raises(InputError, match="frames_per_clip"):
         seam_jump(smooth, 1)
 
 

@@ -54,7 +54,7 @@ def test_presets_demo_geometry_keeps_the_mouth_in_several_latent_pixels() -> Non
 def test_presets_sd15_geometry() -> None:
     preset = get_preset("sd15")
     assert (preset.resolution, preset.latent_size, preset.vae_scale_factor) == (512, 64, 8)
-    assert (preset.num_frames, preset.num_motion_frames, preset.audio_token_dim) == (12, 4, 768)
+    assert (preset.frames_per_clip, preset.motion_frames, preset.audio_token_dim) == (12, 4, 768)
     assert preset.backbone["audio_cross_attention_dim"] == preset.audio_token_dim
     assert preset.audio_projection["output_dim"] == preset.audio_token_dim
     assert preset.unet["block_out_channels"] == (320, 640, 1280, 1280)
@@ -80,9 +80,9 @@ def test_presets_small_build_consistent_parts(name: str) -> None:
         face = parts["face_locator"](mask)
         assert face.shape[-2:] == (s, s)
         ref = parts["reference_net"](torch.randn(1, 4, s, s), 0)
-        n = preset.num_motion_frames
+        n = preset.motion_frames
         motion = parts["reference_net"].motion_features(torch.randn(1, 4, n, s, s))
-        f = preset.num_frames
+        f = preset.frames_per_clip
         out = parts["backbone"](
             torch.randn(1, 4, f, s, s),
             500,
@@ -101,6 +101,6 @@ def test_presets_lookup_and_frozen() -> None:
         get_preset("sdxl")
     preset = get_preset("tiny")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        preset.num_frames = 3  # type: ignore[misc]
+        preset.frames_per_clip = 3  # type: ignore[misc]
     with pytest.raises(TypeError):
         preset.unet["layers_per_block"] = 3  # type: ignore[index]

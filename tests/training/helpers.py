@@ -15,7 +15,11 @@ def stage_config(stage: int, data: Path, out: Path, **sections: Any) -> dict[str
         "stage": stage,
         "output_dir": str(out),
         "seed": 0,  # the VAE then equals the one the test data cached latents with
-        "data": {"root": str(data), "num_frames": 4 if stage > 1 else None, "motion_frames": 2},
+        "data": {
+            "root": str(data),
+            "frames_per_clip": 4 if stage > 1 else None,
+            "motion_frames": 2,
+        },
         "optimizer": {"learning_rate": 1e-3},
         "training": {"max_steps": 8, "batch_size": 2, "device": "cpu"},
         "checkpoints": {"every": 4},

@@ -12,7 +12,7 @@ from emo.training.dataset import ClipDataset, SampleSpec
 
 def test_samples_are_deterministic_and_carry_their_windows(prepared: Path) -> None:
     spec = SampleSpec(
-        num_frames=4, motion_frames=2, audio_context=2, with_speed=True, speed_context=2
+        frames_per_clip=4, motion_frames=2, audio_context=2, with_speed=True, speed_context=2
     )
     data = ClipDataset(prepared, spec, seed=5, use_latents=True)
     assert len(data) >= 4  # clips with head speed (ground truth, or emo.face when installed)

@@ -66,7 +66,7 @@ def stages(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int
         assert result.pipeline_dir is not None
         after = EMOPipeline.from_pretrained(result.pipeline_dir, face_mask="full")
         spec = SampleSpec(
-            num_frames=4 if stage > 1 else 1,
+            frames_per_clip=4 if stage > 1 else 1,
             motion_frames=2 if stage > 1 else 0,
             audio_context=2 if stage > 1 else None,
             with_speed=stage == 3,

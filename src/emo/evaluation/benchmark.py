@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from emo._deprecation import renamed_arguments, warn_renamed
 from emo.datasets.synthetic import SyntheticClip, make_clip
 from emo.errors import InputError
 from emo.evaluation.scoring import VideoScore, score_video
@@ -294,7 +295,13 @@ class BenchmarkReport:
 
     results: dict[str, list[CaseResult]]
     memory: dict[str, dict[str, float]]
-    clip_length: int | None
+    frames_per_clip: int | None
+
+    @property
+    def clip_length(self) -> int | None:
+        """Deprecated name of :attr:`frames_per_clip`."""
+        warn_renamed("clip_length", "frames_per_clip", where="BenchmarkReport")
+        return self.frames_per_clip
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per generator: the mean of every scalar score over the cases, and costs."""
@@ -346,7 +353,7 @@ class BenchmarkReport:
             return value
 
         return {
-            "clip_length": self.clip_length,
+            "frames_per_clip": self.frames_per_clip,
             "summary": clean(self.summary()),
             "cases": {
                 name: [
@@ -434,11 +441,12 @@ class BenchmarkReport:
         return "\n".join(lines) + "\n\n" + "\n".join(speed_lines) + "\n" + verdict
 
 
+@renamed_arguments(clip_length="frames_per_clip")
 def run_benchmark(
     generators: Mapping[str, Generator],
     cases: Sequence[BenchmarkCase],
     *,
-    clip_length: int | None = None,
+    frames_per_clip: int | None = None,
     max_offset: int = 10,
     identity_frames: int = 4,
     progress: Callable[[str], None] | None = None,
@@ -451,7 +459,7 @@ def run_benchmark(
         Name -> generator; the first is the baseline of the ratios (put the truth first).
     cases
         From :func:`heldout_cases`.
-    clip_length
+    frames_per_clip
         Frames per generated clip, for the seam score (the pipeline's ``frames_per_clip``).
     max_offset
         Largest audio-video offset searched, in frames.
@@ -507,7 +515,7 @@ def run_benchmark(
                 sample_rate=truth.audio.sample_rate,
                 truth_mouth=truth.mouth_open,
                 reference=portrait,
-                clip_length=clip_length,
+                frames_per_clip=frames_per_clip,
                 max_offset=max_offset,
                 identity_frames=identity_frames,
                 analyzer=analyzer,
@@ -518,4 +526,4 @@ def run_benchmark(
                 progress(
                     f"{name} {case.name}: lip sync r={sync.correlation if sync else float('nan'):.3f}"
                 )
-    return BenchmarkReport(results, memory, clip_length)
+    return BenchmarkReport(results, memory, frames_per_clip)

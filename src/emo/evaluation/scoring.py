@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from emo._deprecation import renamed_arguments
 from emo.audio.envelope import loudness_envelope
 from emo.errors import InputError
 from emo.evaluation.signals import LipSync, SeamJump, lip_sync, seam_jump
@@ -218,6 +219,7 @@ def _enlarge(frames: np.ndarray, factor: int) -> np.ndarray:
     )
 
 
+@renamed_arguments(clip_length="frames_per_clip")
 def score_video(
     frames: Any,
     fps: float | Fraction,
@@ -226,7 +228,7 @@ def score_video(
     sample_rate: int | None = None,
     truth_mouth: np.ndarray | None = None,
     reference: np.ndarray | None = None,
-    clip_length: int | None = None,
+    frames_per_clip: int | None = None,
     max_offset: int = 10,
     identity_frames: int = 8,
     analysis_size: int = 256,
@@ -246,7 +248,7 @@ def score_video(
         ``(f,)`` ground-truth mouth opening (synthetic data), for lip sync against the truth.
     reference
         uint8 ``(h, w, 3)`` portrait the video should keep the identity of.
-    clip_length
+    frames_per_clip
         Frames per generated clip, for the seam score.
     max_offset
         Largest audio-video offset searched, in frames.
@@ -316,7 +318,7 @@ def score_video(
         else np.array([np.nan])
     )
     steps = steps[np.isfinite(steps)]
-    seams = seam_jump(video, clip_length) if clip_length is not None and f > 1 else None
+    seams = seam_jump(video, frames_per_clip) if frames_per_clip is not None and f > 1 else None
     return VideoScore(
         num_frames=f,
         fps=rate,
@@ -333,12 +335,13 @@ def score_video(
     )
 
 
+@renamed_arguments(clip_length="frames_per_clip")
 def score_video_file(
     path: str | os.PathLike[str],
     *,
     reference: Any = None,
     truth: str | os.PathLike[str] | np.ndarray | None = None,
-    clip_length: int | None = None,
+    frames_per_clip: int | None = None,
     max_offset: int = 10,
     analyzer: Any = None,
 ) -> VideoScore:
@@ -353,7 +356,7 @@ def score_video_file(
     truth
         ``(f,)`` truth mouth opening, or the path of a synthetic ``.json`` sidecar
         (its ``mouth_open``); default: the sidecar next to the video when there is one.
-    clip_length, max_offset, analyzer
+    frames_per_clip, max_offset, analyzer
         As for :func:`score_video`.
     """
     import json
@@ -389,7 +392,7 @@ def score_video_file(
         sample_rate=16000 if waveform is not None else None,
         truth_mouth=truth_mouth,
         reference=portrait,
-        clip_length=clip_length,
+        frames_per_clip=frames_per_clip,
         max_offset=max_offset,
         analyzer=analyzer,
     )

@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 
+from emo._deprecation import renamed_arguments
 from emo.errors import InputError
 
 __all__ = [
@@ -147,15 +148,20 @@ class SeamJump:
     ratio: float
 
 
-def seam_jump(frames: np.ndarray, clip_length: int) -> SeamJump:
-    """Compare frame differences at the seams of ``clip_length``-frame clips with the rest.
+@renamed_arguments(clip_length="frames_per_clip")
+def seam_jump(frames: np.ndarray, frames_per_clip: int) -> SeamJump:
+    """Compare frame differences at the seams of ``frames_per_clip``-frame clips with the rest.
 
     NaN fields when the video has no seam (one clip) or no change inside clips.
     """
-    if isinstance(clip_length, bool) or not isinstance(clip_length, int) or clip_length < 2:
-        raise InputError(f"clip_length must be an int >= 2 frames, got {clip_length!r}")
+    if (
+        isinstance(frames_per_clip, bool)
+        or not isinstance(frames_per_clip, int)
+        or frames_per_clip < 2
+    ):
+        raise InputError(f"frames_per_clip must be an int >= 2 frames, got {frames_per_clip!r}")
     diffs = frame_differences(frames)
-    at_seam = (np.arange(diffs.shape[0]) + 1) % clip_length == 0
+    at_seam = (np.arange(diffs.shape[0]) + 1) % frames_per_clip == 0
     if not at_seam.any() or at_seam.all():
         return SeamJump(float("nan"), float(diffs.mean()), float("nan"))
     seam, within = float(diffs[at_seam].mean()), float(diffs[~at_seam].mean())

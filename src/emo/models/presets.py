@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from emo._deprecation import warn_renamed
 from emo.errors import ConfigError
 from emo.models.sd15 import SD15_UNET_CONFIG, SD15_VAE_CONFIG
 
@@ -70,10 +71,11 @@ class ModelPreset:
         Keyword arguments of :class:`emo.models.audio_projection.AudioProjection`.
     resolution
         Image height and width in pixels.
-    num_frames
-        Frames ``f`` per clip.
-    num_motion_frames
-        Motion frames ``n`` carried from one clip to the next.
+    frames_per_clip
+        Frames ``f`` per clip (``PipelineSettings.frames_per_clip``).
+    motion_frames
+        Motion frames ``n`` carried from one clip to the next
+        (``PipelineSettings.motion_frames``).
     audio_token_dim
         Width of the audio tokens (AudioProjection output, Backbone audio attention).
     """
@@ -86,10 +88,22 @@ class ModelPreset:
     face_locator: Mapping[str, Any]
     audio_projection: Mapping[str, Any]
     resolution: int = 512
-    num_frames: int = 12
-    num_motion_frames: int = 4
+    frames_per_clip: int = 12
+    motion_frames: int = 4
     audio_token_dim: int = 768
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def num_frames(self) -> int:
+        """Deprecated name of :attr:`frames_per_clip`."""
+        warn_renamed("num_frames", "frames_per_clip", where="ModelPreset")
+        return self.frames_per_clip
+
+    @property
+    def num_motion_frames(self) -> int:
+        """Deprecated name of :attr:`motion_frames`."""
+        warn_renamed("num_motion_frames", "motion_frames", where="ModelPreset")
+        return self.motion_frames
 
     @property
     def vae_scale_factor(self) -> int:
@@ -218,8 +232,8 @@ PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
                 "output_dim": 768,
             },
             resolution=512,
-            num_frames=12,
-            num_motion_frames=4,
+            frames_per_clip=12,
+            motion_frames=4,
             audio_token_dim=768,
         ),
         "demo": _make(
@@ -242,8 +256,8 @@ PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
             {"in_channels": 1, "out_channels": 4, "block_out_channels": (8, 16, 16)},
             _TINY_AUDIO_PROJECTION,
             resolution=64,
-            num_frames=8,
-            num_motion_frames=2,
+            frames_per_clip=8,
+            motion_frames=2,
             audio_token_dim=32,
         ),
         "tiny": _make(
@@ -265,8 +279,8 @@ PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
             {"in_channels": 1, "out_channels": 4, "block_out_channels": (8, 16, 16, 16)},
             _TINY_AUDIO_PROJECTION,
             resolution=128,
-            num_frames=8,
-            num_motion_frames=2,
+            frames_per_clip=8,
+            motion_frames=2,
             audio_token_dim=32,
         ),
     }
@@ -290,7 +304,7 @@ def get_preset(name: str) -> ModelPreset:
     --------
     >>> from emo.models.presets import get_preset
     >>> preset = get_preset("tiny")
-    >>> preset.latent_size, preset.num_frames
+    >>> preset.latent_size, preset.frames_per_clip
     (16, 8)
     """
     try:

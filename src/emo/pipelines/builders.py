@@ -61,8 +61,8 @@ def _settings_for(preset: ModelPreset) -> PipelineSettings:
     return PipelineSettings(
         height=preset.resolution,
         width=preset.resolution,
-        frames_per_clip=preset.num_frames,
-        motion_frames=preset.num_motion_frames,
+        frames_per_clip=preset.frames_per_clip,
+        motion_frames=preset.motion_frames,
     )
 
 

@@ -435,7 +435,11 @@ class EMOPipeline:
         except ConfigError as exc:
             raise InputError(f"invalid generation argument: {exc}") from None
         height, width, fps = s.height, s.width, float(s.fps)
-        steps, clip_len, n_motion = s.num_inference_steps, s.frames_per_clip, s.motion_frames
+        steps, frames_per_clip, motion_frames = (
+            s.num_inference_steps,
+            s.frames_per_clip,
+            s.motion_frames,
+        )
         audio_cfg, ref_cfg = float(s.guidance_scale), float(s.reference_guidance_scale)
         factor = self.vae_scale_factor
         if height % factor or width % factor:
@@ -504,8 +508,8 @@ class EMOPipeline:
             num_frames=num_frames,
             speed=speed,
             steps=steps,
-            clip_len=clip_len,
-            n_motion=n_motion,
+            frames_per_clip=frames_per_clip,
+            motion_frames=motion_frames,
             audio_cfg=audio_cfg,
             ref_cfg=ref_cfg,
             generator=generator,
@@ -599,8 +603,8 @@ class EMOPipeline:
         num_frames: int,
         speed: torch.Tensor,
         steps: int,
-        clip_len: int,
-        n_motion: int,
+        frames_per_clip: int,
+        motion_frames: int,
         audio_cfg: float,
         ref_cfg: float,
         generator: torch.Generator | None,
@@ -616,7 +620,7 @@ class EMOPipeline:
             fps=fps,
             num_frames=num_frames,
             context_seconds=self.settings.audio_context_seconds,
-            block_frames=max(clip_len + 2 * context, math.ceil(_AUDIO_BLOCK_SECONDS * fps)),
+            block_frames=max(frames_per_clip + 2 * context, math.ceil(_AUDIO_BLOCK_SECONDS * fps)),
         )
         # Guidance branches, batched in one call: [full, reference only, neither].
         use_ref_cfg = ref_cfg != 1.0
@@ -631,16 +635,20 @@ class EMOPipeline:
         # serves every frame of every clip (it is broadcast along time).
         face = denoiser.face_features(portrait.mask.to(device, dtype)[None])  # (1, c, 1, h, w)
         motion = first_clip_motion_features(
-            self.reference_net, ref_latent, ref_features, n_motion, self.settings.first_clip_motion
+            self.reference_net,
+            ref_latent,
+            ref_features,
+            motion_frames,
+            self.settings.first_clip_motion,
         )
         motion_latents: torch.Tensor | None = None
-        total_clips = math.ceil(num_frames / clip_len)
+        total_clips = math.ceil(num_frames / frames_per_clip)
         watch = NonFiniteWatch(device)
         progress = self._progress(total_clips * steps)
         try:
             for clip_index in range(total_clips):
-                start = clip_index * clip_len
-                stop = min(num_frames, start + clip_len)
+                start = clip_index * frames_per_clip
+                stop = min(num_frames, start + frames_per_clip)
                 audio_tokens = self._audio_tokens(denoiser, audio, start, stop, context, branches)
                 clip_speed = None  # (1, f + 2m): shared by the guidance branches
                 if self.backbone.speed_encoder is not None:
@@ -680,7 +688,7 @@ class EMOPipeline:
                 watch.check(
                     clip_index=clip_index, total_clips=total_clips, steps=steps, dtype=dtype
                 )
-                motion_latents = next_motion_latents(motion_latents, sample, n_motion)
+                motion_latents = next_motion_latents(motion_latents, sample, motion_frames)
                 yield sample
         finally:
             progress.close()

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from emo._deprecation import warn_renamed
 from emo.errors import InputError
 from emo.training.data_format import read_clip_index, read_dataset_info
 
@@ -39,7 +40,7 @@ class SampleSpec:
 
     Attributes
     ----------
-    num_frames
+    frames_per_clip
         Target frames ``f``.
     motion_frames
         Frames ``n`` before the target frames (0 in stage 1).
@@ -55,13 +56,19 @@ class SampleSpec:
         Probability that a sample's motion frames are marked "none" (first clip).
     """
 
-    num_frames: int
+    frames_per_clip: int
     motion_frames: int = 0
     audio_context: int | None = None
     with_speed: bool = False
     speed_context: int = 0
     min_reference_distance: int = 1
     zero_motion_probability: float = 0.0
+
+    @property
+    def num_frames(self) -> int:
+        """Deprecated name of :attr:`frames_per_clip`."""
+        warn_renamed("num_frames", "frames_per_clip", where="SampleSpec")
+        return self.frames_per_clip
 
 
 class ClipDataset:
@@ -95,7 +102,7 @@ class ClipDataset:
         self.use_latents = use_latents
         if use_latents and not self.info.get("latents"):
             raise InputError(f"{os.fspath(self.root)!r} has no cached latents")
-        need = spec.motion_frames + spec.num_frames
+        need = spec.motion_frames + spec.frames_per_clip
         rows = read_clip_index(self.root)
         self.clips = [
             row
@@ -148,10 +155,10 @@ class ClipDataset:
         row = self.clips[index]
         count = int(row["frames"])
         gen = torch.Generator().manual_seed(mix_seed(self.seed, epoch, index))
-        span = spec.motion_frames + spec.num_frames
+        span = spec.motion_frames + spec.frames_per_clip
         start = int(torch.randint(0, count - span + 1, (1,), generator=gen))
         first = start + spec.motion_frames
-        stop = first + spec.num_frames
+        stop = first + spec.frames_per_clip
         reference = self._reference_index(count, first, stop, gen)
         zero_motion = bool(torch.rand((), generator=gen) < spec.zero_motion_probability)
         key = "latents" if self.use_latents else "frames"

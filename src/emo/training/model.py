@@ -112,7 +112,7 @@ def build_pipeline(config: TrainingConfig, data_info: dict[str, Any]) -> EMOPipe
             f"the data's resolution {resolution} is not a multiple of the VAE factor {factor}"
         )
     settings = pipe.settings.to_dict()
-    num_frames = config.data.num_frames
+    frames_per_clip = config.data.frames_per_clip
     motion = config.data.motion_frames
     changes: dict[str, Any] = {
         "height": resolution,
@@ -120,7 +120,7 @@ def build_pipeline(config: TrainingConfig, data_info: dict[str, Any]) -> EMOPipe
         "fps": float(data_info["fps"]),
     }
     if config.stage > 1:
-        changes["frames_per_clip"] = num_frames or settings["frames_per_clip"]
+        changes["frames_per_clip"] = frames_per_clip or settings["frames_per_clip"]
         changes["motion_frames"] = settings["motion_frames"] if motion is None else motion
     pipe.settings = PipelineSettings.from_dict({**settings, **changes})
     with contextlib.suppress(AttributeError):

@@ -15,6 +15,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar, Union
 
+from emo._deprecation import renamed_keys
 from emo.errors import ConfigError
 
 __all__ = ["from_dict", "to_dict"]
@@ -112,9 +113,17 @@ def from_dict(cls: type[_T], data: Mapping[str, Any], *, prefix: str = "") -> _T
     ------
     ConfigError
         For an unknown key, a missing required key, or a value of the wrong type.
+
+    Notes
+    -----
+    A dataclass with a ``renamed_keys`` class attribute (old key -> new key) also
+    accepts its old keys, with a :class:`DeprecationWarning`.
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a JSON object, got {data!r}")
+    renames = getattr(cls, "renamed_keys", None)
+    if renames:  # a section whose keys were renamed still reads old configs, with a warning
+        data = renamed_keys(data, renames, prefix.rstrip(".") or "config")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = [k for k in data if k not in fields]

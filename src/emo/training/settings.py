@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal
 
+from emo._deprecation import warn_renamed
 from emo.errors import ConfigError
 from emo.training.schema import from_dict, to_dict
 
@@ -113,8 +116,9 @@ class DataSettings:
     ----------
     root
         The folder ``emo prepare`` wrote.
-    num_frames
+    frames_per_clip
         Frames ``f`` denoised per sample; default 1 in stage 1, the model's clip length otherwise.
+        (Configs that say ``num_frames``, its old name, still load, with a warning.)
     motion_frames
         Motion frames ``n`` before the target frames (stages 2 and 3); default the model's.
     zero_motion_probability
@@ -125,13 +129,22 @@ class DataSettings:
     """
 
     root: str
-    num_frames: int | None = None
+    frames_per_clip: int | None = None
     motion_frames: int | None = None
     zero_motion_probability: float = 0.1
     min_reference_distance: int = 1
 
+    #: Old key -> new key; :func:`~emo.training.schema.from_dict` reads old configs.
+    renamed_keys: ClassVar[Mapping[str, str]] = MappingProxyType({"num_frames": "frames_per_clip"})
+
+    @property
+    def num_frames(self) -> int | None:
+        """Deprecated name of :attr:`frames_per_clip`."""
+        warn_renamed("num_frames", "frames_per_clip", where="data")
+        return self.frames_per_clip
+
     def __post_init__(self) -> None:
-        _positive("data", num_frames=self.num_frames)
+        _positive("data", frames_per_clip=self.frames_per_clip)
         if self.motion_frames is not None and self.motion_frames < 0:
             raise ConfigError(f"data.motion_frames must be >= 0, got {self.motion_frames}")
         if self.min_reference_distance < 0:

@@ -140,19 +140,19 @@ class Trainer:
         cfg = self.config
         if cfg.stage == 1:
             return SampleSpec(
-                num_frames=cfg.data.num_frames or 1,
+                frames_per_clip=cfg.data.frames_per_clip or 1,
                 min_reference_distance=cfg.data.min_reference_distance,
             )
-        num_frames = pipe.settings.frames_per_clip
+        frames_per_clip = pipe.settings.frames_per_clip
         motion = pipe.settings.motion_frames
         limit = int(pipe.backbone.config["motion_max_positions"])
-        if num_frames + motion > limit:
+        if frames_per_clip + motion > limit:
             raise ConfigError(
-                f"data.num_frames + data.motion_frames = {num_frames + motion} exceeds the "
+                f"data.frames_per_clip + data.motion_frames = {frames_per_clip + motion} exceeds the "
                 f"temporal modules' {limit} positions (model.backbone.motion_max_positions)"
             )
         return SampleSpec(
-            num_frames=num_frames,
+            frames_per_clip=frames_per_clip,
             motion_frames=motion,
             audio_context=denoiser.audio_context,
             with_speed=cfg.stage == 3,
