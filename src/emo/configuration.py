@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from emo._version import __version__
-from emo.errors import ConfigArgumentError, ConfigError, EMOWarning, InputError
+from emo.errors import ConfigArgumentError, ConfigError, EMOError, EMOWarning, InputError
 
 __all__ = [
     "CONFIG_NAME",
@@ -34,6 +34,7 @@ __all__ = [
     "init_arguments",
     "is_trusted_module",
     "load_config",
+    "read_json_object",
 ]
 
 CONFIG_NAME = "config.json"
@@ -237,17 +238,36 @@ def load_config(directory: str | os.PathLike[str], name: str = CONFIG_NAME) -> F
     if not isinstance(directory, (str, os.PathLike)):
         raise ConfigError(f"a config folder must be a path, got {type(directory).__name__}")
     path = Path(directory) / name
+    if not path.is_file():
+        raise ConfigError(f"no {name} in {os.fspath(directory)!r}; is this a saved emo folder?")
+    return FrozenConfig(read_json_object(path))
+
+
+def read_json_object(
+    path: str | os.PathLike[str], *, error: type[EMOError] = ConfigError
+) -> dict[str, Any]:
+    """Read a JSON file that must hold an object (a config, an index).
+
+    Parameters
+    ----------
+    path
+        The file.
+    error
+        The :class:`~emo.errors.EMOError` subclass to raise (:class:`~emo.errors.CheckpointError`
+        for files inside a checkpoint).
+
+    Raises
+    ------
+    EMOError
+        ``error``, naming the file, if it cannot be read, is not JSON or not an object.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no {name} in {os.fspath(directory)!r}; is this a saved emo folder?"
-        ) from None
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{os.fspath(path)!r} is not readable JSON: {exc}") from exc
+        raise error(f"{os.fspath(path)!r} is not readable JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{os.fspath(path)!r} must hold a JSON object")
-    return FrozenConfig(data)
+        raise error(f"{os.fspath(path)!r} must hold a JSON object")
+    return data
 
 
 def _wrap_init(init: Callable[..., None]) -> Callable[..., None]:

@@ -14,11 +14,12 @@ from typing_extensions import Self
 
 from emo.audio.base import AudioEncoderBase, encode_on_grid
 from emo.configuration import atomic_write_text, load_config
-from emo.errors import CheckpointError
+from emo.errors import CheckpointError, ConfigError
 
 __all__ = [
     "MODEL_SUBFOLDER",
     "TransformersEncoderBase",
+    "check_chunking",
     "check_model_folder",
     "load_json",
     "resolve_model_path",
@@ -49,6 +50,23 @@ def check_model_folder(model_path: str | os.PathLike[str], what: str) -> Path:
             "transformers model folder?"
         )
     return folder
+
+
+def check_chunking(owner: str, chunk_seconds: object, context_seconds: object) -> None:
+    """Check the chunking settings of an encoder: seconds per chunk (or ``None``) and of context.
+
+    Raises
+    ------
+    ConfigError
+        If either is not a number, ``chunk_seconds <= 0`` or ``context_seconds < 0``.
+    """
+    for label, value in (("chunk_seconds", chunk_seconds), ("context_seconds", context_seconds)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"{owner}: {label} must be a number, got {value!r}")
+    if isinstance(chunk_seconds, (int, float)) and not chunk_seconds > 0:
+        raise ConfigError(f"{owner}: chunk_seconds must be > 0 or None, got {chunk_seconds}")
+    if not isinstance(context_seconds, (int, float)) or not context_seconds >= 0:
+        raise ConfigError(f"{owner}: context_seconds must be >= 0, got {context_seconds}")
 
 
 def load_json(path: Path) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ import torch
 
 from emo.audio._hf import (
     TransformersEncoderBase,
+    check_chunking,
     check_model_folder,
     load_json,
 )
@@ -117,22 +118,7 @@ class Wav2Vec2Encoder(TransformersEncoderBase):
                 f"{type(exc).__name__}: {str(exc)[:500]}; is it a transformers wav2vec2 folder "
                 "with complete weights?"
             ) from exc
-        for label, value in (
-            ("chunk_seconds", chunk_seconds),
-            ("context_seconds", context_seconds),
-        ):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float))
-            ):
-                raise ConfigError(f"Wav2Vec2Encoder: {label} must be a number, got {value!r}")
-        if chunk_seconds is not None and not chunk_seconds > 0:
-            raise ConfigError(
-                f"Wav2Vec2Encoder: chunk_seconds must be > 0 or None, got {chunk_seconds}"
-            )
-        if not context_seconds >= 0:
-            raise ConfigError(
-                f"Wav2Vec2Encoder: context_seconds must be >= 0, got {context_seconds}"
-            )
+        check_chunking("Wav2Vec2Encoder", chunk_seconds, context_seconds)
         self._folder = folder
         self.model: Any = model
         self.model.to(dtype=torch.float32).eval()

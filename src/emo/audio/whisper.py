@@ -12,6 +12,7 @@ import torch
 from emo.audio._dsp import mel_filterbank
 from emo.audio._hf import (
     TransformersEncoderBase,
+    check_chunking,
     check_model_folder,
     load_json,
 )
@@ -118,18 +119,7 @@ class WhisperEncoder(TransformersEncoderBase):
                 f"cannot read a Whisper config in {os.fspath(folder)!r}: "
                 f"{type(exc).__name__}: {str(exc)[:500]}"
             ) from exc
-        for label, value in (
-            ("chunk_seconds", chunk_seconds),
-            ("context_seconds", context_seconds),
-        ):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float))
-            ):
-                raise ConfigError(f"WhisperEncoder: {label} must be a number, got {value!r}")
-        if chunk_seconds is not None and not chunk_seconds > 0:
-            raise ConfigError(
-                f"WhisperEncoder: chunk_seconds must be > 0 or None, got {chunk_seconds}"
-            )
+        check_chunking("WhisperEncoder", chunk_seconds, context_seconds)
         encoder: Any = HFEncoder(hf_config)
         if not _building_on_meta():
             _load_encoder_weights(encoder, folder)
@@ -160,10 +150,6 @@ class WhisperEncoder(TransformersEncoderBase):
             self.sample_rate, _N_FFT, hf_config.num_mel_bins, 0.0, 8000.0
         )
         per_second = self.sample_rate / self.stride
-        if not context_seconds >= 0:
-            raise ConfigError(
-                f"WhisperEncoder: context_seconds must be >= 0, got {context_seconds}"
-            )
         self._context = max(1, math.ceil(context_seconds * per_second))
         room = self.positions - 2 * self._context
         if room < 1:

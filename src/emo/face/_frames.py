@@ -8,10 +8,11 @@ import numpy as np
 
 from emo.errors import InputError
 
-__all__ = ["as_rgb_frames"]
+__all__ = ["as_rgb_frames", "to_numpy"]
 
 
-def _to_numpy(frames: Any, name: str) -> np.ndarray:
+def to_numpy(frames: Any, name: str) -> np.ndarray:
+    """A numpy array or a (non-meta) torch tensor as a numpy array; anything else raises."""
     if isinstance(frames, np.ndarray):
         return frames
     try:  # torch is optional here: only a tensor the caller already holds is converted.
@@ -57,7 +58,7 @@ def as_rgb_frames(frames: Any, *, name: str = "frames") -> np.ndarray:
         If the input is not an array of one of those shapes, is empty, holds NaN/inf,
         or has another dtype.
     """
-    array = _to_numpy(frames, name)
+    array = to_numpy(frames, name)
     if array.ndim == 2:
         array = array[None, :, :, None]
     elif array.ndim == 3:
@@ -65,7 +66,7 @@ def as_rgb_frames(frames: Any, *, name: str = "frames") -> np.ndarray:
     if array.ndim != 4 or array.shape[-1] not in (1, 3, 4):
         raise InputError(
             f"{name} must have shape (f, h, w, 3), (h, w, 3), (h, w) or with 1 or 4 channels "
-            f"(channels last), got {tuple(_to_numpy(frames, name).shape)}"
+            f"(channels last), got {tuple(to_numpy(frames, name).shape)}"
         )
     if 0 in array.shape:
         raise InputError(f"{name} is empty (shape {tuple(array.shape)})")

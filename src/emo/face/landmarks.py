@@ -38,18 +38,7 @@ _LOWER_LIP = [67, 66, 65]
 
 
 def eye_distance(landmarks: np.ndarray) -> np.ndarray:
-    """Distance between the two eye centres, in pixels.
-
-    Parameters
-    ----------
-    landmarks
-        ``(..., 68, 2)`` points in pixels.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(...)``.
-    """
+    """Distance between the two eye centres, in pixels: landmarks ``(..., 68, 2)`` -> ``(...)``."""
     left = landmarks[..., LEFT_EYE, :].mean(axis=-2)
     right = landmarks[..., RIGHT_EYE, :].mean(axis=-2)
     return np.asarray(np.linalg.norm(right - left, axis=-1))

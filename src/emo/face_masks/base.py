@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from emo.errors import InputError
+from emo.face._frames import as_rgb_frames, to_numpy
 from emo.plugins.base import PluginBase
 
 __all__ = [
@@ -55,37 +56,18 @@ class FaceMask(Protocol):
 
 
 def as_frames(frames: Any, *, name: str = "frames") -> np.ndarray:
-    """Validate frames and return them as a contiguous numpy uint8 array ``(f, h, w, 3)``.
+    """Validate RGB frames and return them as a contiguous numpy uint8 array ``(f, h, w, 3)``.
 
-    Parameters
-    ----------
-    frames
-        numpy array or torch tensor, ``(f, h, w, 3)`` or a single image ``(h, w, 3)``;
-        uint8, or float with values in ``[0, 1]``.
-    name
-        What to call the input in error messages.
-
-    Returns
-    -------
-    numpy.ndarray
-        uint8 ``(f, h, w, 3)``.
+    The checks and conversion of the face analysis' frame reader, for RGB shapes only:
+    ``frames`` is a numpy array or torch tensor, ``(f, h, w, 3)`` or one image
+    ``(h, w, 3)``, uint8 or float in ``[0, 1]``; ``name`` is what error messages call it.
 
     Raises
     ------
     InputError
         If the input is not an array of that shape, is empty, or holds NaN/inf.
     """
-    if isinstance(frames, torch.Tensor):
-        if frames.is_meta:
-            raise InputError(f"{name} are a tensor on the meta device (no data); pass real frames")
-        array = frames.detach().cpu().numpy()
-    elif isinstance(frames, np.ndarray):
-        array = frames
-    else:
-        raise InputError(
-            f"{name} must be a numpy array or torch tensor of uint8 frames (f, h, w, 3), "
-            f"got {type(frames).__name__}"
-        )
+    array = to_numpy(frames, name)
     if array.ndim == 3:
         array = array[None]
     if array.ndim != 4 or array.shape[-1] != 3:
@@ -93,15 +75,7 @@ def as_frames(frames: Any, *, name: str = "frames") -> np.ndarray:
             f"{name} must have shape (f, h, w, 3) or (h, w, 3) (RGB, channels last), "
             f"got {tuple(array.shape)}"
         )
-    if 0 in array.shape:
-        raise InputError(f"{name} is empty (shape {tuple(array.shape)})")
-    if array.dtype == np.uint8:
-        return np.ascontiguousarray(array)
-    if array.dtype.kind == "f":
-        if not np.isfinite(array).all():
-            raise InputError(f"{name} holds NaN or inf values")
-        return np.ascontiguousarray(np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8))
-    raise InputError(f"{name} must be uint8 or float in [0, 1], got dtype {array.dtype}")
+    return as_rgb_frames(array, name=name)  # the strict shape is checked; the rest is shared
 
 
 def _as_boxes(boxes: Any, name: str = "box") -> torch.Tensor:
@@ -268,18 +242,8 @@ class FaceMaskBase(PluginBase, ABC):
         return union_box(pad_box(self.boxes(array), self.padding, height, width))
 
     def __call__(self, frames: Any) -> torch.Tensor:
-        """Return the face-region masks of ``frames``.
-
-        Parameters
-        ----------
-        frames
-            uint8 frames ``(f, h, w, 3)`` or one image ``(h, w, 3)`` (numpy or torch).
-
-        Returns
-        -------
-        torch.Tensor
-            float32 masks ``(f, 1, h, w)`` with values in {0, 1}.
-        """
+        """Return the face-region masks of ``frames`` (as in :meth:`boxes`), float32
+        ``(f, 1, h, w)`` with values in {0, 1}."""
         array = as_frames(frames)
         count, height, width = array.shape[:3]
         boxes = _as_boxes(self.boxes(array), f"{type(self).__name__}.boxes()")

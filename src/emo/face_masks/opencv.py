@@ -44,14 +44,9 @@ class AutoFaceMask(FaceMaskBase):
         ``"dlib"`` (trained detector of ``emo[face]``, with scale and rotation search),
         ``"haar"`` (OpenCV's cascade: upright frontal faces only), or ``"auto"``
         (default): dlib when installed, else Haar.
-    scale_factor
-        Cascade pyramid step (``> 1``); smaller is slower and finds more.
-    min_neighbors
-        Detections a face needs to be kept; larger means fewer false positives.
-    min_size
-        Smallest face, as a fraction of the frame's shorter side.
-    max_side
-        Haar only: frames are downscaled to at most this many pixels on the longer side.
+    scale_factor, min_neighbors, min_size, max_side
+        The Haar cascade's settings, as in :class:`emo.face.haar.HaarDetector`
+        (Haar only; the dlib detector has its own search).
 
     Raises
     ------

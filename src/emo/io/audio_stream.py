@@ -19,14 +19,14 @@ Every stream yields float32 ``(c, n)`` blocks with ``c`` = 1 or 2.
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from emo.errors import AudioError
+from emo.io._closing import ClosingContext
 
 __all__ = [
     "ArrayAudioStream",
@@ -45,7 +45,7 @@ _SOUNDFILE_SUFFIXES = frozenset(
 )  # fmt: skip
 
 
-class AudioStream(ABC):
+class AudioStream(ClosingContext):
     """Audio read once, in order: float32 ``(channels, n)`` blocks at ``sample_rate``.
 
     Attributes
@@ -69,17 +69,6 @@ class AudioStream(ABC):
     def close(self) -> None:
         """Release the file or decoder (safe to call more than once)."""
         return None  # nothing to release for in-memory streams
-
-    def __enter__(self) -> AudioStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def read_all(self) -> np.ndarray:
         """Read what is left into one float32 ``(channels, n)`` array."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import torch
 
 from emo.errors import InputError, VideoError
+from emo.io._closing import ClosingContext
 
 __all__ = ["VideoReader", "read_video"]
 
@@ -32,7 +32,7 @@ def _is_count(value: Any) -> bool:
     return False
 
 
-class VideoReader:
+class VideoReader(ClosingContext):
     """Random access to the frames of a video file (decoded with PyAV).
 
     Parameters
@@ -253,17 +253,6 @@ class VideoReader:
 
     def _container_open(self) -> bool:
         return not getattr(self, "_closed", False)
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

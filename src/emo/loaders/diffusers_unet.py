@@ -20,7 +20,6 @@ a checked copy:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -29,7 +28,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from emo.configuration import init_arguments
+from emo.configuration import init_arguments, read_json_object
 from emo.errors import CheckpointError, ConfigError
 from emo.modeling import LoadReport, check_shapes, copy_matching, load_state_dict_file
 from emo.models.unet_2d import UNet2D, UNetBase
@@ -217,12 +216,7 @@ def load_sd15_unet_state_dict(
         If the config is outside the SD 1.x family.
     """
     config_path, weights_path = find_unet_files(path)
-    try:
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{os.fspath(config_path)!r} is not readable JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"{os.fspath(config_path)!r} must hold a JSON object")
+    raw = read_json_object(config_path, error=CheckpointError)
     return unet_config_from_diffusers(raw), load_state_dict_file(weights_path)
 
 

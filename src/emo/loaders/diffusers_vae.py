@@ -17,7 +17,6 @@ classmethods without an import circle.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -27,7 +26,7 @@ from typing import Any
 
 import torch
 
-from emo.configuration import init_arguments
+from emo.configuration import init_arguments, read_json_object
 from emo.errors import CheckpointError, ConfigError, EMOWarning
 from emo.modeling import load_state_dict_file
 
@@ -188,12 +187,7 @@ def read_diffusers_vae(
             f"no config.json in {os.fspath(folder)!r} (or its 'vae' sub-folder); point at "
             "a diffusers VAE folder"
         )
-    try:
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{os.fspath(config_path)!r} is not readable JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{os.fspath(config_path)!r} must hold a JSON object")
+    raw = read_json_object(config_path, error=ConfigError)
     weights = next(
         (root / name for name in DIFFUSERS_VAE_WEIGHT_NAMES if (root / name).is_file()), None
     )

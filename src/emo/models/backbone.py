@@ -38,11 +38,12 @@ from emo.models._checks import check_input_tensor
 from emo.models.blocks import BlockContext
 from emo.models.reference_net import MotionFeatures, ReferenceFeatures, UNetSource
 from emo.models.sd15 import SD15_UNET_CONFIG
-from emo.models.unet_2d import TimestepLike, UNetBase
+from emo.models.unet_2d import TimestepLike, UNetBase, document_unet_config
 
 __all__ = ["Backbone"]
 
 
+@document_unet_config
 class Backbone(UNetBase):
     """The EMO denoising network: a video UNet with reference, audio, temporal and speed branches.
 
@@ -51,44 +52,7 @@ class Backbone(UNetBase):
 
     Parameters
     ----------
-    sample_size
-        Nominal latent size (informative).
-    in_channels
-        Latent channels in.
-    out_channels
-        Channels out.
-    down_block_types
-        ``"CrossAttnDownBlock2D"`` or ``"DownBlock2D"`` per resolution.
-    up_block_types
-        ``"CrossAttnUpBlock2D"`` or ``"UpBlock2D"`` per resolution.
-    block_out_channels
-        Channels per resolution.
-    layers_per_block
-        Layers per down block.
-    attention_head_dim
-        Number of spatial attention heads (the SD 1.x naming), per block or for all.
-    cross_attention_dim
-        Width of the text tokens of the SD config; kept so that config loads as it is.
-        No text cross-attention (``attn2``) is built: EMO uses no text, and its
-        reference features enter through the self-attention ``attn1``.
-    use_linear_projection
-        Linear or 1x1-convolution ``proj_in``/``proj_out``.
-    norm_num_groups
-        Groups of every spatial GroupNorm.
-    norm_eps
-        Epsilon of the resnet and output GroupNorms.
-    flip_sin_to_cos
-        Cosines first in the timestep embedding.
-    freq_shift
-        Frequency shift of the timestep embedding.
-    dropout
-        Dropout of resnets and transformers.
-    mid_block_type
-        ``"UNetMidBlock2DCrossAttn"``.
-    num_attention_heads
-        If given, overrides ``attention_head_dim`` as the number of heads.
-    transformer_layers_per_block
-        Transformer blocks per spatial transformer.
+    {unet_config_parameters}
     audio_cross_attention_dim
         Width ``d_audio`` of the audio tokens; ``None`` builds no audio attention.
     use_motion_modules

@@ -17,7 +17,7 @@ from einops import rearrange
 
 from emo.errors import InputError
 from emo.models.blocks import BlockContext
-from emo.models.unet_2d import SpatialUNet, TimestepLike, UNet2D
+from emo.models.unet_2d import SpatialUNet, TimestepLike, UNet2D, document_unet_config
 
 __all__ = ["MotionFeatures", "ReferenceFeatures", "ReferenceNet", "UNetSource"]
 
@@ -208,6 +208,7 @@ class MotionFeatures:
         )
 
 
+@document_unet_config
 class ReferenceNet(SpatialUNet):
     """A Stable Diffusion 1.x UNet without output head that returns :class:`ReferenceFeatures`.
 
@@ -218,43 +219,7 @@ class ReferenceNet(SpatialUNet):
 
     Parameters
     ----------
-    sample_size
-        Nominal latent size (informative).
-    in_channels
-        Latent channels in.
-    out_channels
-        Kept for config compatibility with :class:`~emo.models.UNet2D` (unused).
-    down_block_types
-        ``"CrossAttnDownBlock2D"`` or ``"DownBlock2D"`` per resolution.
-    up_block_types
-        ``"CrossAttnUpBlock2D"`` or ``"UpBlock2D"`` per resolution.
-    block_out_channels
-        Channels per resolution.
-    layers_per_block
-        Layers per down block.
-    attention_head_dim
-        Number of attention heads (the SD 1.x naming), per block or for all.
-    cross_attention_dim
-        Width of the text tokens of the SD config; kept so that config loads as it is.
-        No text cross-attention (``attn2``) is built: EMO uses no text.
-    use_linear_projection
-        Linear or 1x1-convolution ``proj_in``/``proj_out``.
-    norm_num_groups
-        Groups of every GroupNorm.
-    norm_eps
-        Epsilon of the resnet GroupNorms.
-    flip_sin_to_cos
-        Cosines first in the timestep embedding.
-    freq_shift
-        Frequency shift of the timestep embedding.
-    dropout
-        Dropout of resnets and transformers.
-    mid_block_type
-        ``"UNetMidBlock2DCrossAttn"``.
-    num_attention_heads
-        If given, overrides ``attention_head_dim`` as the number of heads.
-    transformer_layers_per_block
-        Transformer blocks per spatial transformer.
+    {unet_config_parameters}
     """
 
     has_output_head: ClassVar[bool] = False

@@ -10,7 +10,7 @@ they are. :class:`UNetBase` holds the construction and the layer loop shared wit
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -365,6 +365,59 @@ class UNetBase(ModelMixin):
         return x
 
 
+#: The numpy-style descriptions of the SD 1.x UNet config arguments, written once for the
+#: docstrings of UNet2D, ReferenceNet and Backbone (``{unet_config_parameters}`` in each).
+UNET_CONFIG_PARAMETERS = """\
+    sample_size
+        Nominal latent size (informative; any size divisible by ``2**(blocks-1)`` works,
+        others work too).
+    in_channels
+        Latent channels in.
+    out_channels
+        Channels out (kept in a ReferenceNet's config, which has no output head).
+    down_block_types
+        ``"CrossAttnDownBlock2D"`` or ``"DownBlock2D"`` per resolution.
+    up_block_types
+        ``"CrossAttnUpBlock2D"`` or ``"UpBlock2D"`` per resolution (coarsest first).
+    block_out_channels
+        Channels per resolution.
+    layers_per_block
+        Resnet (+ transformer) layers per down block (up blocks get one more).
+    attention_head_dim
+        Number of spatial attention heads, per block or for all (the SD 1.x naming).
+    cross_attention_dim
+        Width of the text tokens. ReferenceNet and Backbone keep it so an SD config loads
+        as it is, but build no text cross-attention (``attn2``): EMO uses no text.
+    use_linear_projection
+        Linear ``proj_in``/``proj_out`` (``True``) or 1x1 convolutions (``False``, SD 1.x).
+    norm_num_groups
+        Groups of every spatial GroupNorm.
+    norm_eps
+        Epsilon of the resnet and output GroupNorms.
+    flip_sin_to_cos
+        Cosines first in the timestep embedding.
+    freq_shift
+        Frequency shift of the timestep embedding.
+    dropout
+        Dropout of resnets and transformers.
+    mid_block_type
+        ``"UNetMidBlock2DCrossAttn"``.
+    num_attention_heads
+        If given, overrides ``attention_head_dim`` as the number of heads.
+    transformer_layers_per_block
+        Transformer blocks per spatial transformer (1 in SD 1.x).
+"""
+
+_C = TypeVar("_C", bound=type)
+
+
+def document_unet_config(cls: _C) -> _C:
+    """Put :data:`UNET_CONFIG_PARAMETERS` where ``cls``'s docstring says ``{unet_config_parameters}``."""
+    if cls.__doc__:
+        cls.__doc__ = cls.__doc__.replace("    {unet_config_parameters}\n", UNET_CONFIG_PARAMETERS)
+    return cls
+
+
 class SpatialUNet(UNetBase):
     """The 2D UNet constructor shared by :class:`UNet2D` and the ReferenceNet.
 
@@ -420,6 +473,7 @@ class SpatialUNet(UNetBase):
         )
 
 
+@document_unet_config
 class UNet2D(SpatialUNet):
     """The Stable Diffusion 1.x conditional UNet: noisy latents + timestep + text -> noise.
 
@@ -429,43 +483,7 @@ class UNet2D(SpatialUNet):
 
     Parameters
     ----------
-    sample_size
-        Nominal latent size (informative; any size divisible by ``2**(blocks-1)`` works,
-        others work too).
-    in_channels
-        Latent channels in.
-    out_channels
-        Channels out.
-    down_block_types
-        ``"CrossAttnDownBlock2D"`` or ``"DownBlock2D"`` per resolution.
-    up_block_types
-        ``"CrossAttnUpBlock2D"`` or ``"UpBlock2D"`` per resolution (coarsest first).
-    block_out_channels
-        Channels per resolution.
-    layers_per_block
-        Resnet (+ transformer) layers per down block (up blocks get one more).
-    attention_head_dim
-        Number of attention heads, per block or for all (the SD 1.x naming).
-    cross_attention_dim
-        Width of the text tokens.
-    use_linear_projection
-        Linear ``proj_in``/``proj_out`` (``True``) or 1x1 convolutions (``False``, SD 1.x).
-    norm_num_groups
-        Groups of every GroupNorm.
-    norm_eps
-        Epsilon of the resnet and output GroupNorms.
-    flip_sin_to_cos
-        Cosines first in the timestep embedding.
-    freq_shift
-        Frequency shift of the timestep embedding.
-    dropout
-        Dropout of resnets and transformers.
-    mid_block_type
-        ``"UNetMidBlock2DCrossAttn"``.
-    num_attention_heads
-        If given, overrides ``attention_head_dim`` as the number of heads.
-    transformer_layers_per_block
-        Transformer blocks per spatial transformer (1 in SD 1.x).
+    {unet_config_parameters}
     """
 
     def forward(

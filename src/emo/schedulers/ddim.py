@@ -101,12 +101,8 @@ class DDIMScheduler(SchedulerBase):
     ) -> None:
         """Choose ``n`` integer timesteps, descending, by ``timestep_spacing``.
 
-        Parameters
-        ----------
-        num_inference_steps
-            ``n``, from 1 to ``num_train_timesteps``.
-        device
-            Where :attr:`timesteps` (int64, shape ``(n,)``) lives.
+        The arguments are those of :meth:`SchedulerBase.set_timesteps
+        <emo.schedulers.base.SchedulerBase.set_timesteps>`; :attr:`timesteps` is int64, ``(n,)``.
         """
         n = self._check_num_steps(num_inference_steps)
         count = int(self._settings.num_train_timesteps)

@@ -107,12 +107,8 @@ class EulerDiscreteScheduler(SigmaSchedulerBase):
     ) -> None:
         """Choose ``n`` (float) timesteps and their noise levels.
 
-        Parameters
-        ----------
-        num_inference_steps
-            ``n``, from 1 to ``num_train_timesteps``.
-        device
-            Where :attr:`timesteps` (float32, shape ``(n,)``) lives.
+        The arguments are those of :meth:`SchedulerBase.set_timesteps
+        <emo.schedulers.base.SchedulerBase.set_timesteps>`; :attr:`timesteps` is float32, ``(n,)``.
         """
         n = self._check_num_steps(num_inference_steps)
         cfg = self._settings
@@ -144,17 +140,8 @@ class EulerDiscreteScheduler(SigmaSchedulerBase):
     def scale_model_input(self, sample: torch.Tensor, timestep: TimestepLike) -> torch.Tensor:
         """Divide ``sample`` by ``sqrt(sigma ** 2 + 1)``: the network sees unit variance.
 
-        Parameters
-        ----------
-        sample
-            The current sample, e.g. ``(b, c, f, h, w)``.
-        timestep
-            One of :attr:`timesteps`.
-
-        Returns
-        -------
-        torch.Tensor
-            Same shape, device and dtype.
+        Arguments and result as in :meth:`SchedulerBase.scale_model_input
+        <emo.schedulers.base.SchedulerBase.scale_model_input>`.
         """
         x = as_sample(sample, "sample")
         index = self._index_for(timestep)

@@ -22,12 +22,12 @@ import os
 import shutil
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -533,7 +533,33 @@ def _remove(path: str, claim: OutputClaim | None = None) -> None:
         claim.release()
 
 
-class FileSession(WriterSession):
+class _StagedSession(WriterSession):
+    """A session that claims its target and writes to a temporary beside it (file or folder)."""
+
+    target: Path
+    claim: OutputClaim
+    temp_path: Path
+
+    def _claim_and_stage(
+        self,
+        path: str | os.PathLike[str],
+        kind: Literal["file", "folder"],
+        check: Callable[[], None] | None = None,
+    ) -> None:
+        self.target = _check_target(path, folder=kind == "folder")
+        self.claim = OutputClaim(self.target).acquire()
+        try:
+            if check is not None:
+                check()
+            self.temp_path = make_temporary(self.target, kind)
+        except BaseException:
+            self.claim.release()
+            raise
+        # A session dropped without close() removes its temporary and releases the claim.
+        self._finalizer = weakref.finalize(self, _remove, os.fspath(self.temp_path), self.claim)
+
+
+class FileSession(_StagedSession):
     """A session that writes one file under a temporary name and renames it on success.
 
     The temporary file lives next to the target (``.<name>.emo-<random>.part``), so
@@ -551,14 +577,7 @@ class FileSession(WriterSession):
 
     def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.target = _check_target(path, folder=False)
-        self.claim = OutputClaim(self.target).acquire()
-        try:
-            self.temp_path = make_temporary(self.target)
-        except BaseException:
-            self.claim.release()
-            raise
-        self._finalizer = weakref.finalize(self, _remove, os.fspath(self.temp_path), self.claim)
+        self._claim_and_stage(path, "file")
 
     def new_temporary(self) -> Path:
         """Create another temporary file next to the target (removed by the next run if killed)."""
@@ -580,7 +599,7 @@ class FileSession(WriterSession):
         self._finalizer()
 
 
-class FolderSession(WriterSession):
+class FolderSession(_StagedSession):
     """A session that fills a temporary folder and swaps it into place on success.
 
     An existing folder at the target is moved aside, the new one renamed in, and
@@ -596,15 +615,7 @@ class FolderSession(WriterSession):
 
     def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.target = _check_target(path, folder=True)
-        self.claim = OutputClaim(self.target).acquire()
-        try:
-            self._check_replaceable()
-            self.temp_path = make_temporary(self.target, "folder")
-        except BaseException:
-            self.claim.release()
-            raise
-        self._finalizer = weakref.finalize(self, _remove, os.fspath(self.temp_path), self.claim)
+        self._claim_and_stage(path, "folder", check=self._check_replaceable)
 
     def owns(self, name: str) -> bool:
         """Whether an entry ``name`` of an existing target folder is this writer's output.
