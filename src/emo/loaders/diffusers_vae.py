@@ -22,7 +22,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
@@ -32,12 +32,19 @@ from emo.modeling import load_state_dict_file
 
 __all__ = [
     "DIFFUSERS_VAE_WEIGHT_NAMES",
+    "build_vae",
     "convert_diffusers_vae_state_dict",
+    "load_diffusers_vae",
     "read_diffusers_vae",
     "vae_config_from_diffusers",
 ]
 
+if TYPE_CHECKING:
+    from emo.models.vae import AutoencoderKL
+
 logger = logging.getLogger(__name__)
+
+_V = TypeVar("_V", bound="AutoencoderKL")
 
 #: Weight files of a diffusers ``vae/`` folder, in the order they are looked for.
 DIFFUSERS_VAE_WEIGHT_NAMES = (
@@ -197,3 +204,78 @@ def read_diffusers_vae(
         )
     config = vae_config_from_diffusers(raw, cls)
     return config, convert_diffusers_vae_state_dict(load_state_dict_file(weights)), weights
+
+
+def build_vae(
+    cls: type[_V],
+    config: Mapping[str, Any],
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    source: str,
+    strict: bool = True,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+) -> _V:
+    """Build ``cls(**config)``, load ``state_dict`` with checks, move it and set eval mode.
+
+    Parameters
+    ----------
+    cls
+        The VAE class (:class:`~emo.models.vae.AutoencoderKL`).
+    config
+        Its ``__init__`` arguments.
+    state_dict
+        Tensors with emo's (= diffusers') names.
+    source
+        Where the tensors came from, for messages.
+    strict
+        Raise on missing or unexpected keys; with ``False`` they are reported in an
+        :class:`~emo.errors.EMOWarning` instead.
+    dtype, device
+        Cast / move the loaded model.
+
+    Returns
+    -------
+    AutoencoderKL
+        The model in eval mode; ``model.load_report`` holds the
+        :class:`~emo.modeling.LoadReport`.
+
+    Raises
+    ------
+    CheckpointError
+        On a shape mismatch, and (``strict``) on missing or unexpected keys.
+    """
+    model = cls(**config)
+    try:
+        report = model.load_weights(state_dict, strict=strict)
+    except CheckpointError as exc:
+        raise CheckpointError(f"loading {source!r}: {exc}") from exc
+    if not report.ok:
+        warnings.warn(f"loading {source!r}: {report.describe()}", EMOWarning, stacklevel=4)
+    model.load_report = report
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def load_diffusers_vae(
+    cls: type[_V],
+    folder: str | os.PathLike[str],
+    *,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    strict: bool = True,
+) -> _V:
+    """Load a diffusers-format VAE folder into ``cls`` (see ``AutoencoderKL.from_diffusers``).
+
+    Parameters
+    ----------
+    cls
+        The VAE class (:class:`~emo.models.vae.AutoencoderKL`).
+    folder
+        The ``vae/`` folder, or a Stable Diffusion pipeline folder holding one.
+    dtype, device, strict
+        As in :func:`build_vae`.
+    """
+    config, state, weights = read_diffusers_vae(folder, cls)
+    return build_vae(
+        cls, config, state, source=os.fspath(weights), strict=strict, dtype=dtype, device=device
+    )

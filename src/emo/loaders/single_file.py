@@ -25,11 +25,12 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
 from emo.errors import CheckpointError
+from emo.loaders.diffusers_vae import build_vae
 from emo.modeling import load_state_dict_file
 from emo.models.sd15 import sd15_unet_config, sd15_vae_config
 
@@ -41,10 +42,16 @@ __all__ = [
     "convert_ldm_vae_state_dict",
     "load_ldm_vae_single_file",
     "load_sd15_single_file",
+    "load_single_file_vae",
     "sd15_unet_config",
     "to_ldm_unet_state_dict",
     "to_ldm_vae_state_dict",
 ]
+
+if TYPE_CHECKING:
+    from emo.models.vae import AutoencoderKL
+
+_V = TypeVar("_V", bound="AutoencoderKL")
 
 #: Prefix of the UNet tensors in a single-file checkpoint.
 LDM_UNET_PREFIX = "model.diffusion_model."
@@ -656,6 +663,32 @@ def load_ldm_vae_single_file(
         checkpoint, num_up_blocks=len(vae_config["block_out_channels"])
     )
     return vae_config, state
+
+
+def load_single_file_vae(
+    cls: type[_V],
+    path: str | os.PathLike[str],
+    *,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    strict: bool = True,
+    config: Mapping[str, Any] | None = None,
+) -> _V:
+    """Load the VAE of a single-file checkpoint into ``cls`` (see ``AutoencoderKL.from_single_file``).
+
+    Parameters
+    ----------
+    cls
+        The VAE class (:class:`~emo.models.vae.AutoencoderKL`).
+    path, config
+        As in :func:`load_ldm_vae_single_file`.
+    dtype, device, strict
+        As in :func:`emo.loaders.diffusers_vae.build_vae`.
+    """
+    vae_config, state = load_ldm_vae_single_file(path, config)
+    return build_vae(
+        cls, vae_config, state, source=os.fspath(path), strict=strict, dtype=dtype, device=device
+    )
 
 
 def load_sd15_single_file(

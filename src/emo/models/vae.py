@@ -23,7 +23,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from emo.errors import CheckpointError, ConfigError, EMOWarning, InputError
+from emo.errors import ConfigError, InputError
 from emo.modeling import LoadReport, ModelMixin
 from emo.models._checks import positive_ints
 from emo.models.sd15 import SD15_VAE_CONFIG
@@ -116,6 +116,10 @@ class AutoencoderKL(ModelMixin):
     >>> vae.decode_latents(latents).shape
     torch.Size([1, 3, 5, 32, 32])
     """
+
+    #: What the last checkpoint load matched (set by :meth:`from_diffusers` and
+    #: :meth:`from_single_file`).
+    load_report: LoadReport
 
     def __init__(
         self,
@@ -469,10 +473,9 @@ class AutoencoderKL(ModelMixin):
         ConfigError
             If ``config.json`` is unreadable or describes another model.
         """
-        from emo.loaders.diffusers_vae import read_diffusers_vae
+        from emo.loaders.diffusers_vae import load_diffusers_vae
 
-        config, state, weights = read_diffusers_vae(folder, cls)
-        return cls._from_checkpoint(config, state, os.fspath(weights), strict, dtype, device)
+        return load_diffusers_vae(cls, folder, dtype=dtype, device=device, strict=strict)
 
     @classmethod
     def from_single_file(
@@ -508,34 +511,8 @@ class AutoencoderKL(ModelMixin):
         CheckpointError
             If the file cannot be read or does not hold an SD 1.x VAE.
         """
-        from emo.loaders.single_file import load_ldm_vae_single_file
+        from emo.loaders.single_file import load_single_file_vae
 
-        vae_config, state = load_ldm_vae_single_file(path, config)
-        return cls._from_checkpoint(vae_config, state, os.fspath(path), strict, dtype, device)
-
-    @classmethod
-    def _from_checkpoint(
-        cls,
-        config: Mapping[str, Any],
-        state: Mapping[str, torch.Tensor],
-        source: str,
-        strict: bool,
-        dtype: torch.dtype | None,
-        device: str | torch.device | None,
-    ) -> AutoencoderKL:
-        """Build from a config, load the checked weights, move and set eval mode."""
-        model = cls(**config)
-        model._load_checked(state, strict=strict, source=source)
-        return model.to(device=device, dtype=dtype).eval()
-
-    def _load_checked(
-        self, state: Mapping[str, torch.Tensor], *, strict: bool, source: str
-    ) -> LoadReport:
-        try:
-            report = self.load_weights(state, strict=strict)
-        except CheckpointError as exc:
-            raise CheckpointError(f"loading {source!r}: {exc}") from exc
-        if not report.ok:
-            warnings.warn(f"loading {source!r}: {report.describe()}", EMOWarning, stacklevel=3)
-        self.load_report = report
-        return report
+        return load_single_file_vae(
+            cls, path, dtype=dtype, device=device, strict=strict, config=config
+        )
