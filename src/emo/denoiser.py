@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
+    from emo.models.conditions import BackboneConditions, ReferenceKeyValues
     from emo.models.reference_net import MotionFeatures, ReferenceFeatures
 
 __all__ = ["EMODenoiser", "drop_rows"]
@@ -159,11 +160,12 @@ class EMODenoiser(nn.Module):
         timesteps: torch.Tensor,
         *,
         face: torch.Tensor,
-        reference: ReferenceFeatures | None,
+        reference: ReferenceFeatures | ReferenceKeyValues | None = None,
         audio_tokens: torch.Tensor | None = None,
         motion: MotionFeatures | None = None,
         speed: torch.Tensor | None = None,
         speed_fps: float | None = None,
+        conditions: BackboneConditions | None = None,
     ) -> torch.Tensor:
         """One Backbone pass from prepared conditions.
 
@@ -187,6 +189,10 @@ class EMODenoiser(nn.Module):
         speed_fps
             Frame rate of ``speed``: it is rescaled to the speed layers' reference rate.
             ``None``: already at that rate.
+        conditions
+            The conditions prepared once by :meth:`Backbone.prepare_conditions
+            <emo.models.Backbone.prepare_conditions>` instead of ``reference`` ..
+            ``speed_fps`` (what the pipeline passes at every step).
         """
         prediction: torch.Tensor = self.backbone(
             noisy + face.to(noisy.dtype),
@@ -196,6 +202,7 @@ class EMODenoiser(nn.Module):
             motion_features=motion,
             speed=speed,
             speed_fps=speed_fps,
+            conditions=conditions,
         )
         return prediction
 

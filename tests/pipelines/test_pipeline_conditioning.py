@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from emo.models.conditions import BackboneConditions
 from emo.models.reference_net import MotionFeatures
 from emo.pipelines.emo_pipeline import EMOPipeline
 
@@ -17,13 +18,34 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _record_backbone_calls(pipe: EMOPipeline) -> tuple[list[dict[str, Any]], Any]:
-    """Record the keyword arguments of every Backbone call (tensors detached and cloned)."""
+    """Record what every Backbone call gets: the sample and its prepared conditions."""
     calls: list[dict[str, Any]] = []
 
     def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
-        calls.append({"sample": args[0].clone(), **kwargs})
+        conditions: BackboneConditions = kwargs["conditions"]
+        audio = conditions.audio_tokens
+        if audio is not None:  # ((b f), k, d) as the layers read it -> (b, f, k, d)
+            audio = audio.reshape(conditions.batch, conditions.frames, *audio.shape[1:]).clone()
+        motion = None if conditions.motion is None else MotionFeatures(dict(conditions.motion))
+        calls.append(
+            {
+                "sample": args[0].clone(),
+                "conditions": conditions,
+                "audio_tokens": audio,
+                "motion_features": motion,
+            }
+        )
 
     return calls, pipe.backbone.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+@pytest.fixture(scope="module")
+def batched_pipe(tiny_pipe: EMOPipeline) -> EMOPipeline:
+    """The tiny pipeline with its guidance branches batched in one Backbone call."""
+    pipe = EMOPipeline(**tiny_pipe.components)
+    pipe.settings = tiny_pipe.settings.replace(guidance_batching="batched")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def _generate(pipe: EMOPipeline, portrait: Path, audio: np.ndarray, **kwargs: Any) -> Any:
@@ -53,8 +75,9 @@ def test_guide_combines_the_branches_by_the_formula() -> None:
 
 
 def test_guidance_branches_are_full_reference_only_neither(
-    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+    batched_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
 ) -> None:
+    tiny_pipe = batched_pipe
     calls, handle = _record_backbone_calls(tiny_pipe)
     try:
         _generate(tiny_pipe, portrait_path, short_speech, reference_guidance_scale=2.0)
@@ -66,26 +89,32 @@ def test_guidance_branches_are_full_reference_only_neither(
     assert audio.shape[0] == 3
     assert audio[0].abs().sum() > 0
     assert torch.count_nonzero(audio[1:]) == 0  # the audio is dropped in branches 1 and 2
+    assert first["conditions"].audio_rows == (0,)  # so those skip the audio attention
     # The same noisy latents in every branch.
     assert torch.equal(first["sample"][0], first["sample"][1])
     assert torch.equal(first["sample"][0], first["sample"][2])
-    # Branches 0 and 1 see the portrait, branch 2 the features of a zero latent.
-    reference = first["reference_features"]
+    # Branches 0 and 1 see the portrait, branch 2 the features of a zero latent (as
+    # keys and values of every reference-attention layer, projected once).
+    reference = first["conditions"].reference
     ref_latent = tiny_pipe._encode_image(
         np.asarray(_generate(tiny_pipe, portrait_path, short_speech[:800]).portrait)
     )
     with torch.no_grad():
-        own = tiny_pipe.reference_net(ref_latent, 0)
-        blank = tiny_pipe.reference_net(torch.zeros_like(ref_latent), 0)
-    for key, tokens in reference.attention.items():
-        torch.testing.assert_close(tokens[0], own.attention[key][0])
-        torch.testing.assert_close(tokens[1], own.attention[key][0])
-        torch.testing.assert_close(tokens[2], blank.attention[key][0])
+        own = tiny_pipe.backbone.project_reference(tiny_pipe.reference_net(ref_latent, 0))
+        blank = tiny_pipe.backbone.project_reference(
+            tiny_pipe.reference_net(torch.zeros_like(ref_latent), 0)
+        )
+    assert reference.batch_size == 3
+    for key, (keys, values) in reference.layers.items():
+        for row, source in ((0, own), (1, own), (2, blank)):
+            torch.testing.assert_close(keys[row], source.layers[key][0][0])
+            torch.testing.assert_close(values[row], source.layers[key][1][0])
 
 
 def test_each_clip_gets_its_own_audio_frames(
-    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+    batched_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
 ) -> None:
+    tiny_pipe = batched_pipe
     calls, handle = _record_backbone_calls(tiny_pipe)
     try:
         out = _generate(tiny_pipe, portrait_path, short_speech)
@@ -109,8 +138,9 @@ def test_each_clip_gets_its_own_audio_frames(
 
 
 def test_first_clip_motion_frames_are_zero_maps_by_default(
-    tiny_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
+    batched_pipe: EMOPipeline, portrait_path: Path, short_speech: np.ndarray
 ) -> None:
+    tiny_pipe = batched_pipe
     n = tiny_pipe.settings.motion_frames
     calls, handle = _record_backbone_calls(tiny_pipe)
     try:
@@ -164,7 +194,7 @@ def test_speed_enters_rescaled_to_the_reference_fps(
         out50 = _generate(pipe, portrait_path, short_speech, head_motion_speed=track / 2, fps=50.0)
     finally:
         handle.remove()
-    clip, steps = pipe.settings.frames_per_clip, pipe.settings.num_inference_steps
+    clip = pipe.settings.frames_per_clip
     m = encoder.context_frames
     frames = out25.num_frames
     values = torch.tensor(track[:frames], dtype=torch.float32)
@@ -173,7 +203,9 @@ def test_speed_enters_rescaled_to_the_reference_fps(
             # Each clip's window reaches m real frames into its neighbours (clamped at the ends).
             window = torch.arange(index * clip - m, (index + 1) * clip + m).clamp(0, frames - 1)
             expected = encoder(values[window][None], padded=True)
-            torch.testing.assert_close(embeddings_25[index * steps][:1], expected)
+            # Embedded once per clip (not at every step).
+            torch.testing.assert_close(embeddings_25[index][:1], expected)
+        assert len(embeddings_25) == frames // clip
         # At 50 fps, half the degrees per frame is the same angular speed: the same codes.
         torch.testing.assert_close(embeddings[0][:1], embeddings_25[0][:1])
     assert out50.num_frames == 2 * frames

@@ -64,6 +64,7 @@ def test_dropout_in_training_equals_the_unconditional_inputs() -> None:
 
 def test_the_pipeline_guidance_branches_get_the_dropped_inputs() -> None:
     pipe = _tiny()
+    pipe.settings = pipe.settings.replace(guidance_batching="batched")
     den = pipe.denoiser
     with torch.no_grad():
         for p in den.parameters():
@@ -81,9 +82,10 @@ def test_the_pipeline_guidance_branches_get_the_dropped_inputs() -> None:
         )  # fmt: skip
     finally:
         hook.remove()
-    call = seen[0]
-    tokens = call["audio_tokens"]
-    assert tokens.shape[0] == 3 and tokens[0].abs().sum() > 0
+    conditions = seen[0]["conditions"]
+    assert conditions.audio_tokens is not None and conditions.reference is not None
+    tokens = conditions.audio_tokens.reshape(3, -1, *conditions.audio_tokens.shape[1:])
+    assert tokens[0].abs().sum() > 0
     assert not tokens[1:].any()  # "reference only" and "neither": dropped audio
     s = pipe.settings
     portrait = prepare_portrait(
@@ -93,6 +95,10 @@ def test_the_pipeline_guidance_branches_get_the_dropped_inputs() -> None:
     with torch.no_grad():
         dropped = den.reference_features(latent, torch.tensor([True]))
         kept = den.reference_features(latent)
-    for key, value in call["reference_features"].attention.items():
-        torch.testing.assert_close(value[2:3], dropped.attention[key])  # "neither"
-        torch.testing.assert_close(value[1:2], kept.attention[key])  # "reference only"
+        dropped_kv = pipe.backbone.project_reference(dropped)
+        kept_kv = pipe.backbone.project_reference(kept)
+    for key, (keys, values) in conditions.reference.layers.items():
+        torch.testing.assert_close(keys[2:3], dropped_kv.layers[key][0])  # "neither"
+        torch.testing.assert_close(values[2:3], dropped_kv.layers[key][1])
+        torch.testing.assert_close(keys[1:2], kept_kv.layers[key][0])  # "reference only"
+        torch.testing.assert_close(values[1:2], kept_kv.layers[key][1])

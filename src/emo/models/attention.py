@@ -27,9 +27,21 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from emo.errors import InputError
 from emo.models.layers import Conv2d, Linear
 
-__all__ = ["GEGLU", "Attention", "BasicTransformerBlock", "FeedForward", "SpatialTransformer"]
+__all__ = [
+    "GEGLU",
+    "Attention",
+    "BasicTransformerBlock",
+    "FeedForward",
+    "KeyValues",
+    "SpatialTransformer",
+    "append_tokens",
+]
+
+#: Projected keys and values ``(b, m, inner)`` each, of tokens that stay fixed across steps.
+KeyValues = tuple[torch.Tensor, torch.Tensor]
 
 
 class Attention(nn.Module):
@@ -70,11 +82,19 @@ class Attention(nn.Module):
         self.to_v = Linear(context_dim, inner, bias=bias)
         self.to_out = nn.ModuleList([Linear(inner, query_dim), nn.Dropout(dropout)])
 
+    def project_reference(self, reference: torch.Tensor) -> KeyValues:
+        """Keys and values of reference tokens ``(b_r, m, d)``, each ``(b_r, m, inner)``.
+
+        Reference tokens do not change between denoising steps: a pipeline projects
+        them once per generation and passes the pair as ``reference`` to :meth:`forward`.
+        """
+        return self.to_k(reference), self.to_v(reference)
+
     def forward(
         self,
         hidden_states: torch.Tensor,
         context: torch.Tensor | None = None,
-        reference: torch.Tensor | None = None,
+        reference: torch.Tensor | KeyValues | None = None,
         num_frames: int = 1,
     ) -> torch.Tensor:
         """Attend from ``hidden_states`` to ``context`` (and to ``reference`` tokens).
@@ -87,9 +107,11 @@ class Attention(nn.Module):
             Keys/values ``(b, m, cross_attention_dim)``; ``None`` means ``hidden_states``.
         reference
             Extra key/value tokens ``(b_r, m_r, cross_attention_dim)`` appended to the
-            context. ``b_r`` is 1 (shared by all), ``b / num_frames`` (one per video,
-            shared by its frames) or ``b``. Their keys and values are projected once
-            per ``b_r`` sample, not once per frame.
+            context, or their projection by :meth:`project_reference` (a ``(keys,
+            values)`` pair, each ``(b_r, m_r, inner)``). ``b_r`` is 1 (shared by all),
+            ``b / num_frames`` (one per video, shared by its frames) or ``b``. They are
+            projected once per ``b_r`` sample, not once per frame, and broadcast to the
+            frames without a copy of their own.
         num_frames
             Frames per video in the ``(b f)`` batch (for ``reference`` broadcasting).
 
@@ -102,16 +124,13 @@ class Attention(nn.Module):
         k = self.to_k(context)
         v = self.to_v(context)
         if reference is not None:
-            batch = hidden_states.shape[0]
-            k_ref, v_ref = self.to_k(reference), self.to_v(reference)
-            if reference.shape[0] == 1:
-                k_ref = k_ref.expand(batch, -1, -1)
-                v_ref = v_ref.expand(batch, -1, -1)
-            elif reference.shape[0] != batch:
-                k_ref = k_ref.repeat_interleave(num_frames, dim=0)
-                v_ref = v_ref.repeat_interleave(num_frames, dim=0)
-            k = torch.cat([k, k_ref], dim=1)
-            v = torch.cat([v, v_ref], dim=1)
+            k_ref, v_ref = (
+                self.project_reference(reference)
+                if isinstance(reference, torch.Tensor)
+                else reference
+            )
+            k = append_tokens(k, k_ref.to(k.dtype), num_frames)
+            v = append_tokens(v, v_ref.to(v.dtype), num_frames)
         q = rearrange(self.to_q(hidden_states), "b n (h d) -> b h n d", h=self.heads)
         k = rearrange(k, "b m (h d) -> b h m d", h=self.heads)
         v = rearrange(v, "b m (h d) -> b h m d", h=self.heads)
@@ -120,6 +139,42 @@ class Attention(nn.Module):
         for layer in self.to_out:
             out = layer(out)
         return out
+
+
+def append_tokens(tokens: torch.Tensor, extra: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Append ``extra`` tokens to every sample of ``tokens`` along the token axis.
+
+    Parameters
+    ----------
+    tokens
+        ``((b f), n, c)``.
+    extra
+        ``(b_r, m, c)`` with ``b_r`` 1 (shared by every sample), ``b`` (one per video,
+        shared by its ``f`` frames) or ``(b f)``.
+    num_frames
+        ``f``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``((b f), n + m, c)``; ``extra`` is broadcast inside the one concatenation
+        (no repeated copy of it).
+    """
+    total, n, c = tokens.shape
+    rows, m = int(extra.shape[0]), int(extra.shape[1])
+    if rows == total:
+        return torch.cat([tokens, extra], dim=1)
+    if rows == 1:
+        return torch.cat([tokens, extra.expand(total, m, c)], dim=1)
+    videos = total // num_frames
+    if rows != videos or videos * num_frames != total:
+        raise InputError(
+            f"reference tokens have batch {rows}; it must be 1, the number of videos "
+            f"({videos}) or the number of frames ({total})"
+        )
+    per_frame = tokens.reshape(videos, num_frames, n, c)
+    shared = extra[:, None].expand(videos, num_frames, m, c)
+    return torch.cat([per_frame, shared], dim=2).reshape(total, n + m, c)
 
 
 class GEGLU(nn.Module):
@@ -241,9 +296,10 @@ class BasicTransformerBlock(nn.Module):
         self,
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor | None = None,
-        reference: torch.Tensor | None = None,
+        reference: torch.Tensor | KeyValues | None = None,
         audio_tokens: torch.Tensor | None = None,
         num_frames: int = 1,
+        audio_rows: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Apply the block.
 
@@ -256,12 +312,18 @@ class BasicTransformerBlock(nn.Module):
             without ``attn2`` ignores them).
         reference
             Reference tokens ``(b_r, m, dim)`` appended to the keys/values of ``attn1``
-            (``b_r``: 1, ``b / num_frames`` or ``b``; see :meth:`Attention.forward`).
+            (``b_r``: 1, ``b / num_frames`` or ``b``; see :meth:`Attention.forward`),
+            or their ``attn1.project_reference`` pair.
         audio_tokens
             Audio tokens ``(b, k, d_audio)`` for ``audio_attn`` (ignored when the
             block has none).
         num_frames
             Frames per video in the ``(b f)`` batch.
+        audio_rows
+            The videos (indices into the ``b / num_frames`` videos) whose audio tokens
+            are not all zero; ``None``: all of them. For the others (a dropped audio
+            condition) the audio attention's keys and values are zero, so its output is
+            exactly the bias of ``to_out``: it is added without computing the attention.
 
         Returns
         -------
@@ -272,9 +334,7 @@ class BasicTransformerBlock(nn.Module):
         normed = self.norm1(hidden_states)
         hidden_states = hidden_states + self.attn1(normed, None, reference, num_frames)
         if audio_tokens is not None and self.audio_attn is not None and self.audio_norm is not None:
-            hidden_states = hidden_states + self.audio_attn(
-                self.audio_norm(hidden_states), audio_tokens
-            )
+            hidden_states = self._add_audio(hidden_states, audio_tokens, num_frames, audio_rows)
         if encoder_hidden_states is not None and self.attn2 is not None:
             assert self.norm2 is not None
             hidden_states = hidden_states + self.attn2(
@@ -282,6 +342,42 @@ class BasicTransformerBlock(nn.Module):
             )
         hidden_states = hidden_states + self.ff(self.norm3(hidden_states))
         return hidden_states, normed
+
+    def _add_audio(
+        self,
+        hidden_states: torch.Tensor,
+        audio_tokens: torch.Tensor,
+        num_frames: int,
+        audio_rows: Sequence[int] | None,
+    ) -> torch.Tensor:
+        """``hidden_states + audio_attn(audio_norm(hidden_states), audio_tokens)``, skipping silent rows."""
+        attn, norm = self.audio_attn, self.audio_norm
+        assert attn is not None and norm is not None
+        total, n, c = hidden_states.shape
+        videos = total // num_frames
+        out_proj = attn.to_out[0]
+        assert isinstance(out_proj, nn.Linear)
+        exact_skip = (
+            attn.to_k.bias is None
+            and attn.to_v.bias is None
+            and out_proj.bias is not None
+            and videos * num_frames == total
+        )
+        if audio_rows is None or len(audio_rows) == videos or not exact_skip:
+            out: torch.Tensor = hidden_states + attn(norm(hidden_states), audio_tokens)
+            return out
+        # Zero tokens -> zero keys and values -> attention output 0 -> to_out gives its bias.
+        assert out_proj.bias is not None
+        video = hidden_states.reshape(videos, num_frames, n, c)
+        result = video + out_proj.bias.to(video.dtype)
+        if audio_rows:
+            rows = torch.tensor(list(audio_rows), device=video.device)
+            kept = video.index_select(0, rows).reshape(-1, n, c)
+            tokens = audio_tokens.reshape(videos, num_frames, *audio_tokens.shape[1:])
+            kept_tokens = tokens.index_select(0, rows).reshape(-1, *audio_tokens.shape[1:])
+            added = kept + attn(norm(kept), kept_tokens)
+            result.index_copy_(0, rows, added.reshape(len(audio_rows), num_frames, n, c))
+        return result.reshape(total, n, c)
 
 
 class SpatialTransformer(nn.Module):
@@ -362,9 +458,10 @@ class SpatialTransformer(nn.Module):
         self,
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor | None = None,
-        reference: Sequence[torch.Tensor] | None = None,
+        reference: Sequence[torch.Tensor | KeyValues] | None = None,
         audio_tokens: torch.Tensor | None = None,
         num_frames: int = 1,
+        audio_rows: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Apply the transformer to a feature map.
 
@@ -375,12 +472,16 @@ class SpatialTransformer(nn.Module):
         encoder_hidden_states
             Text tokens ``(b, t, d)`` or ``None`` (no ``attn2``).
         reference
-            One reference token tensor ``(b_r, m, inner)`` per transformer block, or
-            ``None`` (``b_r``: 1, ``b / num_frames`` or ``b``).
+            One reference token tensor ``(b_r, m, inner)`` (or its projected keys and
+            values) per transformer block, or ``None`` (``b_r``: 1, ``b / num_frames``
+            or ``b``).
         audio_tokens
             Audio tokens ``(b, k, d_audio)`` or ``None``.
         num_frames
             Frames per video in the ``(b f)`` batch.
+        audio_rows
+            Videos whose audio tokens are not all zero (see
+            :meth:`BasicTransformerBlock.forward`); ``None``: all.
 
         Returns
         -------
@@ -398,7 +499,7 @@ class SpatialTransformer(nn.Module):
         entered: list[torch.Tensor] = []
         for i, block in enumerate(self.transformer_blocks):
             ref = None if reference is None else reference[i]
-            x, normed = block(x, encoder_hidden_states, ref, audio_tokens, num_frames)
+            x, normed = block(x, encoder_hidden_states, ref, audio_tokens, num_frames, audio_rows)
             entered.append(normed)
         if self.use_linear_projection:
             x = rearrange(self.proj_out(x), "b (h w) c -> b c h w", h=height, w=width)

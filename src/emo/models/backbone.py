@@ -35,7 +35,9 @@ from torch import nn
 from emo.errors import InputError
 from emo.modeling import LoadReport
 from emo.models._checks import check_input_tensor
+from emo.models.attention import BasicTransformerBlock, KeyValues
 from emo.models.blocks import BlockContext
+from emo.models.conditions import BackboneConditions, ReferenceKeyValues
 from emo.models.reference_net import MotionFeatures, ReferenceFeatures, UNetSource
 from emo.models.sd15 import SD15_UNET_CONFIG
 from emo.models.unet_2d import TimestepLike, UNetBase, document_unet_config
@@ -224,26 +226,55 @@ class Backbone(UNetBase):
         return list(self._motion_keys)
 
     # ----------------------------------------------------------------------------------------
-    def _expand_reference(
-        self, features: ReferenceFeatures, batch: int, frames: int
-    ) -> dict[str, torch.Tensor]:
-        missing = [k for k in self._attention_keys if k not in features.attention]
+    def project_reference(
+        self, reference_features: ReferenceFeatures, *, dtype: torch.dtype | None = None
+    ) -> ReferenceKeyValues:
+        """Project the reference tokens of every reference-attention layer to keys and values.
+
+        The reference image does not change during a generation: project it once and
+        pass the result (to :meth:`prepare_conditions` or as ``reference_features``) to
+        every step. Projecting only the distinct rows and then
+        :meth:`~emo.models.conditions.ReferenceKeyValues.select`-ing the rows of the
+        guidance branches projects each distinct reference once.
+
+        Parameters
+        ----------
+        reference_features
+            :class:`~emo.models.ReferenceFeatures` of ``b_r`` reference images.
+        dtype
+            Cast the tokens to this dtype first (default: the weights' dtype).
+
+        Returns
+        -------
+        ReferenceKeyValues
+            Per layer, keys and values ``(b_r, m, inner)``.
+        """
+        if not isinstance(reference_features, ReferenceFeatures):
+            raise InputError(
+                "Backbone: reference_features must be the ReferenceFeatures a ReferenceNet "
+                f"returns, got {type(reference_features).__name__}"
+            )
+        dtype = self.conv_in.weight.dtype if dtype is None else dtype
+        missing = [k for k in self._attention_keys if k not in reference_features.attention]
         if missing:
             raise InputError(
                 f"Backbone: reference_features lack {len(missing)} layers (e.g. {missing[0]!r}); "
                 "compute them with a ReferenceNet of the same config"
             )
-        out: dict[str, torch.Tensor] = {}
+        batch = reference_features.attention[self._attention_keys[0]].shape[0]
+        layers: dict[str, KeyValues] = {}
         for key in self._attention_keys:
-            ref = features.attention[key]
+            ref = reference_features.attention[key]
             width = self._attention_widths[key]
-            if ref.ndim != 3 or ref.shape[0] not in (1, batch) or ref.shape[2] != width:
+            if ref.ndim != 3 or ref.shape[0] != batch or ref.shape[2] != width:
                 raise InputError(
-                    f"Backbone: reference features {key!r} must be (b={batch} or 1, m, c={width}), "
+                    f"Backbone: reference features {key!r} must be (b={batch}, m, c={width}), "
                     f"got {tuple(ref.shape)}; compute them with a ReferenceNet of the same config"
                 )
-            out[key] = ref  # keys/values are projected once per video (see Attention.forward)
-        return out
+            block = self.get_submodule(key)
+            assert isinstance(block, BasicTransformerBlock)
+            layers[key] = block.attn1.project_reference(ref.to(dtype))
+        return ReferenceKeyValues(layers)
 
     def _check_motion(self, features: MotionFeatures, batch: int) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -262,62 +293,59 @@ class Backbone(UNetBase):
             out[key] = layer  # batch 1 is broadcast by the temporal modules, not copied
         return out
 
-    def forward(
+    def prepare_conditions(
         self,
-        sample: torch.Tensor,
-        timestep: TimestepLike,
+        batch: int,
+        frames: int,
         *,
-        reference_features: ReferenceFeatures | None = None,
+        reference_features: ReferenceFeatures | ReferenceKeyValues | None = None,
         audio_tokens: torch.Tensor | None = None,
-        motion_features: ReferenceFeatures | None = None,
+        audio_rows: Sequence[int] | None = None,
+        motion_features: MotionFeatures | None = None,
         speed: torch.Tensor | None = None,
         speed_fps: float | None = None,
-    ) -> torch.Tensor:
-        """Denoise a clip.
+        dtype: torch.dtype | None = None,
+    ) -> BackboneConditions:
+        """Check and lay out a clip's conditions once, for every denoising step of the clip.
+
+        The arguments mean what they mean in :meth:`forward`; passing the result as
+        ``conditions=`` to every step is equal to passing them each time, without
+        re-checking, re-embedding the speed or re-projecting the reference (give
+        :class:`~emo.models.conditions.ReferenceKeyValues` from
+        :meth:`project_reference` to project it once per generation).
 
         Parameters
         ----------
-        sample
-            Noisy latents ``(b, c, f, h, w)`` (face-locator features already added).
-        timestep
-            A number or a ``(b,)`` tensor.
+        batch
+            Samples ``b`` of the steps (e.g. the guidance branches).
+        frames
+            Frames ``f`` per sample.
         reference_features
-            :class:`~emo.models.ReferenceFeatures` of the reference image, batch
-            ``b`` or 1 (broadcast); ``None`` disables reference attention.
+            ReferenceFeatures or their keys and values, batch ``b`` or 1.
         audio_tokens
-            Per-frame audio tokens ``(b, f, k, d_audio)`` (batch 1 broadcasts);
-            ``None`` disables audio attention.
+            ``(b or 1, f, k, d_audio)``.
+        audio_rows
+            The samples whose audio tokens are not all zero, when the caller knows that
+            the others are (a dropped audio condition): those skip the audio attention,
+            whose output is then exactly its output bias. ``None``: compute every row.
         motion_features
-            :class:`~emo.models.MotionFeatures` of the ``n`` motion frames,
-            ``(b, c, n, h, w)`` per layer (from :meth:`ReferenceNet.motion_features
-            <emo.models.ReferenceNet.motion_features>`); batch 1 is shared by every
-            sample without a copy. Ignored without temporal modules.
+            MotionFeatures, ``(b or 1, c, n, h, w)`` per layer.
         speed
-            Head-rotation speed per frame ``(b, f)`` in degrees per frame (batch 1
-            broadcasts), or ``(b, f + 2m)`` with the ``m = speed_context_frames`` real
-            neighbouring frames on each side (otherwise the window repeats the edge
-            frames).
+            ``(b or 1, f)`` or ``(b or 1, f + 2m)``.
         speed_fps
-            Frame rate ``speed`` is measured at; it is rescaled to the speed encoder's
-            ``reference_fps`` (``speed * speed_fps / reference_fps``). ``None``: already
-            at the reference rate.
+            Frame rate of ``speed``.
+        dtype
+            The dtype of the steps' latents (default: the weights' dtype).
 
         Returns
         -------
-        torch.Tensor
-            ``(b, out_channels, f, h, w)``.
+        BackboneConditions
         """
-        self._check_sample(sample, 5, "(b, c, f, h, w)")
-        batch, _, frames = sample.shape[:3]
-        if frames == 0 or batch == 0:
+        weight = self.conv_in.weight
+        dtype = weight.dtype if dtype is None else dtype
+        if batch <= 0 or frames <= 0:
             raise InputError(
-                f"Backbone: sample {tuple(sample.shape)} holds no frames; pass (b, c, f, h, w) "
-                "with b, f >= 1"
-            )
-        if reference_features is not None and not isinstance(reference_features, ReferenceFeatures):
-            raise InputError(
-                "Backbone: reference_features must be the ReferenceFeatures a ReferenceNet "
-                f"returns, got {type(reference_features).__name__}"
+                f"Backbone: conditions for batch={batch}, frames={frames}; both must be >= 1"
             )
         if motion_features is not None and not isinstance(motion_features, MotionFeatures):
             raise InputError(
@@ -326,21 +354,28 @@ class Backbone(UNetBase):
                 "(b, c, n, h, w)) or MotionFeatures.from_reference_features(features, "
                 "num_frames=n)"
             )
-        weight = self.conv_in.weight
         if audio_tokens is not None:
             check_input_tensor(
                 "Backbone", "audio_tokens", audio_tokens, like=weight, layout="(b, f, k, d)"
             )
         if speed is not None:
             check_input_tensor("Backbone", "speed", speed, like=weight, layout="(b, f)")
-        dtype = sample.dtype
-        x = rearrange(sample, "b c f h w -> (b f) c h w")
-        temb = self._time_embedding(timestep, batch, dtype, sample.device)
-        temb = temb.repeat_interleave(frames, dim=0)
         reference = None
         if reference_features is not None:
-            reference = self._expand_reference(reference_features.to(dtype=dtype), batch, frames)
+            reference = (
+                reference_features
+                if isinstance(reference_features, ReferenceKeyValues)
+                else self.project_reference(reference_features, dtype=dtype)
+            )
+            missing = [k for k in self._attention_keys if k not in reference.layers]
+            if missing or reference.batch_size not in (1, batch):
+                raise InputError(
+                    f"Backbone: the reference keys/values have batch {reference.batch_size} "
+                    f"and lack {len(missing)} layers; project ReferenceFeatures of batch "
+                    f"{batch} or 1 with this Backbone's project_reference"
+                )
         audio = None
+        rows = None
         if audio_tokens is not None:
             dim = self.config["audio_cross_attention_dim"]
             if dim is None:
@@ -361,6 +396,12 @@ class Backbone(UNetBase):
             audio = rearrange(
                 audio_tokens.to(dtype).expand(batch, -1, -1, -1), "b f k d -> (b f) k d"
             )
+            if audio_rows is not None:
+                rows = tuple(sorted({int(r) for r in audio_rows}))
+                if any(not 0 <= r < batch for r in rows):
+                    raise InputError(
+                        f"Backbone: audio_rows {list(audio_rows)} must index the batch of {batch}"
+                    )
         motion = None
         if motion_features is not None and self._motion_keys:
             motion = self._check_motion(motion_features.to(dtype=dtype), batch)
@@ -384,12 +425,107 @@ class Backbone(UNetBase):
                 )
             padded = bool(m) and speed.shape[1] == frames + 2 * m
             speed_embedding = self.speed_encoder(speed.to(dtype), fps=speed_fps, padded=padded)
-        ctx = BlockContext(
-            num_frames=frames,
+        return BackboneConditions(
+            batch=batch,
+            frames=frames,
+            dtype=dtype,
             reference=reference,
             audio_tokens=audio,
+            audio_rows=rows,
             motion=motion,
             speed_embedding=speed_embedding,
+        )
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: TimestepLike,
+        *,
+        reference_features: ReferenceFeatures | ReferenceKeyValues | None = None,
+        audio_tokens: torch.Tensor | None = None,
+        motion_features: MotionFeatures | None = None,
+        speed: torch.Tensor | None = None,
+        speed_fps: float | None = None,
+        conditions: BackboneConditions | None = None,
+    ) -> torch.Tensor:
+        """Denoise a clip.
+
+        Parameters
+        ----------
+        sample
+            Noisy latents ``(b, c, f, h, w)`` (face-locator features already added).
+        timestep
+            A number or a ``(b,)`` tensor.
+        reference_features
+            :class:`~emo.models.ReferenceFeatures` of the reference image, batch
+            ``b`` or 1 (broadcast), or their keys and values from
+            :meth:`project_reference`; ``None`` disables reference attention.
+        audio_tokens
+            Per-frame audio tokens ``(b, f, k, d_audio)`` (batch 1 broadcasts);
+            ``None`` disables audio attention.
+        motion_features
+            :class:`~emo.models.MotionFeatures` of the ``n`` motion frames,
+            ``(b, c, n, h, w)`` per layer (from :meth:`ReferenceNet.motion_features
+            <emo.models.ReferenceNet.motion_features>`); batch 1 is shared by every
+            sample without a copy. Ignored without temporal modules.
+        speed
+            Head-rotation speed per frame ``(b, f)`` in degrees per frame (batch 1
+            broadcasts), or ``(b, f + 2m)`` with the ``m = speed_context_frames`` real
+            neighbouring frames on each side (otherwise the window repeats the edge
+            frames).
+        speed_fps
+            Frame rate ``speed`` is measured at; it is rescaled to the speed encoder's
+            ``reference_fps`` (``speed * speed_fps / reference_fps``). ``None``: already
+            at the reference rate.
+        conditions
+            All of the above prepared once by :meth:`prepare_conditions` (then leave
+            them out): what a denoising loop passes at every step.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, out_channels, f, h, w)``.
+        """
+        self._check_sample(sample, 5, "(b, c, f, h, w)")
+        batch, _, frames = sample.shape[:3]
+        if frames == 0 or batch == 0:
+            raise InputError(
+                f"Backbone: sample {tuple(sample.shape)} holds no frames; pass (b, c, f, h, w) "
+                "with b, f >= 1"
+            )
+        dtype = sample.dtype
+        if conditions is None:
+            conditions = self.prepare_conditions(
+                batch,
+                frames,
+                reference_features=reference_features,
+                audio_tokens=audio_tokens,
+                motion_features=motion_features,
+                speed=speed,
+                speed_fps=speed_fps,
+                dtype=dtype,
+            )
+        elif any(c is not None for c in (reference_features, audio_tokens, motion_features, speed)):
+            raise InputError(
+                "Backbone: pass either conditions= (prepared once) or the separate "
+                "conditions, not both"
+            )
+        elif (conditions.batch, conditions.frames, conditions.dtype) != (batch, frames, dtype):
+            raise InputError(
+                f"Backbone: the conditions were prepared for batch={conditions.batch}, "
+                f"frames={conditions.frames}, {conditions.dtype} but the sample is batch={batch}, "
+                f"frames={frames}, {dtype}; prepare them with those values"
+            )
+        x = rearrange(sample, "b c f h w -> (b f) c h w")
+        temb = self._time_embedding(timestep, batch, dtype, sample.device)
+        temb = temb.repeat_interleave(frames, dim=0)
+        ctx = BlockContext(
+            num_frames=frames,
+            reference=None if conditions.reference is None else conditions.reference.layers,
+            audio_tokens=conditions.audio_tokens,
+            audio_rows=conditions.audio_rows,
+            motion=conditions.motion,
+            speed_embedding=conditions.speed_embedding,
             checkpointing=self.gradient_checkpointing,
         )
         out = self._unet(x, temb, ctx, head=True)

@@ -23,7 +23,7 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from emo.models.attention import SpatialTransformer
+from emo.models.attention import KeyValues, SpatialTransformer
 from emo.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
 
 __all__ = [
@@ -55,10 +55,14 @@ class BlockContext:
     num_frames
         Frames ``f`` per video; the image batch is ``(b f)``.
     reference
-        Reference tokens ``(b_r, m, c)`` per transformer-block path; ``b_r`` is 1 or
-        ``b`` (shared by the frames of a video) or ``(b f)``.
+        Reference tokens ``(b_r, m, c)`` per transformer-block path, or their keys and
+        values projected once (:meth:`~emo.models.attention.Attention.project_reference`);
+        ``b_r`` is 1 or ``b`` (shared by the frames of a video) or ``(b f)``.
     audio_tokens
         Audio tokens ``((b f), k, d_audio)``, or ``None``.
+    audio_rows
+        The videos whose audio tokens are not all zero (the others skip the audio
+        attention, whose output is then exactly its output bias); ``None``: all.
     motion
         Motion features per layer key, ``(b, c, n, h, w)`` (or batch 1), or ``None``.
     speed_embedding
@@ -73,8 +77,9 @@ class BlockContext:
 
     encoder_hidden_states: torch.Tensor | None = None
     num_frames: int = 1
-    reference: Mapping[str, torch.Tensor] | None = None
+    reference: Mapping[str, torch.Tensor | KeyValues] | None = None
     audio_tokens: torch.Tensor | None = None
+    audio_rows: Sequence[int] | None = None
     motion: Mapping[str, torch.Tensor] | None = None
     speed_embedding: torch.Tensor | None = None
     collect_attention: dict[str, torch.Tensor] | None = None
@@ -140,11 +145,18 @@ class _LayeredBlock(nn.Module):
             return x
         attn = self.attentions[index]
         assert isinstance(attn, SpatialTransformer)
-        reference: list[torch.Tensor] | None = None
+        reference: list[torch.Tensor | KeyValues] | None = None
         if ctx.reference is not None:
             reference = [ctx.reference[key] for key in attn.block_keys]
         x, entered = _run(
-            ctx, attn, x, ctx.encoder_hidden_states, reference, ctx.audio_tokens, ctx.num_frames
+            ctx,
+            attn,
+            x,
+            ctx.encoder_hidden_states,
+            reference,
+            ctx.audio_tokens,
+            ctx.num_frames,
+            ctx.audio_rows,
         )
         if ctx.collect_attention is not None:
             for key, tokens in zip(attn.block_keys, entered, strict=True):

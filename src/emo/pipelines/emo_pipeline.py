@@ -24,11 +24,10 @@ from emo.pipelines.conditioning import (
     next_motion_latents,
     prepare_portrait,
 )
-from emo.pipelines.features import map_features
 from emo.pipelines.input_checks import check_generation_inputs
 from emo.pipelines.mux_audio import audio_for_mux
 from emo.pipelines.numerics import NonFiniteWatch, check_decoded
-from emo.pipelines.settings import PipelineSettings
+from emo.pipelines.settings import GUIDANCE_SEQUENTIAL_DEVICES, PipelineSettings
 from emo.schedulers.base import random_noise, scheduler_step
 
 if TYPE_CHECKING:
@@ -622,15 +621,19 @@ class EMOPipeline:
             context_seconds=self.settings.audio_context_seconds,
             block_frames=max(frames_per_clip + 2 * context, math.ceil(_AUDIO_BLOCK_SECONDS * fps)),
         )
-        # Guidance branches, batched in one call: [full, reference only, neither].
+        # Guidance branches [full, reference only, neither], batched in one call or run
+        # one by one (settings.guidance_batching).
         use_ref_cfg = ref_cfg != 1.0
         branches = 3 if use_ref_cfg else (2 if audio_cfg != 1.0 else 1)
+        batched = self._guidance_batched(device)
 
         # Every condition goes through the denoiser the trainer uses: the unguided
         # branches get exactly the inputs condition dropout gave the model in training.
         denoiser = self.denoiser
         ref_latent = self._encode_image(portrait.image)
-        ref_features = self._reference_features(denoiser, ref_latent, use_ref_cfg)
+        ref_features, ref_rows = self._reference_features(denoiser, ref_latent, use_ref_cfg)
+        # Reference keys/values: projected once per generation, once per distinct row.
+        ref_kv = self.backbone.project_reference(ref_features, dtype=dtype).select(ref_rows)
         # The face region is the same in every frame: one FaceLocator pass on one frame
         # serves every frame of every clip (it is broadcast along time).
         face = denoiser.face_features(portrait.mask.to(device, dtype)[None])  # (1, c, 1, h, w)
@@ -657,29 +660,59 @@ class EMOPipeline:
                 if motion_latents is not None:
                     motion = denoiser.motion_features(motion_latents)
 
+                # Checked, laid out and embedded once per clip, not at every step; the
+                # audio of every branch but the first is dropped (all-zero tokens).
+                conditions = self.backbone.prepare_conditions(
+                    branches,
+                    stop - start,
+                    reference_features=ref_kv,
+                    audio_tokens=audio_tokens,
+                    audio_rows=(0,) if branches > 1 else None,
+                    motion_features=motion,
+                    speed=clip_speed,
+                    speed_fps=fps,
+                    dtype=dtype,
+                )
+                per_branch = [conditions.select([i]) for i in range(branches)]
+
                 sample = self._initial_noise(latents, start, stop, ref_latent, generator)
                 self.scheduler.set_timesteps(steps, device=device)
                 sample = sample * float(self.scheduler.init_noise_sigma)
+                # The timesteps are read to the host once: the scheduler gets numbers and
+                # the network a device tensor, so no step waits for the device.
+                timesteps = self.scheduler.timesteps
+                host_timesteps = timesteps.tolist()
+                device_timesteps = timesteps.to(device)
                 watch.reset()
-                for step_index, t in enumerate(self.scheduler.timesteps):
+                for step_index, t in enumerate(host_timesteps):
+                    t_device = device_timesteps[step_index]
                     model_in = self.scheduler.scale_model_input(sample, t)
-                    noise_pred = denoiser.denoise(
-                        model_in.expand(branches, -1, -1, -1, -1),
-                        torch.as_tensor(t, device=device).reshape(1).expand(branches),
-                        face=face,
-                        reference=ref_features,
-                        audio_tokens=audio_tokens,
-                        motion=motion,
-                        speed=clip_speed,
-                        speed_fps=fps,
-                    )
+                    if batched or branches == 1:
+                        noise_pred = denoiser.denoise(
+                            model_in.expand(branches, -1, -1, -1, -1),
+                            t_device.reshape(1).expand(branches),
+                            face=face,
+                            conditions=conditions,
+                        )
+                    else:
+                        noise_pred = torch.cat(
+                            [
+                                denoiser.denoise(
+                                    model_in, t_device.reshape(1), face=face, conditions=branch
+                                )
+                                for branch in per_branch
+                            ]
+                        )
                     noise_pred = self._guide(noise_pred, audio_cfg, ref_cfg, use_ref_cfg)
                     sample = scheduler_step(
                         self.scheduler, noise_pred, t, sample, generator=generator
                     )
                     if callback is not None:
                         changed = callback(
-                            self, step_index, t, {"latents": sample, "clip_index": clip_index}
+                            self,
+                            step_index,
+                            t_device,
+                            {"latents": sample, "clip_index": clip_index},
                         )
                         if changed is not None:
                             sample = self._latents_from_callback(changed, sample)
@@ -696,20 +729,27 @@ class EMOPipeline:
     @staticmethod
     def _reference_features(
         denoiser: EMODenoiser, ref_latent: torch.Tensor, use_ref_cfg: bool
-    ) -> Any:
+    ) -> tuple[Any, list[int]]:
         """ReferenceNet features of the portrait, computed once per generation.
 
-        Batch 1 (shared by every guidance branch without a copy), or with reference
-        guidance the rows ``[portrait, portrait, dropped]`` for the branches
-        ``[full, reference only, neither]`` ("dropped": what training's reference
-        dropout gives, see :class:`~emo.denoiser.EMODenoiser`).
+        Returns the features of the distinct reference rows and, per guidance branch,
+        its row: batch 1 shared by every branch (``[0]``, broadcast without a copy),
+        or with reference guidance the rows ``[portrait, dropped]`` and ``[0, 0, 1]``
+        for the branches ``[full, reference only, neither]`` ("dropped": what
+        training's reference dropout gives, see :class:`~emo.denoiser.EMODenoiser`).
         """
         if not use_ref_cfg:
-            return denoiser.reference_features(ref_latent)
+            return denoiser.reference_features(ref_latent), [0]
         drop = torch.tensor([False, True], device=ref_latent.device)
         features = denoiser.reference_features(ref_latent.expand(2, -1, -1, -1), drop)
-        index = torch.tensor([0, 0, 1], device=ref_latent.device)
-        return map_features(features, lambda t: t.index_select(0, index))
+        return features, [0, 0, 1]
+
+    def _guidance_batched(self, device: torch.device) -> bool:
+        """Whether the guidance branches run as one batch (else one after the other)."""
+        mode = self.settings.guidance_batching
+        if mode == "auto":
+            return device.type not in GUIDANCE_SEQUENTIAL_DEVICES
+        return mode == "batched"
 
     def _audio_tokens(
         self,

@@ -8,10 +8,20 @@ from typing import Any
 
 from emo.errors import ConfigError
 
-__all__ = ["FIRST_CLIP_MOTION", "PipelineSettings"]
+__all__ = [
+    "FIRST_CLIP_MOTION",
+    "GUIDANCE_BATCHING",
+    "GUIDANCE_SEQUENTIAL_DEVICES",
+    "PipelineSettings",
+]
 
 #: Choices of :attr:`PipelineSettings.first_clip_motion`.
 FIRST_CLIP_MOTION = ("zeros", "reference")
+#: Choices of :attr:`PipelineSettings.guidance_batching`.
+GUIDANCE_BATCHING = ("auto", "batched", "sequential")
+#: Device types where ``guidance_batching="auto"`` runs the branches one by one: where
+#: that was measured faster (``benchmarks/performance.py --only guidance``).
+GUIDANCE_SEQUENTIAL_DEVICES = ("cpu",)
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,13 @@ class PipelineSettings:
         clip: ``"zeros"`` (default, the paper: zero feature maps) or ``"reference"`` (the
         reference image's latent repeated ``motion_frames`` times through the
         ReferenceNet).
+    guidance_batching
+        How the classifier-free guidance branches (up to three: full, reference only,
+        neither) run at each step: ``"batched"`` (one network call on a batch of
+        branches), ``"sequential"`` (one call per branch), or ``"auto"`` (default):
+        whichever was measured faster on the device type, sequential on the CPU and
+        batched on GPUs (see the performance guide). Both give the same video up to
+        float rounding; for a given setting the result is deterministic.
     """
 
     height: int = 512
@@ -70,6 +87,7 @@ class PipelineSettings:
     face_crop_scale: float = 2.0
     audio_context_seconds: float = 2.0
     first_clip_motion: str = "zeros"
+    guidance_batching: str = "auto"
 
     def __post_init__(self) -> None:
         positive_ints = ("height", "width", "frames_per_clip", "num_inference_steps")
@@ -109,6 +127,11 @@ class PipelineSettings:
             ):
                 raise ConfigError(f"PipelineSettings.{name} must be a number >= 0, got {value!r}")
 
+        if self.guidance_batching not in GUIDANCE_BATCHING:
+            raise ConfigError(
+                f"PipelineSettings.guidance_batching must be one of {GUIDANCE_BATCHING}, got "
+                f"{self.guidance_batching!r}"
+            )
         if self.first_clip_motion not in FIRST_CLIP_MOTION:
             raise ConfigError(
                 f"PipelineSettings.first_clip_motion must be one of {FIRST_CLIP_MOTION}, got "
