@@ -104,8 +104,8 @@ def test_guidance_branches_are_full_reference_only_neither(
         blank = tiny_pipe.backbone.project_reference(
             tiny_pipe.reference_net(torch.zeros_like(ref_latent), 0)
         )
-    assert reference.batch_size == 3
-    for key, (keys, values) in reference.layers.items():
+    for key, (keys, values) in reference.items():
+        assert keys.shape[0] == 3
         for row, source in ((0, own), (1, own), (2, blank)):
             torch.testing.assert_close(keys[row], source.layers[key][0][0])
             torch.testing.assert_close(values[row], source.layers[key][1][0])

@@ -200,7 +200,8 @@ def test_prepared_conditions_equal_the_per_step_inputs_bit_for_bit(
             motion_features=data["motion"],
             speed=data["speed"],
         )
-        keys_values = backbone.project_reference(data["reference"]).select([0, 0, 1])
+        # Projected once: bit for bit what every call projecting the tokens computes.
+        keys_values = backbone.project_reference(rows)
         kwargs = {
             "reference_features": keys_values,
             "audio_tokens": data["audio"],
@@ -211,6 +212,15 @@ def test_prepared_conditions_equal_the_per_step_inputs_bit_for_bit(
         skipping = backbone.prepare_conditions(3, 4, audio_rows=[0], **kwargs)
         got_full = backbone(data["sample"], 7, conditions=full)
         got_skipping = backbone(data["sample"], 7, conditions=skipping)
+        # The distinct rows projected once and selected (what the pipeline does).
+        distinct = backbone.project_reference(data["reference"]).select([0, 0, 1])
+        got_distinct = backbone(
+            data["sample"],
+            7,
+            conditions=backbone.prepare_conditions(
+                3, 4, **{**kwargs, "reference_features": distinct}, audio_rows=[0]
+            ),
+        )
         # One branch at a time, from the same prepared conditions.
         one_by_one = torch.cat(
             [
@@ -220,6 +230,7 @@ def test_prepared_conditions_equal_the_per_step_inputs_bit_for_bit(
         )
     assert torch.equal(got_full, expected)
     assert torch.equal(got_skipping, expected)  # dropped audio: exactly the output bias
+    torch.testing.assert_close(got_distinct, expected, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(one_by_one, expected, rtol=1e-5, atol=1e-6)
     # The audio matters at all: with audio in row 1 too, row 1 changes.
     with torch.no_grad():

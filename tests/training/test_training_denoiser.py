@@ -97,7 +97,7 @@ def test_the_pipeline_guidance_branches_get_the_dropped_inputs() -> None:
         kept = den.reference_features(latent)
         dropped_kv = pipe.backbone.project_reference(dropped)
         kept_kv = pipe.backbone.project_reference(kept)
-    for key, (keys, values) in conditions.reference.layers.items():
+    for key, (keys, values) in conditions.reference.items():
         torch.testing.assert_close(keys[2:3], dropped_kv.layers[key][0])  # "neither"
         torch.testing.assert_close(values[2:3], dropped_kv.layers[key][1])
         torch.testing.assert_close(keys[1:2], kept_kv.layers[key][0])  # "reference only"

@@ -276,6 +276,32 @@ class Backbone(UNetBase):
             layers[key] = block.attn1.project_reference(ref.to(dtype))
         return ReferenceKeyValues(layers)
 
+    def _check_reference(
+        self, features: ReferenceFeatures, batch: int, dtype: torch.dtype
+    ) -> dict[str, torch.Tensor]:
+        if not isinstance(features, ReferenceFeatures):
+            raise InputError(
+                "Backbone: reference_features must be the ReferenceFeatures a ReferenceNet "
+                f"returns (or their project_reference), got {type(features).__name__}"
+            )
+        missing = [k for k in self._attention_keys if k not in features.attention]
+        if missing:
+            raise InputError(
+                f"Backbone: reference_features lack {len(missing)} layers (e.g. {missing[0]!r}); "
+                "compute them with a ReferenceNet of the same config"
+            )
+        out: dict[str, torch.Tensor] = {}
+        for key in self._attention_keys:
+            ref = features.attention[key]
+            width = self._attention_widths[key]
+            if ref.ndim != 3 or ref.shape[0] not in (1, batch) or ref.shape[2] != width:
+                raise InputError(
+                    f"Backbone: reference features {key!r} must be (b={batch} or 1, m, c={width}), "
+                    f"got {tuple(ref.shape)}; compute them with a ReferenceNet of the same config"
+                )
+            out[key] = ref.to(dtype)  # projected once per video (see Attention.forward)
+        return out
+
     def _check_motion(self, features: MotionFeatures, batch: int) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         for key in self._motion_keys:
@@ -360,20 +386,21 @@ class Backbone(UNetBase):
             )
         if speed is not None:
             check_input_tensor("Backbone", "speed", speed, like=weight, layout="(b, f)")
-        reference = None
-        if reference_features is not None:
-            reference = (
-                reference_features
-                if isinstance(reference_features, ReferenceKeyValues)
-                else self.project_reference(reference_features, dtype=dtype)
-            )
-            missing = [k for k in self._attention_keys if k not in reference.layers]
-            if missing or reference.batch_size not in (1, batch):
+        reference: dict[str, torch.Tensor | KeyValues] | None = None
+        if isinstance(reference_features, ReferenceKeyValues):
+            missing = [k for k in self._attention_keys if k not in reference_features.layers]
+            if missing or reference_features.batch_size not in (1, batch):
                 raise InputError(
-                    f"Backbone: the reference keys/values have batch {reference.batch_size} "
-                    f"and lack {len(missing)} layers; project ReferenceFeatures of batch "
-                    f"{batch} or 1 with this Backbone's project_reference"
+                    f"Backbone: the reference keys/values have batch "
+                    f"{reference_features.batch_size} and lack {len(missing)} layers; project "
+                    f"ReferenceFeatures of batch {batch} or 1 with this Backbone's "
+                    "project_reference"
                 )
+            reference = dict(reference_features.layers)
+        elif reference_features is not None:
+            # Tokens: each layer projects them when it runs (inside its own forward, as
+            # gradient checkpointing and sharded training need).
+            reference = dict(self._check_reference(reference_features, batch, dtype))
         audio = None
         rows = None
         if audio_tokens is not None:
@@ -521,7 +548,7 @@ class Backbone(UNetBase):
         temb = temb.repeat_interleave(frames, dim=0)
         ctx = BlockContext(
             num_frames=frames,
-            reference=None if conditions.reference is None else conditions.reference.layers,
+            reference=conditions.reference,
             audio_tokens=conditions.audio_tokens,
             audio_rows=conditions.audio_rows,
             motion=conditions.motion,

@@ -37,6 +37,12 @@ def _rows(tensor: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
     return tensor.index_select(0, torch.tensor(list(rows), device=tensor.device))
 
 
+def _select_layer(value: torch.Tensor | KeyValues, rows: Sequence[int]) -> torch.Tensor | KeyValues:
+    if isinstance(value, torch.Tensor):
+        return _rows(value, rows)
+    return _rows(value[0], rows), _rows(value[1], rows)
+
+
 @dataclass(frozen=True)
 class ReferenceKeyValues:
     """The reference tokens of every reference-attention layer, projected to keys and values.
@@ -87,7 +93,10 @@ class BackboneConditions:
     dtype
         The dtype the tensors were cast to.
     reference
-        Reference keys and values, or ``None`` (no reference attention).
+        Per reference-attention layer, its keys and values projected once (from
+        :class:`ReferenceKeyValues`) or the reference tokens ``(b or 1, m, c)``
+        themselves (projected by the layer at every call, as training needs for
+        its gradients); ``None``: no reference attention.
     audio_tokens
         Audio tokens ``((b f), k, d_audio)``, or ``None``.
     audio_rows
@@ -101,7 +110,7 @@ class BackboneConditions:
     batch: int
     frames: int
     dtype: torch.dtype
-    reference: ReferenceKeyValues | None = None
+    reference: Mapping[str, torch.Tensor | KeyValues] | None = None
     audio_tokens: torch.Tensor | None = None
     audio_rows: tuple[int, ...] | None = None
     motion: Mapping[str, torch.Tensor] | None = None
@@ -138,7 +147,9 @@ class BackboneConditions:
             batch=len(rows),
             frames=self.frames,
             dtype=self.dtype,
-            reference=None if self.reference is None else self.reference.select(rows),
+            reference=None
+            if self.reference is None
+            else {k: _select_layer(v, rows) for k, v in self.reference.items()},
             audio_tokens=audio,
             audio_rows=audio_rows,
             motion=motion,
