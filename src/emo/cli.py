@@ -95,7 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype",
         default="float32",
         choices=["float32", "float16", "bfloat16"],
-        help="weights dtype",
+        help="weights dtype: bfloat16 is the fast path on CPUs with AVX512-BF16/AMX and on "
+        "GPUs (float16 too, on GPUs); see docs/guide/performance.md",
+    )
+    g.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the Backbone (minutes to compile; pays on GPUs and long runs, "
+        "not for a short video on a CPU)",
     )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument(

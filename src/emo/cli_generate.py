@@ -154,6 +154,8 @@ def _run_generate(args: argparse.Namespace) -> int:
             dtype=dtype,
         )
     pipe.set_progress_bar_config(disable=args.quiet)
+    if getattr(args, "compile", False):
+        pipe.compile()
     generator = torch.Generator("cpu").manual_seed(args.seed)
     size = args.size
     began = time.perf_counter()

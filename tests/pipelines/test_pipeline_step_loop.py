@@ -252,3 +252,15 @@ def test_batched_and_sequential_guidance_agree_and_repeat(
     again = _generate(_pipe(tiny_pipe, "sequential"), portrait_path, short_speech).frames
     assert torch.equal(sequential, again)
     torch.testing.assert_close(batched, sequential, rtol=1e-4, atol=1e-5)
+
+
+def test_pipeline_compile_compiles_the_backbone_in_place(tiny_pipe: EMOPipeline) -> None:
+    # Compiled outputs equal eager ones: tests/models/test_backbone_branches.py (fullgraph)
+    # and benchmarks/performance.py --only compile; a pipeline run compiled takes minutes.
+    import copy
+
+    backbone = copy.deepcopy(tiny_pipe.backbone)
+    pipe = EMOPipeline(**{**tiny_pipe.components, "backbone": backbone})
+    assert backbone._compiled_call_impl is None
+    assert pipe.compile(backend="eager") is pipe
+    assert pipe.backbone is backbone and backbone._compiled_call_impl is not None
