@@ -12,6 +12,8 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
+from emo._meta_loading import assign_weights
+from emo._safetensors_io import load_safetensors, write_safetensors
 from emo.configuration import ConfigMixin, class_path, import_class, load_config
 from emo.errors import CheckpointError, ConfigError, EMOWarning
 from emo.io.claim import OutputClaim, make_temporary
@@ -194,15 +196,16 @@ class ModelMixin(nn.Module, ConfigMixin):
         """Write ``config.json`` and ``model.safetensors`` into ``directory``.
 
         Both files are written under temporary names and renamed when complete,
-        so an interrupted save never leaves a truncated file behind.
+        so an interrupted save never leaves a truncated file behind. The weights
+        file is a standard safetensors file whose tensors lie at 64-byte aligned
+        offsets, so :meth:`from_pretrained` can use them in place
+        (:func:`emo._safetensors_io.write_safetensors`).
 
         Returns
         -------
         Path
             The folder.
         """
-        from safetensors.torch import save_file
-
         folder = _output_folder(directory, type(self).__name__)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         if any(v.is_meta for v in state.values()):
@@ -213,8 +216,8 @@ class ModelMixin(nn.Module, ConfigMixin):
         with OutputClaim(target, error=CheckpointError):
             tmp = make_temporary(target, error=CheckpointError)
             try:
-                save_file(
-                    state, str(tmp), metadata={"format": "pt", "emo_class": class_path(type(self))}
+                write_safetensors(
+                    state, tmp, metadata={"format": "pt", "emo_class": class_path(type(self))}
                 )
                 os.replace(tmp, target)
             except BaseException:
@@ -250,6 +253,18 @@ class ModelMixin(nn.Module, ConfigMixin):
             and missing ones keep their fresh initialisation.
         **overrides
             Config values to replace.
+
+        Notes
+        -----
+        The network is built on the meta device and the checkpoint's tensors become
+        its parameters: no random initialisation runs, no random number is drawn,
+        nothing is copied, and peak memory is the weights' size once. On the CPU the
+        file is mapped privately (:mod:`emo._safetensors_io`): pages are read when
+        first used, and training the model never changes the file. Replace a saved
+        model with :meth:`save_pretrained` (it writes a new file and renames it), not
+        by overwriting the file in place while a model loaded from it is alive. A
+        checkpoint that lacks keys (``strict=False``) is loaded the plain way: the
+        network is initialised, then the weights are copied in.
         """
         if not isinstance(directory, (str, os.PathLike)):
             raise CheckpointError(
@@ -283,14 +298,23 @@ class ModelMixin(nn.Module, ConfigMixin):
                     f"{os.fspath(directory)!r} holds a {stamped}, not a {class_path(cls)}"
                 )
             target = found
+        with torch.device("meta"):
+            skeleton = target.from_config(config, **overrides)
         if device is not None and torch.device(device).type == "meta":
-            with torch.device("meta"):
-                model = target.from_config(config, **overrides)
-            return (model.to(dtype=dtype) if dtype is not None else model).eval()
+            return (skeleton.to(dtype=dtype) if dtype is not None else skeleton).eval()
         weights = Path(directory) / cls.weights_name
-        state = load_state_dict_file(weights, device=device or "cpu")
-        model = target.from_config(config, **overrides)
-        report = model.load_weights(state, strict=strict)
+        if weights.suffix == ".safetensors" and weights.is_file():
+            state = load_safetensors(weights, device=device or "cpu")
+        else:
+            state = load_state_dict_file(weights, device=device or "cpu")
+        report = skeleton.check_weights(state, strict=strict)
+        if not report.missing_keys and assign_weights(skeleton, state, dtype=dtype):
+            model = skeleton  # the checkpoint's tensors are its parameters: nothing built twice
+        else:  # some values only the initialisation gives: build it for real, copy the weights
+            del skeleton
+            model = target.from_config(config, **overrides)
+            model.load_weights(state, strict=strict)
+        del state
         if not report.ok:
             warnings.warn(
                 f"loading {os.fspath(weights)!r}: {report.describe()}", EMOWarning, stacklevel=2
@@ -320,6 +344,22 @@ class ModelMixin(nn.Module, ConfigMixin):
                 f"{type(self).__name__}.load_weights: {len(bad)} values are not tensors "
                 f"(e.g. {bad[0]!r}); pass a state dict of tensors"
             )
+        report = self.check_weights(state_dict, strict=strict)
+        copy_matching(self.state_dict(), state_dict)
+        return report
+
+    def check_weights(
+        self, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True
+    ) -> LoadReport:
+        """Check that ``state_dict`` fits this model (names and shapes), reading no values.
+
+        Works on the meta device. Returns what :meth:`load_weights` would report.
+
+        Raises
+        ------
+        CheckpointError
+            On any shape mismatch, and on missing or unexpected keys when ``strict``.
+        """
         own = self.state_dict()
         check_shapes(type(self).__name__, own, state_dict)
         report = LoadReport(
@@ -331,5 +371,4 @@ class ModelMixin(nn.Module, ConfigMixin):
                 f"{type(self).__name__}: checkpoint does not fit: {report.describe()}; "
                 "pass strict=False to load what fits"
             )
-        copy_matching(own, state_dict)
         return report

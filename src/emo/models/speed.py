@@ -232,13 +232,19 @@ class SpeedEncoder(nn.Module):
         self.embed_dim = embed_dim
         self.reference_fps = float(reference_fps)
         self.context_frames = context_frames
+        self._buckets = (centers, radii)
+        self._init_non_persistent_buffers()
+        self.linear_1 = nn.Linear((2 * context_frames + 1) * len(centers), embed_dim)
+        self.act = nn.SiLU()
+        self.linear_2 = nn.Linear(embed_dim, embed_dim)
+
+    def _init_non_persistent_buffers(self) -> None:
+        """(Re)build ``centers`` and ``radii`` from the config (also after a meta-device load)."""
+        centers, radii = self._buckets
         self.register_buffer(
             "centers", torch.tensor(centers, dtype=torch.float32), persistent=False
         )
         self.register_buffer("radii", torch.tensor(radii, dtype=torch.float32), persistent=False)
-        self.linear_1 = nn.Linear((2 * context_frames + 1) * len(centers), embed_dim)
-        self.act = nn.SiLU()
-        self.linear_2 = nn.Linear(embed_dim, embed_dim)
 
     @property
     def num_buckets(self) -> int:

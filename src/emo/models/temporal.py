@@ -83,7 +83,11 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def __init__(self, dim: int, max_positions: int) -> None:
         super().__init__()
-        self.register_buffer("pe", sinusoidal_positions(max_positions, dim))
+        if torch.empty(0).device.type == "meta":  # shapes only (a load assigns the table)
+            table = torch.empty(1, max_positions, dim)
+        else:
+            table = sinusoidal_positions(max_positions, dim)
+        self.register_buffer("pe", table)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Return ``tokens + pe[:, :l]``.
