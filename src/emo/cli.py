@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument(
+        "--overlap-decoding",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="decode and write each clip while the next is denoised (auto: on for CUDA, off "
+        "on a CPU, where it was measured not to pay)",
+    )
+    g.add_argument(
         "--no-watermark",
         action="store_true",
         help="leave the frames unmarked: saying the video is synthetic is then YOUR "

@@ -13,6 +13,7 @@ from emo.errors import InputError, InsufficientMemoryError
 __all__ = ["run_generate"]
 
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+_OVERLAP = {"auto": None, "on": True, "off": False}
 
 
 def _parse_box(text: str) -> list[float]:
@@ -170,6 +171,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         output_path=args.output,
         writer=args.writer,
         watermark=not getattr(args, "no_watermark", False),
+        overlap_decoding=_OVERLAP[getattr(args, "overlap_decoding", "auto")],
     )
     if not isinstance(out, tuple):
         print(

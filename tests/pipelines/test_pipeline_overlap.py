@@ -162,3 +162,18 @@ def test_overlap_setting_is_checked_and_defaults_by_device() -> None:
     assert resolve_overlap(True, torch.device("cpu")) is True
     with pytest.raises(InputError, match="overlap_decoding"):
         resolve_overlap("yes", torch.device("cpu"))  # type: ignore[arg-type]
+
+
+def test_command_line_switch_gives_the_same_file(
+    portrait_path: Path, speech_path: Path, tmp_path: Path
+) -> None:
+    from emo.cli import main
+
+    written = {}
+    for switch in ("on", "off"):
+        out = tmp_path / f"{switch}.mp4"
+        common = ["--steps", "1", "--size", "32", "--face-mask", "full", "--quiet"]
+        args = ["generate", str(portrait_path), str(speech_path), "-o", str(out), *common]
+        assert main([*args, "--overlap-decoding", switch]) == 0
+        written[switch] = out.read_bytes()
+    assert written["on"] == written["off"]
