@@ -118,7 +118,7 @@ from emo.audio import wav2vec2  # imports are not loading
 from transformers import Wav2Vec2Model
 from emo.configuration import import_class
 from emo.modeling import load_state_dict_file
-from emo.pipelines.emo_pipeline import MODEL_COMPONENTS
+from emo.pipelines.components import MODEL_COMPONENTS
 folder, way = sys.argv[1], sys.argv[2]
 torch.set_num_threads(1)
 

@@ -15,7 +15,8 @@ from torch import nn
 
 from emo.errors import EMOWarning
 from emo.modeling import ModelMixin, load_state_dict_file
-from emo.pipelines.emo_pipeline import MODEL_COMPONENTS, EMOPipeline
+from emo.pipelines.components import MODEL_COMPONENTS
+from emo.pipelines.emo_pipeline import EMOPipeline
 
 
 def _plain_load(folder: Path, cls: type[ModelMixin], dtype: torch.dtype | None) -> ModelMixin:
