@@ -7,7 +7,8 @@ Every step uses emo's own public tools, the path a user training on their own da
    (grown ``--crop`` times) to 64x64 and written as MP4 files with their ground truth;
 2. ``emo prepare`` (:func:`emo.training.prepare_dataset`): clips, mel audio features, head speed;
 3. a small VAE trained on those frames (:func:`emo.training.vae.train_vae`; no Stable
-   Diffusion weights are used anywhere);
+   Diffusion weights are used anywhere), then ``emo prepare`` again with that VAE, which
+   caches every frame's latents;
 4. the three EMO stages with emo's trainer (:func:`emo.training.train`): stage 1 (images:
    Backbone, ReferenceNet, FaceLocator), stage 2 (video: temporal modules + audio attention),
    stage 3 (temporal modules + speed layers), each starting from the previous stage's pipeline;
@@ -45,16 +46,16 @@ PACKAGE_MODEL = HERE.parent / "src" / "emo" / "pretrained" / "emo-demo"
 
 #: The recipe of the shipped model (``--quick`` scales the steps and data down).
 RECIPE: dict[str, Any] = {
-    "clips": 48,
-    "seconds": 4.0,
+    "clips": 320,
+    "seconds": 3.0,
     "render_size": 96,
     "resolution": 64,
     "crop": 1.3,
     "speeds": [0.0, 0.5, 1.0, 2.0],
     "singing": 0.2,
-    "vae_steps": 700,
-    "stage_steps": [200, 700, 100],
-    "learning_rates": [5e-4, 5e-4, 2e-4],
+    "vae_steps": 1200,
+    "stage_steps": [3000, 6000, 600],
+    "learning_rates": [1e-3, 5e-4, 2e-4],
     "batch_sizes": [8, 2, 2],
     # Stage 2 trains every group but the speed layers (the paper freezes the spatial
     # layers there): with minutes of training, the spatial layers must keep learning.
@@ -63,6 +64,13 @@ RECIPE: dict[str, Any] = {
         ["backbone_spatial", "reference_net", "face_locator", "temporal", "audio"],
         None,
     ],
+    # v-prediction on a zero-terminal-SNR schedule: at the last timestep the network sees
+    # pure noise and must draw the face from the reference alone, as in generation.
+    "noise": {"prediction_type": "v_prediction", "zero_snr": True, "timestep_spacing": "trailing"},
+    # the mouth, eyes and head turn are a small part of each frame (LossSettings)
+    "change_weight": 0.0,
+    # noised motion frames against drift from clip to clip (DataSettings.motion_noise)
+    "motion_noise": 0.25,
     "seed": 0,
     # generation defaults saved with the model
     "num_inference_steps": 10,
@@ -212,8 +220,14 @@ def stage_config(
         "stage": stage,
         "output_dir": os.fspath(out),
         "seed": recipe["seed"] + stage,
-        "data": {"root": os.fspath(data), "zero_motion_probability": 0.1},
+        "data": {
+            "root": os.fspath(data),
+            "zero_motion_probability": 0.1,
+            "motion_noise": recipe["motion_noise"] if stage > 1 else 0.0,
+        },
         "model": {"init_from": os.fspath(init)},
+        "noise": dict(recipe["noise"]),
+        "loss": {"change_weight": recipe["change_weight"]},
         "optimizer": {
             "learning_rate": recipe["learning_rates"][i],
             "weight_decay": 0.0,
@@ -272,12 +286,11 @@ def run(args: argparse.Namespace) -> Path:
             seconds_of_video=len(paths) * recipe["seconds"],
             seconds=round(time.perf_counter() - began, 1),
         )
-    data = out / "data"
-    if phase("prepare"):
+    def prepare(phase_name: str, folder: Path, vae: Path | None) -> None:
         began = time.perf_counter()
         report = prepare_dataset(
             videos,
-            data,
+            folder,
             PrepareSettings(
                 fps=25.0,
                 resolution=recipe["resolution"],
@@ -286,15 +299,20 @@ def run(args: argparse.Namespace) -> Path:
                 crop_scale=1.0,
                 audio_encoder="mel",
                 face_mask="full",
+                vae=None if vae is None else os.fspath(vae),
             ),
             progress=False,
         )
         record.save(
-            "prepare",
+            phase_name,
             clips=report.clips,
             skipped=len(report.skipped),
             seconds=round(time.perf_counter() - began, 1),
         )
+
+    data = out / "data"
+    if phase("prepare"):
+        prepare("prepare", data, None)
     vae_dir = out / "vae"
     if phase("vae"):
         result = train_vae(
@@ -311,6 +329,11 @@ def run(args: argparse.Namespace) -> Path:
             reconstruction_l1=round(result.reconstruction_l1, 4),
             scaling_factor=result.scaling_factor,
         )
+    # The stages read cached latents: encoding the frames at every step would cost
+    # more than the diffusion networks themselves at this size.
+    latent_data = out / "data_latents"
+    if phase("latents"):
+        prepare("latents", latent_data, vae_dir)
     init = out / "init"
     if phase("init"):
         build_initial_pipeline(vae_dir, init, recipe["seed"])
@@ -320,7 +343,7 @@ def run(args: argparse.Namespace) -> Path:
         stage_dir = out / f"stage{stage}"
         name = f"stage{stage}"
         if phase(name):
-            config = stage_config(stage, data, stage_dir, previous, recipe, args.device)
+            config = stage_config(stage, latent_data, stage_dir, previous, recipe, args.device)
             stage_dir.mkdir(parents=True, exist_ok=True)
             (stage_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
             # Wall time from the stage's first start: a resumed stage counts its earlier run.

@@ -12,8 +12,9 @@ plus the clip geometry. Three presets ship:
     width 768 (4 per frame from a +-2-frame window of 13 wav2vec2-base layers).
 ``demo``
     The shape of the bundled demonstration model (``emo-demo``, trained by
-    ``examples/train_demo.py`` on synthetic heads): the ``tiny`` UNets, f=8, n=2,
-    mel audio, but 64x64 pixels and a 3-level VAE that downsamples 4x (16x16
+    ``examples/train_demo.py`` on synthetic heads): the ``tiny`` UNets with 2 attention
+    heads (of width 16 and 32: on CPUs, heads of width 8 make attention several times
+    slower for no gain at this size), f=8, n=2, mel audio, but 64x64 pixels and a 3-level VAE that downsamples 4x (16x16
     latents, so a mouth spans a few latent pixels); ``scaling_factor`` 1.0 until
     the VAE is trained (:func:`emo.training.vae.train_vae` fits it).
 ``tiny``
@@ -238,8 +239,8 @@ PRESETS: Mapping[str, ModelPreset] = MappingProxyType(
         ),
         "demo": _make(
             "demo",
-            _TINY_UNET,
-            _TINY_BACKBONE,
+            {**_TINY_UNET, "attention_head_dim": 2},
+            {**_TINY_BACKBONE, "motion_num_attention_heads": 2},
             {
                 "in_channels": 3,
                 "out_channels": 3,

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from emo.pipelines.emo_pipeline import EMOPipeline
     from emo.training.dataset import ClipDataset
 
-__all__ = ["batch_latents", "diffusion_loss", "evaluation_loss"]
+__all__ = ["batch_latents", "change_weights", "diffusion_loss", "evaluation_loss"]
 
 
 def batch_latents(pipe: EMOPipeline, values: torch.Tensor, cached: bool) -> torch.Tensor:
@@ -46,6 +46,8 @@ def diffusion_loss(
     drop_audio: torch.Tensor | None = None,
     autocast_dtype: torch.dtype | None = None,
     speed_fps: float | None = None,
+    motion_noise: torch.Tensor | None = None,
+    change_weight: float = 0.0,
 ) -> torch.Tensor:
     """Mean squared error between the model's output and the scheduler's training target.
 
@@ -72,6 +74,12 @@ def diffusion_loss(
         Frame rate of ``batch["speed"]`` (the data's fps: ``emo prepare`` writes degrees
         per training frame); the speed layers rescale it to their reference rate.
         ``None``: already at that rate.
+    motion_noise
+        ``(b, c, n, h, w)`` noise added to the motion-frame latents (augmentation), or
+        ``None``.
+    change_weight
+        Extra weight of the elements that differ from the reference
+        (:class:`~emo.training.settings.LossSettings`); 0: the plain mean.
     """
     device = pipe.device
     target_latents = batch_latents(pipe, batch["target"], cached)
@@ -90,7 +98,10 @@ def diffusion_loss(
         kwargs["audio_window"] = batch["audio"].to(device)
         kwargs["drop_audio"] = drop_audio
     if "motion" in batch:
-        kwargs["motion_latents"] = batch_latents(pipe, batch["motion"], cached)
+        motion = batch_latents(pipe, batch["motion"], cached)
+        if motion_noise is not None:
+            motion = motion + motion_noise.to(device, motion.dtype)
+        kwargs["motion_latents"] = motion
         kwargs["drop_motion"] = batch["zero_motion"].to(device)
     if "speed" in batch:
         kwargs["speed"] = batch["speed"].to(device)
@@ -102,7 +113,31 @@ def diffusion_loss(
     )
     with autocast:
         prediction = model(noisy, timesteps, **kwargs)
-    return F.mse_loss(prediction.float(), target.float())
+    if change_weight <= 0.0:
+        return F.mse_loss(prediction.float(), target.float())
+    weight = change_weights(target_latents, reference, change_weight)
+    error = (prediction.float() - target.float()).square()
+    return (error * weight).mean() / weight.mean()
+
+
+def change_weights(
+    target_latents: torch.Tensor, reference: torch.Tensor, change_weight: float
+) -> torch.Tensor:
+    """Per-element loss weights ``(b, 1, f, h, w)``: ``1 + change_weight * d / mean(d)``.
+
+    Parameters
+    ----------
+    target_latents
+        ``(b, c, f, h, w)`` clean target latents.
+    reference
+        ``(b, c, h, w)`` reference latents.
+    change_weight
+        How much more a latent pixel weighs where it differs from the reference by the
+        sample's mean difference.
+    """
+    change = (target_latents.float() - reference.float()[:, :, None]).abs().mean(1, keepdim=True)
+    scale = change.mean(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-6)
+    return 1.0 + change_weight * change / scale
 
 
 @torch.no_grad()

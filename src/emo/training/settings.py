@@ -28,6 +28,7 @@ __all__ = [
     "DataSettings",
     "DistributedSettings",
     "DropoutSettings",
+    "LossSettings",
     "LoggingSettings",
     "ModelSettings",
     "NoiseSettings",
@@ -126,6 +127,12 @@ class DataSettings:
         the model learns the first clip of a video (which has no previous frames).
     min_reference_distance
         Stage 1: fewest frames between the reference and the target frame.
+    motion_noise
+        Largest standard deviation of the Gaussian noise added to the motion-frame
+        latents (stages 2-3; each sample draws its own uniformly in ``[0, motion_noise]``).
+        At inference the motion frames are the model's own, imperfect, previous frames;
+        noised motion frames in training teach it not to copy their errors, which
+        otherwise pile up from clip to clip. 0 (the default): clean motion frames.
     """
 
     root: str
@@ -133,6 +140,7 @@ class DataSettings:
     motion_frames: int | None = None
     zero_motion_probability: float = 0.1
     min_reference_distance: int = 1
+    motion_noise: float = 0.0
 
     #: Old key -> new key; :func:`~emo.training.schema.from_dict` reads old configs.
     renamed_keys: ClassVar[Mapping[str, str]] = MappingProxyType({"num_frames": "frames_per_clip"})
@@ -150,6 +158,8 @@ class DataSettings:
         if self.min_reference_distance < 0:
             raise ConfigError("data.min_reference_distance must be >= 0")
         _probability("data", zero_motion_probability=self.zero_motion_probability)
+        if not (math.isfinite(self.motion_noise) and self.motion_noise >= 0):
+            raise ConfigError(f"data.motion_noise must be a number >= 0, got {self.motion_noise}")
 
 
 @dataclass(frozen=True)
@@ -206,6 +216,28 @@ class OptimizerSettings:
         _positive("optimizer", max_grad_norm=self.max_grad_norm)
         if self.weight_decay < 0 or self.warmup_steps < 0:
             raise ConfigError("optimizer.weight_decay and optimizer.warmup_steps must be >= 0")
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """How the per-element squared error is weighted.
+
+    Attributes
+    ----------
+    change_weight
+        Extra weight of the latent pixels that differ from the reference: each element
+        of a sample weighs ``1 + change_weight * d / mean(d)``, with ``d`` the absolute
+        difference between the target latent and the reference latent (mean over
+        channels), and the loss is divided by the mean weight. The mouth, the eyes and
+        a turning head are a small part of a talking-head frame but all of what the
+        audio and the speed layers must learn; 0 (the default) is the plain mean.
+    """
+
+    change_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.change_weight) and self.change_weight >= 0):
+            raise ConfigError(f"loss.change_weight must be a number >= 0, got {self.change_weight}")
 
 
 @dataclass(frozen=True)
@@ -405,6 +437,7 @@ class TrainingConfig:
     noise: NoiseSettings = field(default_factory=NoiseSettings)
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
     dropout: DropoutSettings = field(default_factory=DropoutSettings)
+    loss: LossSettings = field(default_factory=LossSettings)
     training: TrainSettings = field(default_factory=TrainSettings)
     checkpoints: CheckpointSettings = field(default_factory=CheckpointSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)

@@ -492,6 +492,12 @@ class Trainer:
         both = (u >= d.reference + d.audio) & (u < d.reference + d.audio + d.both)
         drop_reference = (u < d.reference) | both
         drop_audio = ((u >= d.reference) & (u < d.reference + d.audio)) | both
+        motion_noise = None
+        if cfg.data.motion_noise > 0.0 and "motion" in batch:
+            # Drawn after everything above, so runs without it keep their random stream.
+            motion_shape = (*shape[:1], batch["motion"].shape[2], *shape[2:])
+            sigma = torch.rand((size, 1, 1, 1, 1), generator=gen) * cfg.data.motion_noise
+            motion_noise = (sigma * torch.randn((size, *motion_shape), generator=gen))[rows]
         return diffusion_loss(
             engine,
             pipe,
@@ -503,6 +509,8 @@ class Trainer:
             drop_audio=drop_audio,
             autocast_dtype=autocast_dtype,
             speed_fps=dataset.fps,
+            motion_noise=motion_noise,
+            change_weight=cfg.loss.change_weight,
         )
 
     @staticmethod
