@@ -117,7 +117,8 @@ def diffusion_loss(
         return F.mse_loss(prediction.float(), target.float())
     weight = change_weights(target_latents, reference, change_weight)
     error = (prediction.float() - target.float()).square()
-    return (error * weight).mean() / weight.mean()
+    weighted: torch.Tensor = (error * weight).mean() / weight.mean()
+    return weighted
 
 
 def change_weights(
