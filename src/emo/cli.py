@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--steps", type=int, default=None, help="denoising steps")
     g.add_argument("--seed", type=int, default=0, help="random seed")
+    g.add_argument(
+        "--init-strength",
+        type=float,
+        default=None,
+        help="start each clip from its anchor (the portrait, then the previous clip's last "
+        "frame) noised this far, in (0, 1]; 1 = pure noise (default: the model's setting)",
+    )
     g.add_argument("--scheduler", default=None, help="scheduler plugin name")
     g.add_argument("--face-mask", default=None, help="face mask plugin name (auto, full, ...)")
     g.add_argument(

@@ -167,6 +167,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         width=size,
         fps=args.fps,
         num_inference_steps=args.steps,
+        init_strength=args.init_strength,
         generator=generator,
         output_path=args.output,
         writer=args.writer,

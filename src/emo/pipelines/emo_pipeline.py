@@ -374,6 +374,7 @@ class EMOPipeline:
         reference_guidance_scale: float | None = None,
         frames_per_clip: int | None = None,
         motion_frames: int | None = None,
+        init_strength: float | None = None,
         head_motion_speed: float | Sequence[float] | torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
@@ -399,7 +400,7 @@ class EMOPipeline:
             Anything :func:`emo.audio.loading.load_audio` takes: a path of any audio or video
             format, or an array with its rate in ``audio_rate``. The video has
             ``ceil(duration * fps)`` frames.
-        height, width, fps, num_inference_steps, guidance_scale, reference_guidance_scale, frames_per_clip, motion_frames
+        height, width, fps, num_inference_steps, guidance_scale, reference_guidance_scale, frames_per_clip, motion_frames, init_strength
             Override the pipeline's ``settings`` (:class:`~emo.pipelines.settings.PipelineSettings`).
         head_motion_speed
             Head-rotation speed for the speed layers, in degrees per frame *of the generated
@@ -459,6 +460,7 @@ class EMOPipeline:
             "motion_frames": motion_frames,
             "guidance_scale": guidance_scale,
             "reference_guidance_scale": reference_guidance_scale,
+            "init_strength": init_strength,
         }
         try:
             s = self.settings.replace(**{k: v for k, v in overrides.items() if v is not None})
@@ -539,6 +541,7 @@ class EMOPipeline:
             num_frames=num_frames,
             speed=speed,
             steps=steps,
+            strength=float(s.init_strength),
             frames_per_clip=frames_per_clip,
             motion_frames=motion_frames,
             audio_cfg=audio_cfg,
@@ -638,6 +641,7 @@ class EMOPipeline:
         num_frames: int,
         speed: torch.Tensor,
         steps: int,
+        strength: float,
         frames_per_clip: int,
         motion_frames: int,
         audio_cfg: float,
@@ -681,9 +685,12 @@ class EMOPipeline:
             self.settings.first_clip_motion,
         )
         motion_latents: torch.Tensor | None = None
+        anchor = ref_latent  # (1, c, h, w): where a clip starts when strength < 1
         total_clips = math.ceil(num_frames / frames_per_clip)
         watch = NonFiniteWatch(device)
-        progress = self._progress(total_clips * steps)
+        self.scheduler.set_timesteps(steps, device=device)
+        timesteps = self._strength_timesteps(strength)
+        progress = self._progress(total_clips * len(timesteps))
         try:
             for clip_index in range(total_clips):
                 start = clip_index * frames_per_clip
@@ -713,10 +720,15 @@ class EMOPipeline:
 
                 sample = self._initial_noise(latents, start, stop, ref_latent, generator)
                 self.scheduler.set_timesteps(steps, device=device)
-                sample = sample * float(self.scheduler.init_noise_sigma)
+                timesteps = self._strength_timesteps(strength)
+                if strength < 1.0:
+                    sample = self.scheduler.add_noise(
+                        anchor[:, :, None].expand_as(sample), sample, timesteps[:1]
+                    )
+                else:
+                    sample = sample * float(self.scheduler.init_noise_sigma)
                 # The timesteps are read to the host once: the scheduler gets numbers and
                 # the network a device tensor, so no step waits for the device.
-                timesteps = self.scheduler.timesteps
                 host_timesteps = timesteps.tolist()
                 device_timesteps = timesteps.to(device)
                 watch.reset()
@@ -758,9 +770,22 @@ class EMOPipeline:
                     clip_index=clip_index, total_clips=total_clips, steps=steps, dtype=dtype
                 )
                 motion_latents = next_motion_latents(motion_latents, sample, motion_frames)
+                anchor = sample[:, :, -1]
                 yield sample
         finally:
             progress.close()
+
+    def _strength_timesteps(self, strength: float) -> torch.Tensor:
+        """The scheduler's timesteps from the one at ``strength`` of the schedule on.
+
+        ``strength`` 1 keeps them all; below 1 the first ``round(steps * (1 - strength))``
+        are skipped (at least one step is kept). Called after ``set_timesteps``.
+        """
+        timesteps: torch.Tensor = self.scheduler.timesteps
+        if strength >= 1.0:
+            return timesteps
+        skip = min(len(timesteps) - 1, round(len(timesteps) * (1.0 - strength)))
+        return timesteps[skip:]
 
     @staticmethod
     def _reference_features(
