@@ -286,6 +286,7 @@ def run(args: argparse.Namespace) -> Path:
             seconds_of_video=len(paths) * recipe["seconds"],
             seconds=round(time.perf_counter() - began, 1),
         )
+
     def prepare(phase_name: str, folder: Path, vae: Path | None) -> None:
         began = time.perf_counter()
         report = prepare_dataset(

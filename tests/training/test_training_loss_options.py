@@ -44,7 +44,7 @@ def test_change_weights_by_value() -> None:
 
 def _stage2_parts(prepared: Path) -> tuple[EMOPipeline, dict[str, torch.Tensor], Recorder]:
     pipe = EMOPipeline.from_preset("tiny", face_mask="full", seed=0)
-    spec = SampleSpec(num_frames=4, motion_frames=2, audio_context=2)
+    spec = SampleSpec(frames_per_clip=4, motion_frames=2, audio_context=2)
     data = ClipDataset(prepared, spec, seed=0, use_latents=True)
     batch = data.batch([0, 1], epoch=0)
     return pipe, batch, Recorder(pipe.denoiser)
