@@ -20,8 +20,11 @@ FIRST_CLIP_MOTION = ("zeros", "reference")
 #: Choices of :attr:`PipelineSettings.guidance_batching`.
 GUIDANCE_BATCHING = ("auto", "batched", "sequential")
 #: Device types where ``guidance_batching="auto"`` runs the branches one by one: where
-#: that was measured faster (``benchmarks/performance.py --only guidance``).
-GUIDANCE_SEQUENTIAL_DEVICES = ("cpu",)
+#: that was measured faster (``benchmarks/performance.py --only backbone,guidance``). None
+#: so far: on a 2-core CPU one call per branch took 1.06x the time of the batch, for
+#: the tiny preset and for the full-size Backbone alike; on GPUs batching is the usual
+#: choice.
+GUIDANCE_SEQUENTIAL_DEVICES: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,10 @@ class PipelineSettings:
     guidance_batching
         How the classifier-free guidance branches (up to three: full, reference only,
         neither) run at each step: ``"batched"`` (one network call on a batch of
-        branches), ``"sequential"`` (one call per branch), or ``"auto"`` (default):
-        whichever was measured faster on the device type, sequential on the CPU and
-        batched on GPUs (see the performance guide). Both give the same video up to
+        branches), ``"sequential"`` (one call per branch: a third of the activation
+        memory, for tight GPUs), or ``"auto"`` (default): whichever was measured
+        faster on the device type (:data:`GUIDANCE_SEQUENTIAL_DEVICES`), batched on
+        the CPU by 6 % (see the performance guide). Both give the same video up to
         float rounding; for a given setting the result is deterministic.
     init_strength
         Where each clip's denoising starts. 1.0 (default, the paper): from pure noise,
