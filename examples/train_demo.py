@@ -257,7 +257,7 @@ def run(args: argparse.Namespace) -> Path:
 
     recipe = dict(RECIPE)
     if args.quick:
-        recipe.update(clips=8, vae_steps=60, stage_steps=[10, 10, 10], seconds=3.0)
+        recipe.update(clips=8, vae_steps=60, stage_steps=[10, 10, 10])
     if args.stage_steps:
         recipe["stage_steps"] = [int(n) for n in args.stage_steps.split(",")]
     if args.steps_scale != 1.0:
