@@ -49,7 +49,7 @@ def build(args: argparse.Namespace, folder: Path) -> Any:
         torch.manual_seed(0)
         Wav2Vec2Model(Wav2Vec2Config()).save_pretrained(folder / "wav2vec2")  # base size
         encoder = Wav2Vec2Encoder(model_path=folder / "wav2vec2")
-    preset = "tiny" if args.quick else "sd15"
+    preset = "tiny" if args.quick else args.preset
     dtype = getattr(torch, args.dtype)
     pipe = EMOPipeline.from_preset(
         preset, audio_encoder=encoder, face_mask="full", device=args.device, dtype=dtype
@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (40; 2 with --quick)")
     parser.add_argument("--frames", type=int, default=None, help="frames per clip (12; 4 quick)")
     parser.add_argument("--clips", type=int, default=None, help="clips timed (2; 1 with --quick)")
+    parser.add_argument("--preset", default="sd15", help="model preset (--quick: tiny)")
     parser.add_argument("--audio", default="wav2vec2", choices=["wav2vec2", "mel"])
     parser.add_argument(
         "--overlap", default="auto", choices=["auto", "on", "off"], help="overlap_decoding"
@@ -142,7 +143,7 @@ def main() -> None:
     print(describe(args.device))
     settings = pipe.settings
     print(
-        f"preset {'tiny' if quick else 'sd15'} (random weights), {args.dtype}, "
+        f"preset {'tiny' if quick else args.preset} (random weights), {args.dtype}, "
         f"{settings.height}x{settings.width}, {settings.num_inference_steps} DDIM steps, clips of "
         f"{settings.frames_per_clip} frames ({settings.motion_frames} motion frames), "
         f"{out.num_frames} frames, guidance {settings.guidance_scale} "
