@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlap-decoding",
         default="auto",
         choices=["auto", "on", "off"],
-        help="decode and write each clip while the next is denoised (auto: on for CUDA, off "
-        "on a CPU, where it was measured not to pay)",
+        help="decode and write each clip while the next is denoised; the same video "
+        "(auto: on for CUDA, off on a CPU)",
     )
     g.add_argument(
         "--no-watermark",

@@ -445,7 +445,7 @@ class EMOPipeline:
             Decode and write each clip on a background thread while the next clip is
             denoised (:mod:`emo.pipelines.overlap`); the video is the same byte for
             byte. ``None`` (default): on for a CUDA device, off on a CPU, where the
-            denoising already uses every core (measured: see the performance guide).
+            denoising already uses every core (see the performance guide).
         """
         from emo.audio.alignment import num_video_frames
         from emo.audio.loading import load_audio

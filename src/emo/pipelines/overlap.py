@@ -42,10 +42,11 @@ _DONE = None
 def resolve_overlap(overlap: bool | None, device: torch.device) -> bool:
     """Whether to overlap: ``overlap`` itself, or for ``None`` the measured default of ``device``.
 
-    On a CPU the denoising already keeps every core busy, so a second thread only
-    competes with it (measured on 2 cores: no gain, see the performance guide):
-    off. On a GPU the decoding's kernels and the CPU's video encoding run while
-    the GPU denoises: on.
+    On a CPU the background thread competes with the denoising for the same
+    cores; the only measurement so far (a shared 2-core machine, see the
+    performance guide) was too noisy to change what every CPU run does: off.
+    On a GPU the decoding's kernels and the CPU's video encoding can run while
+    the GPU denoises: on (not measured on a GPU yet).
 
     Raises
     ------
