@@ -54,7 +54,7 @@ RECIPE: dict[str, Any] = {
     "speeds": [0.0, 0.5, 1.0, 2.0],
     "singing": 0.2,
     "vae_steps": 1200,
-    "stage_steps": [3000, 6000, 600],
+    "stage_steps": [3000, 6000, 1800],
     "learning_rates": [1e-3, 5e-4, 2e-4],
     "batch_sizes": [8, 2, 2],
     # Stage 2 trains every group but the speed layers (the paper freezes the spatial

@@ -34,11 +34,11 @@ def test_the_demo_model_ships_in_the_package() -> None:
 
 
 def test_the_demo_model_moves_its_mouth_with_held_out_speech(demo_pipe: EMOPipeline) -> None:
-    """CI guard: generated mouth opening follows the ground truth (Pearson r >= 0.5, offset 0).
+    """CI guard: generated mouth opening follows the ground truth (mean Pearson r >= 0.5, offset 0).
 
-    The shipped model gives r 0.57 and a face in 99 % of the frames on these 3 s
-    (the benchmark's 12 held-out cases: r 0.71 on average); a regression in the
-    pipeline, the networks or the weights shows here first.
+    The shipped model gives r 0.54 and 0.68 (seeds 0 and 1) with a face in 87 % and
+    99 % of the frames on these 3 s (the benchmark's 12 held-out cases: r 0.77 on
+    average); a regression in the pipeline, the networks or the weights shows here first.
     """
     pytest.importorskip("dlib", reason="mouth opening is measured with emo[face]")
     from emo.evaluation.scoring import score_video
@@ -46,20 +46,23 @@ def test_the_demo_model_moves_its_mouth_with_held_out_speech(demo_pipe: EMOPipel
     audio, rate = sf.read(str(EXAMPLES / "demo_speech.wav"), dtype="float32")
     audio = audio[: int(LIPSYNC_SECONDS * rate)]
     truth = json.loads((EXAMPLES / "demo_truth.json").read_text())
-    out = demo_pipe(
-        str(EXAMPLES / "demo_portrait.png"),
-        audio,
-        audio_rate=rate,
-        generator=torch.Generator().manual_seed(0),
-        output_type="np",
-    )
-    frames = (np.asarray(out.frames) * 255).round().astype(np.uint8)
-    mouth = np.asarray(truth["mouth_open"][: frames.shape[0]])
-    score = score_video(frames, out.fps, truth_mouth=mouth)
-    assert score.face_ratio >= 0.8, score.summary()
-    assert score.lip_sync_truth is not None
-    assert score.lip_sync_truth.correlation >= 0.5, score.summary()
-    assert score.lip_sync_truth.offset == 0, score.summary()
+    correlations = []
+    for seed in (0, 1):  # two generations: one 3 s video is a noisy sample of the model
+        out = demo_pipe(
+            str(EXAMPLES / "demo_portrait.png"),
+            audio,
+            audio_rate=rate,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="np",
+        )
+        frames = (np.asarray(out.frames) * 255).round().astype(np.uint8)
+        mouth = np.asarray(truth["mouth_open"][: frames.shape[0]])
+        score = score_video(frames, out.fps, truth_mouth=mouth)
+        assert score.face_ratio >= 0.8, score.summary()
+        assert score.lip_sync_truth is not None, score.summary()
+        assert score.lip_sync_truth.offset == 0, score.summary()
+        correlations.append(score.lip_sync_truth.correlation)
+    assert float(np.mean(correlations)) >= 0.5, correlations
 
 
 def test_the_demo_model_gives_the_same_video_for_the_same_seed(demo_pipe: EMOPipeline) -> None:
