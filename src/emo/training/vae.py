@@ -216,6 +216,45 @@ def _evaluate(vae: AutoencoderKL, frames: torch.Tensor) -> tuple[float, float]:
     return float(torch.cat(errors).mean()), float(torch.cat(latents).std())
 
 
+def _optimise(
+    params: list[torch.nn.Parameter],
+    frames: torch.Tensor,
+    cfg: VAESettings | DecoderSettings,
+    loss_of: Callable[[torch.Tensor], torch.Tensor],
+    gen: torch.Generator,
+    log_every: int,
+    log: Callable[[str], None] | None,
+    label: str,
+) -> tuple[list[tuple[int, float]], float]:
+    """AdamW over random batches of ``frames``: the ``(step, loss)`` log and the seconds taken.
+
+    ``loss_of`` maps a batch of pixels ``(n, 3, h, w)`` in ``[-1, 1]`` to the loss; the
+    learning rate warms up linearly, then decays linearly to 5 %.
+    """
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_factor(cfg.warmup_steps, cfg.max_steps)
+    )
+    losses: list[tuple[int, float]] = []
+    began = time.perf_counter()
+    for step in range(cfg.max_steps):
+        index = torch.randint(0, frames.shape[0], (cfg.batch_size,), generator=gen)
+        loss = loss_of(_pixels(frames[index]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        schedule.step()
+        if (step + 1) % log_every == 0 or step + 1 == cfg.max_steps:
+            losses.append((step + 1, float(loss.detach())))
+            if log is not None:
+                elapsed = time.perf_counter() - began
+                log(
+                    f"{label} step {step + 1}/{cfg.max_steps} loss {losses[-1][1]:.4f} "
+                    f"({elapsed:.0f} s)"
+                )
+    return losses, time.perf_counter() - began
+
+
 def train_vae(
     data_root: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
@@ -266,30 +305,16 @@ def train_vae(
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     vae = AutoencoderKL(**cfg.vae_config(resolution)).train()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_factor(cfg.warmup_steps, cfg.max_steps)
-    )
-    losses: list[tuple[int, float]] = []
-    began = time.perf_counter()
-    for step in range(cfg.max_steps):
-        index = torch.randint(0, frames.shape[0], (cfg.batch_size,), generator=gen)
-        pixels = _pixels(frames[index])
+
+    def vae_loss(pixels: torch.Tensor) -> torch.Tensor:
         posterior = vae.encode(pixels)
         reconstruction = vae.decode(posterior.sample(generator=gen))
-        loss = (reconstruction - pixels).abs().mean() + cfg.kl_weight * posterior.kl().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-        schedule.step()
-        if (step + 1) % log_every == 0 or step + 1 == cfg.max_steps:
-            losses.append((step + 1, float(loss.detach())))
-            if log is not None:
-                elapsed = time.perf_counter() - began
-                log(
-                    f"vae step {step + 1}/{cfg.max_steps} loss {losses[-1][1]:.4f} ({elapsed:.0f} s)"
-                )
-    seconds = time.perf_counter() - began
+        kl: torch.Tensor = posterior.kl().mean()
+        return (reconstruction - pixels).abs().mean() + cfg.kl_weight * kl
+
+    losses, seconds = _optimise(
+        list(vae.parameters()), frames, cfg, vae_loss, gen, log_every, log, "vae"
+    )
     vae.eval()
     l1, std = _evaluate(vae, frames)
     scaling = 1.0 / max(std, 1e-6)
@@ -438,15 +463,8 @@ def finetune_decoder(
         p.requires_grad_(True)
     vae.train()
     gen = torch.Generator().manual_seed(cfg.seed)
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_factor(cfg.warmup_steps, cfg.max_steps)
-    )
-    losses: list[tuple[int, float]] = []
-    began = time.perf_counter()
-    for step in range(cfg.max_steps):
-        index = torch.randint(0, frames.shape[0], (cfg.batch_size,), generator=gen)
-        pixels = _pixels(frames[index])
+
+    def decoder_loss(pixels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             latent = vae.encode(pixels).mode()
             if cfg.latent_noise > 0:
@@ -457,19 +475,9 @@ def finetune_decoder(
         if cfg.edge_weight > 0:
             for got, want in zip(_edges(reconstruction), _edges(pixels), strict=True):
                 loss = loss + cfg.edge_weight * (got - want).abs().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-        schedule.step()
-        if (step + 1) % log_every == 0 or step + 1 == cfg.max_steps:
-            losses.append((step + 1, float(loss.detach())))
-            if log is not None:
-                elapsed = time.perf_counter() - began
-                log(
-                    f"decoder step {step + 1}/{cfg.max_steps} loss {losses[-1][1]:.4f} "
-                    f"({elapsed:.0f} s)"
-                )
-    seconds = time.perf_counter() - began
+        return loss
+
+    losses, seconds = _optimise(params, frames, cfg, decoder_loss, gen, log_every, log, "decoder")
     vae.eval().requires_grad_(False)
     l1, _ = _evaluate(vae, frames)
     out = Path(output_dir)
