@@ -255,6 +255,40 @@ def _optimise(
     return losses, time.perf_counter() - began
 
 
+def _recorded(
+    out: Path,
+    cfg: VAESettings | DecoderSettings,
+    data_root: str | os.PathLike[str],
+    frames: torch.Tensor,
+    seconds: float,
+    l1: float,
+    scaling: float,
+    losses: list[tuple[int, float]],
+    **extra: Any,
+) -> VAEResult:
+    """Write ``out/training.json`` (settings, data, steps, time, error) and return the result."""
+    record = {
+        **extra,
+        "settings": asdict(cfg),
+        "data_root": os.fspath(data_root),
+        "frames": int(frames.shape[0]),
+        "steps": cfg.max_steps,
+        "seconds": round(seconds, 1),
+        "reconstruction_l1": round(l1, 5),
+        "scaling_factor": scaling,
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return VAEResult(
+        vae_dir=out,
+        steps=cfg.max_steps,
+        frames=int(frames.shape[0]),
+        seconds=seconds,
+        reconstruction_l1=l1,
+        scaling_factor=scaling,
+        losses=losses,
+    )
+
+
 def train_vae(
     data_root: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
@@ -322,25 +356,8 @@ def train_vae(
     final.load_state_dict(vae.state_dict())
     out = Path(output_dir)
     final.save_pretrained(out)
-    record = {
-        "settings": asdict(cfg),
-        "data_root": os.fspath(data_root),
-        "frames": int(frames.shape[0]),
-        "resolution": resolution,
-        "steps": cfg.max_steps,
-        "seconds": round(seconds, 1),
-        "reconstruction_l1": round(l1, 5),
-        "scaling_factor": scaling,
-    }
-    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return VAEResult(
-        vae_dir=out,
-        steps=cfg.max_steps,
-        frames=int(frames.shape[0]),
-        seconds=seconds,
-        reconstruction_l1=l1,
-        scaling_factor=scaling,
-        losses=losses,
+    return _recorded(
+        out, cfg, data_root, frames, seconds, l1, scaling, losses, resolution=resolution
     )
 
 
@@ -483,23 +500,14 @@ def finetune_decoder(
     out = Path(output_dir)
     vae.save_pretrained(out)
     scaling = float(vae.config["scaling_factor"])
-    record = {
-        "finetuned_decoder_of": os.fspath(vae_dir),
-        "settings": asdict(cfg),
-        "data_root": os.fspath(data_root),
-        "frames": int(frames.shape[0]),
-        "steps": cfg.max_steps,
-        "seconds": round(seconds, 1),
-        "reconstruction_l1": round(l1, 5),
-        "scaling_factor": scaling,
-    }
-    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return VAEResult(
-        vae_dir=out,
-        steps=cfg.max_steps,
-        frames=int(frames.shape[0]),
-        seconds=seconds,
-        reconstruction_l1=l1,
-        scaling_factor=scaling,
-        losses=losses,
+    return _recorded(
+        out,
+        cfg,
+        data_root,
+        frames,
+        seconds,
+        l1,
+        scaling,
+        losses,
+        finetuned_decoder_of=os.fspath(vae_dir),
     )
