@@ -690,6 +690,10 @@ class EMOPipeline:
         watch = NonFiniteWatch(device)
         self.scheduler.set_timesteps(steps, device=device)
         timesteps = self._strength_timesteps(strength)
+        # The timesteps are read to the host once: the scheduler gets numbers and the
+        # network a device tensor, so no step waits for the device.
+        host_timesteps = timesteps.tolist()
+        device_timesteps = timesteps.to(device)
         progress = self._progress(total_clips * len(timesteps))
         try:
             for clip_index in range(total_clips):
@@ -719,18 +723,14 @@ class EMOPipeline:
                 per_branch = [conditions.select([i]) for i in range(branches)]
 
                 sample = self._initial_noise(latents, start, stop, ref_latent, generator)
+                # Same timesteps for every clip; set again to reset multistep solvers' history.
                 self.scheduler.set_timesteps(steps, device=device)
-                timesteps = self._strength_timesteps(strength)
                 if strength < 1.0:
                     sample = self.scheduler.add_noise(
                         anchor[:, :, None].expand_as(sample), sample, timesteps[:1]
                     )
                 else:
                     sample = sample * float(self.scheduler.init_noise_sigma)
-                # The timesteps are read to the host once: the scheduler gets numbers and
-                # the network a device tensor, so no step waits for the device.
-                host_timesteps = timesteps.tolist()
-                device_timesteps = timesteps.to(device)
                 watch.reset()
                 for step_index, t in enumerate(host_timesteps):
                     t_device = device_timesteps[step_index]
