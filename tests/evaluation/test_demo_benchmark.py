@@ -96,9 +96,9 @@ def test_identity_retrieval_finds_each_truth_clip_s_own_portrait(bench: ModuleTy
         portraits.append(portrait)
     analyzer = FaceAnalyzer()
     right = bench.identity_retrieval({"truth": clips}, portraits, [0, 1], analyzer)
-    assert right == {"truth": 1.0}
+    assert right == {"truth": {"descriptor": 1.0, "appearance": 1.0}}
     # The same videos labelled with the other identity: never retrieved.
     swapped = bench.identity_retrieval({"truth": clips[::-1]}, portraits[::-1], [0, 1], analyzer)
-    assert swapped == {"truth": 1.0}
+    assert swapped == {"truth": {"descriptor": 1.0, "appearance": 1.0}}
     wrong = bench.identity_retrieval({"truth": clips[::-1]}, portraits, [0, 1], analyzer)
-    assert wrong == {"truth": 0.0}
+    assert wrong == {"truth": {"descriptor": 0.0, "appearance": 0.0}}
