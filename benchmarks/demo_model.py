@@ -45,17 +45,6 @@ IDENTITY_MARGIN = 0.03
 PSNR_MARGIN_DB = 6.0
 
 
-def crop_case(case: Any, resolution: int, grow: float) -> tuple[Any, np.ndarray]:
-    """The case's truth clip and portrait, cropped as the demo model's training data."""
-    from emo.datasets.synthetic import crop_to_face, face_crop_box
-    from emo.evaluation.benchmark import portrait_of
-    from emo.io.image import crop_and_resize
-
-    clip = case.clip()
-    portrait = crop_and_resize(portrait_of(clip), face_crop_box(clip, grow), resolution, resolution)
-    return crop_to_face(clip, resolution, grow), portrait
-
-
 def targets(summary: dict[str, dict[str, Any]], model: str) -> list[tuple[str, str, bool]]:
     """``(target, measured, met)`` rows for the demo model against the truth."""
     truth, ours = summary["truth"], summary[model]
@@ -154,34 +143,30 @@ def identity_retrieval(
     frames
         Frames per video compared (evenly spread).
     analysis_size
-        Faces are enlarged to this size first, as in :func:`emo.evaluation.scoring.score_video`.
+        Faces are enlarged to this size first
+        (:func:`emo.evaluation.scoring.enlarge_for_analysis`, as in ``score_video``).
 
     Returns
     -------
     dict
         ``{source: {"descriptor": fraction, "appearance": fraction}}``.
     """
-    from emo.evaluation.scoring import identity_outside_mouth
-    from emo.face.haar import import_cv2
-
-    cv2 = import_cv2()
-
-    def enlarge(images: np.ndarray) -> np.ndarray:
-        factor = max(1, math.ceil(analysis_size / min(images.shape[1:3])))
-        size = (images.shape[2] * factor, images.shape[1] * factor)
-        return np.stack([cv2.resize(x, size, interpolation=cv2.INTER_LINEAR) for x in images])
+    from emo.evaluation.scoring import enlarge_for_analysis, identity_outside_mouth
 
     def best(scores: dict[int, float]) -> int | None:
         usable = {i: v for i, v in scores.items() if math.isfinite(v)}
         return max(usable, key=usable.__getitem__) if usable else None
 
-    candidates = {i: enlarge(portraits[identity.index(i)][None])[0] for i in sorted(set(identity))}
+    candidates = {
+        i: enlarge_for_analysis(portraits[identity.index(i)][None], analysis_size)[0]
+        for i in sorted(set(identity))
+    }
     found: dict[str, dict[str, float]] = {}
     for source, clips in videos.items():
         hits: dict[str, list[bool]] = {"descriptor": [], "appearance": []}
         for video, own in zip(clips, identity, strict=True):
             picks = np.linspace(0, len(video) - 1, frames).round().astype(int)
-            seen = enlarge(video[picks])
+            seen = enlarge_for_analysis(video[picks], analysis_size)
             landmarks = analyzer.analyze(seen).landmarks
             pairs = {
                 i: identity_outside_mouth(seen, landmarks, p, count=frames)
@@ -265,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from emo.evaluation.benchmark import BenchmarkReport, CaseResult, heldout_cases
+    from emo.evaluation.benchmark import BenchmarkReport, CaseResult, crop_case, heldout_cases
     from emo.evaluation.scoring import score_video
     from emo.face import FaceAnalyzer
     from emo.pipelines.emo_pipeline import EMOPipeline

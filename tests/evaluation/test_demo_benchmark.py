@@ -85,13 +85,13 @@ def test_autoencoder_round_trip_is_the_vae_decoding_its_own_encoding(bench: Modu
 
 def test_identity_retrieval_finds_each_truth_clip_s_own_portrait(bench: ModuleType) -> None:
     pytest.importorskip("dlib", reason="the benchmark measures faces with emo[face]")
-    from emo.evaluation.benchmark import heldout_cases
+    from emo.evaluation.benchmark import crop_case, heldout_cases
     from emo.face import FaceAnalyzer
 
     cases = heldout_cases(2, speeds=[0.0], duration=0.4, size=96, singing=False)
     clips, portraits = [], []
     for case in cases:
-        clip, portrait = bench.crop_case(case, 64, 1.3)
+        clip, portrait = crop_case(case, 64, 1.3)
         clips.append(clip.frames)
         portraits.append(portrait)
     analyzer = FaceAnalyzer()
@@ -102,3 +102,24 @@ def test_identity_retrieval_finds_each_truth_clip_s_own_portrait(bench: ModuleTy
     assert swapped == {"truth": {"descriptor": 1.0, "appearance": 1.0}}
     wrong = bench.identity_retrieval({"truth": clips[::-1]}, portraits, [0, 1], analyzer)
     assert wrong == {"truth": {"descriptor": 0.0, "appearance": 0.0}}
+
+
+def test_enlarge_for_analysis_reaches_the_analysis_size_by_a_whole_factor() -> None:
+    pytest.importorskip("cv2", reason="the enlargement uses OpenCV (emo[face])")
+    from emo.evaluation.scoring import enlarge_for_analysis
+
+    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 80, 3), dtype=np.uint8)
+    big = enlarge_for_analysis(frames, 256)
+    assert big.shape == (2, 256, 320, 3) and big.dtype == np.uint8
+    assert enlarge_for_analysis(frames, 100).shape == (2, 128, 160, 3)  # factor 2, not 1.56
+    assert enlarge_for_analysis(frames, 64) is frames  # large enough: untouched
+
+
+def test_crop_case_gives_the_face_crop_clip_and_portrait() -> None:
+    from emo.evaluation.benchmark import crop_case, heldout_cases
+
+    case = heldout_cases(1, speeds=[0.0], duration=0.2, size=96, singing=False)[0]
+    clip, portrait = crop_case(case, 64)
+    assert clip.frames.shape[1:] == (64, 64, 3) and portrait.shape == (64, 64, 3)
+    assert clip.frames.shape[0] == case.clip().frames.shape[0]
+    assert portrait.dtype == np.uint8

@@ -41,17 +41,13 @@ def test_the_demo_model_moves_its_mouth_with_held_out_speech(demo_pipe: EMOPipel
     a regression in the pipeline, the networks or the weights shows here first.
     """
     pytest.importorskip("dlib", reason="mouth opening is measured with emo[face]")
-    from emo.datasets.synthetic import crop_to_face, face_crop_box
-    from emo.evaluation.benchmark import heldout_cases, portrait_of
+    from emo.evaluation.benchmark import crop_case, heldout_cases
     from emo.evaluation.scoring import score_video
-    from emo.io.image import crop_and_resize
 
     size = int(demo_pipe.settings.height)
     correlations = []
     for case in heldout_cases(2, speeds=[0.0], duration=LIPSYNC_SECONDS, size=96, singing=False):
-        clip = case.clip()
-        portrait = crop_and_resize(portrait_of(clip), face_crop_box(clip, 1.3), size, size)
-        truth = crop_to_face(clip, size, 1.3)
+        truth, portrait = crop_case(case, size)
         out = demo_pipe(
             portrait,
             truth.audio.waveform,

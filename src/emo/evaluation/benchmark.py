@@ -33,6 +33,7 @@ __all__ = [
     "BenchmarkReport",
     "CaseResult",
     "Generator",
+    "crop_case",
     "heldout_cases",
     "pipeline_generator",
     "portrait_of",
@@ -98,6 +99,31 @@ def heldout_cases(
                 )
             )
     return cases
+
+
+def crop_case(
+    case: BenchmarkCase, resolution: int, grow: float = 1.3
+) -> tuple[SyntheticClip, np.ndarray]:
+    """A case's truth clip and portrait, cropped as face-crop training data.
+
+    Both are cut to the clip's face region grown ``grow`` times
+    (:func:`~emo.datasets.synthetic.face_crop_box`, :func:`~emo.datasets.synthetic.crop_to_face`)
+    and resized to ``resolution`` pixels square: what a model trained on such crops (the
+    bundled ``emo-demo``) is given and compared with.
+
+    Returns
+    -------
+    tuple
+        The cropped :class:`~emo.datasets.synthetic.SyntheticClip` and the uint8
+        ``(resolution, resolution, 3)`` portrait (:func:`portrait_of`, cropped the same way).
+    """
+    from emo.datasets.synthetic import crop_to_face, face_crop_box
+    from emo.io.image import crop_and_resize
+
+    clip = case.clip()
+    box = face_crop_box(clip, grow)
+    portrait = crop_and_resize(portrait_of(clip), box, resolution, resolution)
+    return crop_to_face(clip, resolution, grow), portrait
 
 
 def portrait_of(clip: SyntheticClip) -> np.ndarray:

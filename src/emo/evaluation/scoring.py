@@ -21,7 +21,14 @@ from emo.audio.envelope import loudness_envelope
 from emo.errors import InputError
 from emo.evaluation.signals import LipSync, SeamJump, lip_sync, seam_jump
 
-__all__ = ["VideoScore", "identity_outside_mouth", "mask_mouth", "score_video", "score_video_file"]
+__all__ = [
+    "VideoScore",
+    "enlarge_for_analysis",
+    "identity_outside_mouth",
+    "mask_mouth",
+    "score_video",
+    "score_video_file",
+]
 
 _MOUTH = slice(48, 68)  # iBUG-68 outer and inner lip points
 
@@ -206,8 +213,26 @@ def identity_outside_mouth(
     return float(np.mean(sims)), psnr
 
 
-def _enlarge(frames: np.ndarray, factor: int) -> np.ndarray:
-    """Bilinear enlargement of uint8 ``(f, h, w, 3)`` by a whole factor (1: unchanged)."""
+def enlarge_for_analysis(frames: np.ndarray, analysis_size: int = 256) -> np.ndarray:
+    """Enlarge small frames for the face analysis (bilinear, by a whole factor).
+
+    dlib's landmarks need faces of about 80 px: frames whose shorter side is below
+    ``analysis_size`` are enlarged by the smallest whole factor that reaches it (the
+    measures of :func:`score_video` are ratios or angles, so the scale cancels out).
+
+    Parameters
+    ----------
+    frames
+        uint8 ``(f, h, w, 3)``.
+    analysis_size
+        Shorter side the frames are enlarged to at least.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``(f, h * k, w * k, 3)`` for the factor ``k`` >= 1 (the input itself when 1).
+    """
+    factor = max(1, math.ceil(analysis_size / min(frames.shape[1:3])))
     if factor == 1:
         return frames
     from emo.face.haar import import_cv2
@@ -276,10 +301,7 @@ def score_video(
         raise InputError(f"fps must be positive, got {fps!r}")
     f = video.shape[0]
     analyzer = analyzer if analyzer is not None else FaceAnalyzer()
-    # dlib's landmarks need faces of about 80 px: small videos are enlarged for the
-    # analysis (every measure below is a ratio or an angle, so the scale cancels out).
-    factor = max(1, math.ceil(analysis_size / min(video.shape[1:3])))
-    seen = _enlarge(video, factor)
+    seen = enlarge_for_analysis(video, analysis_size)
     track = analyzer.analyze(seen, fps=rate)
     mouth = np.asarray(track.mouth_opening, dtype=np.float64)
     by_truth = by_loudness = None
@@ -301,7 +323,7 @@ def score_video(
     identity = appearance = float("nan")
     if reference is not None:
         ref = as_video_frames(reference, name="reference")[0]
-        ref = _enlarge(ref[None], max(1, math.ceil(analysis_size / min(ref.shape[:2]))))[0]
+        ref = enlarge_for_analysis(ref[None], analysis_size)[0]
         identity, appearance = identity_outside_mouth(
             seen, track.landmarks, ref, count=identity_frames
         )
