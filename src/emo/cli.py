@@ -1,4 +1,4 @@
-"""The ``emo`` command line: ``emo plugins``, ``emo generate``, ``emo face`` and ``emo detect``."""
+"""The ``emo`` command line: ``emo plugins``, ``emo generate``, ``emo generate-many``, ``emo face`` and ``emo detect``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from emo import cli_prepare, cli_train
+from emo import cli_generate_many, cli_prepare, cli_train
 from emo._version import __version__
 from emo.cli_detect import add_detect_parser
 from emo.cli_face import add_face_parser
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_face_parser(sub)
     add_detect_parser(sub)
-    for module in (cli_prepare, cli_train):  # subcommands in their own modules
+    for module in (cli_generate_many, cli_prepare, cli_train):  # subcommands in their own modules
         module.register(sub)
     return parser
 

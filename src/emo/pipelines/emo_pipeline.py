@@ -33,6 +33,7 @@ from emo.schedulers.base import random_noise, scheduler_step
 
 if TYPE_CHECKING:
     from emo.denoiser import EMODenoiser
+    from emo.jobs.results import BatchSummary
     from emo.models.audio_projection import AudioProjection
     from emo.models.backbone import Backbone
     from emo.models.face_locator import FaceLocator
@@ -587,6 +588,29 @@ class EMOPipeline:
         return EMOPipelineOutput(
             frames=result, fps=fps, num_frames=num_frames, path=path, portrait=portrait.image
         )
+
+    def generate_many(
+        self,
+        jobs: str | os.PathLike[str] | Sequence[Mapping[str, Any]],
+        output_dir: str | os.PathLike[str],
+        **options: Any,
+    ) -> BatchSummary:
+        """Make one video per job of a job list with this pipeline; resumable and shardable.
+
+        A thin front of :func:`emo.jobs.runner.generate_many` (see there for ``options``:
+        ``defaults``, ``retry_failed``, ``progress``, ...): a JSONL or CSV job file, or
+        mappings with its fields (``portrait``, ``audio``, ``output``, ``seed``, ...). The
+        videos go under ``output_dir``, with ``results.jsonl``. Under torchrun each
+        process makes its share of the jobs.
+
+        Returns
+        -------
+        BatchSummary
+            The counts (done, failed, skipped), the time and the failures.
+        """
+        from emo.jobs.runner import generate_many
+
+        return generate_many(self, jobs, output_dir, **options)
 
     # -- internals -----------------------------------------------------------------
     def _writer_for(self, path: Path, writer: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 
@@ -67,7 +68,7 @@ class DistContext:
             torch.distributed.destroy_process_group()
 
 
-def init_distributed(device: str, backend: str) -> DistContext:
+def init_distributed(device: str, backend: str, *, timeout: timedelta | None = None) -> DistContext:
     """Join torchrun's process group when there is one; pick the device.
 
     Parameters
@@ -76,6 +77,9 @@ def init_distributed(device: str, backend: str) -> DistContext:
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     backend
         ``"auto"`` (NCCL on GPUs, gloo on CPUs), ``"nccl"`` or ``"gloo"``.
+    timeout
+        How long a collective (a barrier) waits for the other processes; ``None``:
+        torch's default (10 minutes for NCCL, 30 for gloo).
     """
     from emo.errors import ConfigError
 
@@ -97,7 +101,10 @@ def init_distributed(device: str, backend: str) -> DistContext:
     created = False
     if world > 1 and not torch.distributed.is_initialized():
         chosen = backend if backend != "auto" else ("nccl" if use_cuda else "gloo")
-        torch.distributed.init_process_group(backend=chosen)
+        if timeout is None:
+            torch.distributed.init_process_group(backend=chosen)
+        else:
+            torch.distributed.init_process_group(backend=chosen, timeout=timeout)
         created = True
     return DistContext(
         rank=rank, world_size=world, local_rank=local, device=dev, initialised=created
