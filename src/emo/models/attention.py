@@ -141,6 +141,31 @@ class Attention(nn.Module):
         return out
 
 
+def _select_reference(
+    reference: torch.Tensor | KeyValues, videos_kept: torch.Tensor, videos: int, num_frames: int
+) -> torch.Tensor | KeyValues:
+    """The reference rows of some videos (batch 1 is shared; per-video or per-frame rows are picked)."""
+
+    def pick(tensor: torch.Tensor) -> torch.Tensor:
+        rows = int(tensor.shape[0])
+        if rows == 1:
+            return tensor
+        if rows == videos:
+            return tensor.index_select(0, videos_kept.to(tensor.device))
+        if rows == videos * num_frames:
+            per_video = tensor.reshape(videos, num_frames, *tensor.shape[1:])
+            picked = per_video.index_select(0, videos_kept.to(tensor.device))
+            return picked.reshape(-1, *tensor.shape[1:])
+        raise InputError(
+            f"reference tokens have batch {rows}; it must be 1, the number of videos "
+            f"({videos}) or the number of frames ({videos * num_frames})"
+        )
+
+    if isinstance(reference, torch.Tensor):
+        return pick(reference)
+    return pick(reference[0]), pick(reference[1])
+
+
 def append_tokens(tokens: torch.Tensor, extra: torch.Tensor, num_frames: int) -> torch.Tensor:
     """Append ``extra`` tokens to every sample of ``tokens`` along the token axis.
 
@@ -300,6 +325,7 @@ class BasicTransformerBlock(nn.Module):
         audio_tokens: torch.Tensor | None = None,
         num_frames: int = 1,
         audio_rows: Sequence[int] | None = None,
+        reference_rows: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Apply the block.
 
@@ -324,6 +350,9 @@ class BasicTransformerBlock(nn.Module):
             are not all zero; ``None``: all of them. For the others (a dropped audio
             condition) the audio attention's keys and values are zero, so its output is
             exactly the bias of ``to_out``: it is added without computing the attention.
+        reference_rows
+            The videos whose ``attn1`` attends to the reference tokens; the others run
+            plain self-attention (Hallo's unconditional branch). ``None``: all of them.
 
         Returns
         -------
@@ -332,7 +361,9 @@ class BasicTransformerBlock(nn.Module):
             ``attn1`` ``(b, n, dim)`` (the reference features of this layer).
         """
         normed = self.norm1(hidden_states)
-        hidden_states = hidden_states + self.attn1(normed, None, reference, num_frames)
+        hidden_states = hidden_states + self._self_attention(
+            normed, reference, num_frames, reference_rows
+        )
         if audio_tokens is not None and self.audio_attn is not None and self.audio_norm is not None:
             hidden_states = self._add_audio(hidden_states, audio_tokens, num_frames, audio_rows)
         if encoder_hidden_states is not None and self.attn2 is not None:
@@ -342,6 +373,39 @@ class BasicTransformerBlock(nn.Module):
             )
         hidden_states = hidden_states + self.ff(self.norm3(hidden_states))
         return hidden_states, normed
+
+    def _self_attention(
+        self,
+        normed: torch.Tensor,
+        reference: torch.Tensor | KeyValues | None,
+        num_frames: int,
+        reference_rows: Sequence[int] | None,
+    ) -> torch.Tensor:
+        """``attn1`` with the reference tokens for the videos in ``reference_rows``, plain for the rest."""
+        total, n, c = normed.shape
+        videos = total // num_frames
+        rows = None if reference_rows is None else sorted({int(r) for r in reference_rows})
+        if reference is None or rows is None or len(rows) == videos:
+            out: torch.Tensor = self.attn1(normed, None, reference, num_frames)
+            return out
+        if any(not 0 <= r < videos for r in rows) or videos * num_frames != total:
+            raise InputError(
+                f"reference_rows {rows} must index the {videos} videos of {num_frames} frames"
+            )
+        plain = [r for r in range(videos) if r not in rows]
+        per_video = normed.reshape(videos, num_frames, n, c)
+        result = torch.zeros_like(per_video)
+        plain_index = torch.tensor(plain, device=normed.device)
+        plain_in = per_video.index_select(0, plain_index).reshape(-1, n, c)
+        plain_out = self.attn1(plain_in).reshape(len(plain), num_frames, n, c)
+        result = result.index_copy(0, plain_index, plain_out)
+        if rows:
+            index = torch.tensor(rows, device=normed.device)
+            kept = per_video.index_select(0, index).reshape(-1, n, c)
+            selected = _select_reference(reference, index, videos, num_frames)
+            kept_out = self.attn1(kept, None, selected, num_frames)
+            result = result.index_copy(0, index, kept_out.reshape(len(rows), num_frames, n, c))
+        return result.reshape(total, n, c)
 
     def _add_audio(
         self,
@@ -462,6 +526,7 @@ class SpatialTransformer(nn.Module):
         audio_tokens: torch.Tensor | None = None,
         num_frames: int = 1,
         audio_rows: Sequence[int] | None = None,
+        reference_rows: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Apply the transformer to a feature map.
 
@@ -482,6 +547,9 @@ class SpatialTransformer(nn.Module):
         audio_rows
             Videos whose audio tokens are not all zero (see
             :meth:`BasicTransformerBlock.forward`); ``None``: all.
+        reference_rows
+            Videos whose ``attn1`` reads the reference tokens (see
+            :meth:`BasicTransformerBlock.forward`); ``None``: all.
 
         Returns
         -------
@@ -499,7 +567,9 @@ class SpatialTransformer(nn.Module):
         entered: list[torch.Tensor] = []
         for i, block in enumerate(self.transformer_blocks):
             ref = None if reference is None else reference[i]
-            x, normed = block(x, encoder_hidden_states, ref, audio_tokens, num_frames, audio_rows)
+            x, normed = block(
+                x, encoder_hidden_states, ref, audio_tokens, num_frames, audio_rows, reference_rows
+            )
             entered.append(normed)
         if self.use_linear_projection:
             x = rearrange(self.proj_out(x), "b (h w) c -> b c h w", h=height, w=width)

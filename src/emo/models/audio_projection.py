@@ -18,6 +18,8 @@ from emo.models._checks import check_input_tensor, positive_ints
 
 __all__ = ["AudioProjection", "audio_context_window"]
 
+_ACTIVATIONS = {"silu": F.silu, "relu": F.relu}
+
 
 def audio_context_window(
     features: torch.Tensor, context_frames: int, *, padded: bool = False
@@ -72,8 +74,9 @@ def audio_context_window(
 class AudioProjection(ModelMixin):
     """Map a ``±m``-frame window of multi-layer audio features to ``num_tokens`` tokens per frame.
 
-    ``window -> flatten ((2m+1) * layers * dim) -> Linear -> SiLU -> Linear -> SiLU ->
-    Linear (num_tokens * output_dim) -> LayerNorm`` per token.
+    ``window -> flatten ((2m+1) * layers * dim) -> Linear -> act -> Linear -> act ->
+    Linear (num_tokens * output_dim) -> LayerNorm`` per token (``act``: SiLU, or ReLU
+    as in Hallo's audio projection).
 
     Parameters
     ----------
@@ -90,6 +93,8 @@ class AudioProjection(ModelMixin):
         Width of the MLP.
     output_dim
         Token width, the cross-attention dim of the Backbone (768 for SD 1.5).
+    activation
+        ``"silu"`` (emo's models) or ``"relu"`` (Hallo's ``audioproj``).
     """
 
     def __init__(
@@ -100,8 +105,15 @@ class AudioProjection(ModelMixin):
         num_tokens: int = 4,
         hidden_dim: int = 512,
         output_dim: int = 768,
+        activation: str = "silu",
     ) -> None:
         super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ConfigError(
+                f"AudioProjection: activation must be one of {sorted(_ACTIVATIONS)}, got "
+                f"{activation!r}"
+            )
+        self._activation = _ACTIVATIONS[activation]
         positive_ints(
             "AudioProjection",
             feature_dim=feature_dim,
@@ -191,8 +203,8 @@ class AudioProjection(ModelMixin):
         """
         windows = self.window(features, padded=padded)
         x = rearrange(windows, "b f w l d -> b f (w l d)").to(self.proj1.weight.dtype)
-        x = F.silu(self.proj1(x))
-        x = F.silu(self.proj2(x))
+        x = self._activation(self.proj1(x))
+        x = self._activation(self.proj2(x))
         tokens = rearrange(self.proj3(x), "b f (n c) -> b f n c", n=self.num_tokens)
         out: torch.Tensor = self.norm(tokens)
         return out

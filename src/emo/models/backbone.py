@@ -32,12 +32,13 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from emo.errors import InputError
+from emo.errors import ConfigError, InputError
 from emo.modeling import LoadReport
 from emo.models._checks import check_input_tensor
 from emo.models.attention import BasicTransformerBlock, KeyValues
 from emo.models.blocks import BlockContext
 from emo.models.conditions import BackboneConditions, ReferenceKeyValues
+from emo.models.masked_audio import AudioMasks
 from emo.models.reference_net import MotionFeatures, ReferenceFeatures, UNetSource
 from emo.models.sd15 import SD15_UNET_CONFIG
 from emo.models.unet_2d import TimestepLike, UNetBase, document_unet_config
@@ -79,6 +80,22 @@ class Backbone(UNetBase):
     speed_encoder_kwargs
         Further keyword arguments of :class:`~emo.models.speed.SpeedEncoder`
         (bucket centres and radii, ``reference_fps``).
+    text_attention
+        Build the cross-attentions ``norm2``/``attn2`` over context tokens
+        (``encoder_hidden_states``; Hallo's four face-embedding tokens).
+    audio_attention_type
+        ``"attention"``: EMO's audio attention inside every spatial transformer block
+        (``audio_norm``/``audio_attn``). ``"masked"``: Hallo's layout, a
+        :class:`~emo.models.masked_audio.MaskedAudioModule` after each spatial
+        transformer (``audio_modules.{j}``) with three region-masked cross-attentions.
+    skip_motion_modules
+        Paths of blocks (``"down_blocks.3"``) whose temporal modules are built (their
+        weights load) but do not run. Hallo's inference path runs none in the blocks
+        without spatial attention (see ``docs/guide/hallo.md``).
+    face_features_at
+        Where the face-locator features enter: ``"input"`` (added to the noisy latents,
+        ``in_channels`` wide; EMO) or ``"conv_in"`` (added to the output of ``conv_in``,
+        ``block_out_channels[0]`` wide; Hallo).
     """
 
     builds_text_attention: ClassVar[bool] = False
@@ -114,8 +131,21 @@ class Backbone(UNetBase):
         speed_embed_dim: int | None = 320,
         speed_context_frames: int = 2,
         speed_encoder_kwargs: Mapping[str, Any] | None = None,
+        text_attention: bool = False,
+        audio_attention_type: str = "attention",
+        skip_motion_modules: Sequence[str] = (),
+        face_features_at: str = "input",
     ) -> None:
         super().__init__()
+        if audio_attention_type not in ("attention", "masked"):
+            raise ConfigError(
+                f"Backbone: audio_attention_type must be 'attention' or 'masked', got "
+                f"{audio_attention_type!r}"
+            )
+        if face_features_at not in ("input", "conv_in"):
+            raise ConfigError(
+                f"Backbone: face_features_at must be 'input' or 'conv_in', got {face_features_at!r}"
+            )
         temporal_kwargs: dict[str, Any] | None = None
         if use_motion_modules:
             temporal_kwargs = {
@@ -148,6 +178,9 @@ class Backbone(UNetBase):
             temporal_kwargs=temporal_kwargs,
             temporal_in_mid_block=temporal_in_mid_block,
             audio_cross_attention_dim=audio_cross_attention_dim,
+            text_attention=text_attention,
+            masked_audio=audio_attention_type == "masked",
+            skip_motion_modules=tuple(skip_motion_modules),
         )
         self.speed_encoder: nn.Module | None = None
         self._make_speed_encoder()
@@ -157,10 +190,11 @@ class Backbone(UNetBase):
             for name, module in self.named_modules()
             if name in set(self._attention_keys) and isinstance(module.norm1, nn.LayerNorm)
         }
+        skipped = tuple(f"{prefix}." for prefix in skip_motion_modules)
         self._motion_keys = [
             name
             for name, _ in self.named_modules()
-            if name.rsplit(".", 2)[-2:-1] == ["motion_modules"]
+            if name.rsplit(".", 2)[-2:-1] == ["motion_modules"] and not name.startswith(skipped)
         ]
 
     def _make_speed_encoder(self) -> None:
@@ -222,7 +256,7 @@ class Backbone(UNetBase):
 
     @property
     def motion_module_keys(self) -> list[str]:
-        """Paths of the temporal modules (the keys of motion features it reads)."""
+        """Paths of the temporal modules that run (the keys of motion features it reads)."""
         return list(self._motion_keys)
 
     # ----------------------------------------------------------------------------------------
@@ -331,6 +365,9 @@ class Backbone(UNetBase):
         speed: torch.Tensor | None = None,
         speed_fps: float | None = None,
         dtype: torch.dtype | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        reference_rows: Sequence[int] | None = None,
+        audio_masks: AudioMasks | None = None,
     ) -> BackboneConditions:
         """Check and lay out a clip's conditions once, for every denoising step of the clip.
 
@@ -362,6 +399,15 @@ class Backbone(UNetBase):
             Frame rate of ``speed``.
         dtype
             The dtype of the steps' latents (default: the weights' dtype).
+        encoder_hidden_states
+            Context tokens ``(b or 1, t, d)`` of the cross-attentions ``attn2`` (built
+            with ``text_attention=True``; Hallo's face tokens).
+        reference_rows
+            The samples whose self-attention reads the reference tokens; the others run
+            plain self-attention (Hallo's unconditional row). ``None``: all.
+        audio_masks
+            Region masks of the masked audio modules (``audio_attention_type="masked"``),
+            rows ``(b f)`` or 1 per level.
 
         Returns
         -------
@@ -452,6 +498,24 @@ class Backbone(UNetBase):
                 )
             padded = bool(m) and speed.shape[1] == frames + 2 * m
             speed_embedding = self.speed_encoder(speed.to(dtype), fps=speed_fps, padded=padded)
+        context = None
+        if encoder_hidden_states is not None:
+            context = self._prepare_context(encoder_hidden_states, batch, frames, dtype)
+        ref_rows = None
+        if reference_rows is not None:
+            ref_rows = tuple(sorted({int(r) for r in reference_rows}))
+            if any(not 0 <= r < batch for r in ref_rows):
+                raise InputError(
+                    f"Backbone: reference_rows {list(reference_rows)} must index the batch of "
+                    f"{batch}"
+                )
+        masks = None
+        if audio_masks is not None:
+            if not isinstance(audio_masks, AudioMasks):
+                raise InputError(
+                    f"Backbone: audio_masks must be AudioMasks, got {type(audio_masks).__name__}"
+                )
+            masks = audio_masks.to(weight.device, dtype)
         return BackboneConditions(
             batch=batch,
             frames=frames,
@@ -461,7 +525,30 @@ class Backbone(UNetBase):
             audio_rows=rows,
             motion=motion,
             speed_embedding=speed_embedding,
+            context=context,
+            reference_rows=ref_rows,
+            audio_masks=masks,
         )
+
+    def _prepare_context(
+        self, tokens: torch.Tensor, batch: int, frames: int, dtype: torch.dtype
+    ) -> torch.Tensor:
+        if not self.config["text_attention"]:
+            raise InputError(
+                "Backbone: encoder_hidden_states were given but this Backbone has no "
+                "cross-attention attn2; build it with text_attention=True"
+            )
+        dim = int(self.config["cross_attention_dim"])
+        check_input_tensor(
+            "Backbone", "encoder_hidden_states", tokens, like=self.conv_in.weight, layout="(b, t, d)"
+        )
+        if tokens.ndim != 3 or tokens.shape[0] not in (1, batch) or tokens.shape[2] != dim:
+            raise InputError(
+                f"Backbone: encoder_hidden_states must be (b={batch}, t, d={dim}), got "
+                f"{tuple(tokens.shape)}"
+            )
+        expanded = tokens.to(dtype).expand(batch, -1, -1)
+        return expanded.repeat_interleave(frames, dim=0)
 
     def forward(
         self,
@@ -474,6 +561,10 @@ class Backbone(UNetBase):
         speed: torch.Tensor | None = None,
         speed_fps: float | None = None,
         conditions: BackboneConditions | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        reference_rows: Sequence[int] | None = None,
+        audio_masks: AudioMasks | None = None,
+        face_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Denoise a clip.
 
@@ -507,6 +598,13 @@ class Backbone(UNetBase):
         conditions
             All of the above prepared once by :meth:`prepare_conditions` (then leave
             them out): what a denoising loop passes at every step.
+        encoder_hidden_states, reference_rows, audio_masks
+            See :meth:`prepare_conditions` (Hallo's face tokens, unconditional row and
+            region masks).
+        face_features
+            Face-locator features ``(b or 1, c, f or 1, h, w)``, added where the config's
+            ``face_features_at`` says (``"input"``: to ``sample``; ``"conv_in"``: to the
+            output of ``conv_in``); ``None``: none.
 
         Returns
         -------
@@ -531,8 +629,22 @@ class Backbone(UNetBase):
                 speed=speed,
                 speed_fps=speed_fps,
                 dtype=dtype,
+                encoder_hidden_states=encoder_hidden_states,
+                reference_rows=reference_rows,
+                audio_masks=audio_masks,
             )
-        elif any(c is not None for c in (reference_features, audio_tokens, motion_features, speed)):
+        elif any(
+            c is not None
+            for c in (
+                reference_features,
+                audio_tokens,
+                motion_features,
+                speed,
+                encoder_hidden_states,
+                reference_rows,
+                audio_masks,
+            )
+        ):
             raise InputError(
                 "Backbone: pass either conditions= (prepared once) or the separate "
                 "conditions, not both"
@@ -543,6 +655,26 @@ class Backbone(UNetBase):
                 f"frames={conditions.frames}, {conditions.dtype} but the sample is batch={batch}, "
                 f"frames={frames}, {dtype}; prepare them with those values"
             )
+        residual = None
+        if face_features is not None:
+            at_conv_in = self.config["face_features_at"] == "conv_in"
+            width = self.conv_in.out_channels if at_conv_in else sample.shape[1]
+            if (
+                face_features.ndim != 5
+                or face_features.shape[0] not in (1, batch)
+                or face_features.shape[1] != width
+                or face_features.shape[2] not in (1, frames)
+                or face_features.shape[3:] != sample.shape[3:]
+            ):
+                raise InputError(
+                    f"Backbone: face_features must be (b={batch} or 1, c={width}, f={frames} or "
+                    f"1, h, w={tuple(sample.shape[3:])}), got {tuple(face_features.shape)}"
+                )
+            face = face_features.to(dtype).expand(batch, -1, frames, -1, -1)
+            if at_conv_in:
+                residual = rearrange(face, "b c f h w -> (b f) c h w")
+            else:
+                sample = sample + face
         x = rearrange(sample, "b c f h w -> (b f) c h w")
         temb = self._time_embedding(timestep, batch, dtype, sample.device)
         temb = temb.repeat_interleave(frames, dim=0)
@@ -554,7 +686,10 @@ class Backbone(UNetBase):
             motion=conditions.motion,
             speed_embedding=conditions.speed_embedding,
             checkpointing=self.gradient_checkpointing,
+            encoder_hidden_states=conditions.context,
+            reference_rows=conditions.reference_rows,
+            audio_masks=conditions.audio_masks,
         )
-        out = self._unet(x, temb, ctx, head=True)
+        out = self._unet(x, temb, ctx, head=True, conv_in_residual=residual)
         result: torch.Tensor = rearrange(out, "(b f) c h w -> b c f h w", b=batch)
         return result

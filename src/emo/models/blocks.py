@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from emo.models.attention import KeyValues, SpatialTransformer
+from emo.models.masked_audio import AudioMasks, MaskedAudioModule, masked_audio_inner_width
 from emo.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
 
 __all__ = [
@@ -73,6 +74,12 @@ class BlockContext:
         When a dict, filled with every layer's output ``((b f), c, h, w)``.
     checkpointing
         Recompute each layer in the backward pass (gradient checkpointing).
+    reference_rows
+        The videos whose self-attention reads the reference tokens; the others run
+        plain self-attention (Hallo's unconditional branch). ``None``: all.
+    audio_masks
+        The region-mask pyramid of the masked audio modules (Hallo's audio layout), or
+        ``None`` (they are skipped).
     """
 
     encoder_hidden_states: torch.Tensor | None = None
@@ -85,6 +92,18 @@ class BlockContext:
     collect_attention: dict[str, torch.Tensor] | None = None
     collect_layers: dict[str, torch.Tensor] | None = None
     checkpointing: bool = False
+    reference_rows: Sequence[int] | None = None
+    audio_masks: AudioMasks | None = None
+
+
+def _audio_widths(
+    kwargs: Mapping[str, Any] | None, sizing_channels: Sequence[int]
+) -> dict[str, Any] | None:
+    """Masked-audio settings with each layer's inner width (Hallo's rule, from ``sizing_channels``)."""
+    if kwargs is None:
+        return None
+    heads = int(kwargs["heads"])
+    return {**kwargs, "inner_dims": [masked_audio_inner_width(c, heads) for c in sizing_channels]}
 
 
 def _run(ctx: BlockContext, fn: Callable[..., Any], *args: Any) -> Any:
@@ -99,10 +118,14 @@ class _LayeredBlock(nn.Module):
     resnets: nn.ModuleList
     attentions: nn.ModuleList | None
     motion_modules: nn.ModuleList | None
+    audio_modules: nn.ModuleList | None
 
     def __init__(self, prefix: str) -> None:
         super().__init__()
         self.prefix = prefix
+        #: Whether the temporal modules run (Hallo's inference path skips those of the
+        #: blocks without spatial attention; their weights are still loaded).
+        self.run_motion_modules = True
 
     def _build_attention_and_motion(
         self,
@@ -111,6 +134,7 @@ class _LayeredBlock(nn.Module):
         cross_attention: bool,
         attention_kwargs: Mapping[str, Any],
         temporal_kwargs: Mapping[str, Any] | None,
+        audio_module_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.attentions = None
         if cross_attention:
@@ -128,6 +152,33 @@ class _LayeredBlock(nn.Module):
         )
         self.motion_modules = None
         self.reset_motion_modules()
+        self._audio_spec = (
+            channels,
+            None if audio_module_kwargs is None or not cross_attention else dict(audio_module_kwargs),
+        )
+        self.audio_modules = None
+        self.reset_audio_modules()
+
+    def reset_audio_modules(self) -> None:
+        """(Re)create the masked audio modules freshly initialised (zero output projection)."""
+        channels, kwargs = self._audio_spec
+        if kwargs is None:
+            return
+        inner_dims: Sequence[int] = kwargs["inner_dims"]
+        modules = []
+        for inner in inner_dims:
+            module = MaskedAudioModule(
+                channels,
+                inner,
+                heads=int(kwargs["heads"]),
+                audio_dim=int(kwargs["audio_dim"]),
+                level=int(kwargs["level"]),
+                norm_num_groups=int(kwargs["norm_num_groups"]),
+            )
+            nn.init.zeros_(module.proj_out.weight)
+            nn.init.zeros_(module.proj_out.bias)  # type: ignore[arg-type]
+            modules.append(module)
+        self.audio_modules = nn.ModuleList(modules)
 
     def reset_motion_modules(self) -> None:
         """(Re)create the temporal modules freshly initialised, on the current default device."""
@@ -157,17 +208,24 @@ class _LayeredBlock(nn.Module):
             ctx.audio_tokens,
             ctx.num_frames,
             ctx.audio_rows,
+            ctx.reference_rows,
         )
         if ctx.collect_attention is not None:
             for key, tokens in zip(attn.block_keys, entered, strict=True):
                 ctx.collect_attention[key] = tokens
+        if (
+            self.audio_modules is not None
+            and ctx.audio_tokens is not None
+            and ctx.audio_masks is not None
+        ):
+            x = _run(ctx, self.audio_modules[index], x, ctx.audio_tokens, ctx.audio_masks)
         return x
 
     def _after_layer(self, index: int, x: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
         key = layer_key(self.prefix, index)
         if ctx.collect_layers is not None:
             ctx.collect_layers[key] = x
-        if self.motion_modules is None:
+        if self.motion_modules is None or not self.run_motion_modules:
             return x
         video = rearrange(x, "(b f) c h w -> b c f h w", f=ctx.num_frames)
         motion = None if ctx.motion is None else ctx.motion[key]
@@ -220,6 +278,7 @@ class DownBlock(_LayeredBlock):
         resnet_kwargs: Mapping[str, Any],
         attention_kwargs: Mapping[str, Any],
         temporal_kwargs: Mapping[str, Any] | None = None,
+        audio_module_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(prefix)
         self.resnets = nn.ModuleList(
@@ -234,7 +293,15 @@ class DownBlock(_LayeredBlock):
             ]
         )
         self._build_attention_and_motion(
-            out_channels, num_layers, cross_attention, attention_kwargs, temporal_kwargs
+            out_channels,
+            num_layers,
+            cross_attention,
+            attention_kwargs,
+            temporal_kwargs,
+            _audio_widths(
+                audio_module_kwargs,
+                [in_channels if j == 0 else out_channels for j in range(num_layers)],
+            ),
         )
         self.downsamplers = (
             nn.ModuleList([Downsample2D(out_channels, out_channels, padding=1)])
@@ -296,12 +363,20 @@ class MidBlock(_LayeredBlock):
         resnet_kwargs: Mapping[str, Any],
         attention_kwargs: Mapping[str, Any],
         temporal_kwargs: Mapping[str, Any] | None = None,
+        audio_module_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(prefix)
         self.resnets = nn.ModuleList(
             [ResnetBlock2D(channels, channels, temb_channels, **resnet_kwargs) for _ in range(2)]
         )
-        self._build_attention_and_motion(channels, 1, True, attention_kwargs, temporal_kwargs)
+        self._build_attention_and_motion(
+            channels,
+            1,
+            True,
+            attention_kwargs,
+            temporal_kwargs,
+            _audio_widths(audio_module_kwargs, [channels]),
+        )
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
         """Apply the block to ``((b f), c, h, w)``; same shape out."""
@@ -357,6 +432,7 @@ class UpBlock(_LayeredBlock):
         resnet_kwargs: Mapping[str, Any],
         attention_kwargs: Mapping[str, Any],
         temporal_kwargs: Mapping[str, Any] | None = None,
+        audio_module_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(prefix)
         resnets = []
@@ -368,7 +444,12 @@ class UpBlock(_LayeredBlock):
             )
         self.resnets = nn.ModuleList(resnets)
         self._build_attention_and_motion(
-            out_channels, num_layers, cross_attention, attention_kwargs, temporal_kwargs
+            out_channels,
+            num_layers,
+            cross_attention,
+            attention_kwargs,
+            temporal_kwargs,
+            _audio_widths(audio_module_kwargs, [in_channels] * num_layers),
         )
         self.upsamplers = (
             nn.ModuleList([Upsample2D(out_channels, out_channels)]) if add_upsample else None

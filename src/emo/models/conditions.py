@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from emo.models.attention import KeyValues
+from emo.models.masked_audio import AudioMasks
 
 __all__ = ["BackboneConditions", "ReferenceKeyValues"]
 
@@ -105,6 +106,13 @@ class BackboneConditions:
         Motion features per temporal-module path, ``(b or 1, c, n, h, w)``, or ``None``.
     speed_embedding
         Speed embedding ``(b or 1, f, d)``, or ``None``.
+    context
+        Context tokens of the cross-attentions ``attn2`` ``((b f), t, d)`` (Hallo's face
+        tokens), or ``None``.
+    reference_rows
+        The samples whose self-attention reads the reference; ``None``: all of them.
+    audio_masks
+        The region masks of masked audio modules (rows ``(b f)`` or 1), or ``None``.
     """
 
     batch: int
@@ -115,6 +123,16 @@ class BackboneConditions:
     audio_rows: tuple[int, ...] | None = None
     motion: Mapping[str, torch.Tensor] | None = None
     speed_embedding: torch.Tensor | None = None
+    context: torch.Tensor | None = None
+    reference_rows: tuple[int, ...] | None = None
+    audio_masks: AudioMasks | None = None
+
+    def _per_frame_rows(self, tensor: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
+        """Select samples of a ``((b f), ...)`` tensor (a single shared row stays as it is)."""
+        if tensor.shape[0] == 1:
+            return tensor
+        per_sample = tensor.reshape(self.batch, self.frames, *tensor.shape[1:])
+        return _rows(per_sample, rows).reshape(-1, *tensor.shape[1:])
 
     def select(self, rows: Sequence[int]) -> BackboneConditions:
         """The conditions of some samples (e.g. one guidance branch), as views where possible.
@@ -143,6 +161,19 @@ class BackboneConditions:
         if self.motion is not None:
             motion = {k: _rows(v, rows) for k, v in self.motion.items()}
         speed = None if self.speed_embedding is None else _rows(self.speed_embedding, rows)
+        context = None if self.context is None else self._per_frame_rows(self.context, rows)
+        reference_rows = None
+        if self.reference_rows is not None:
+            reference_rows = tuple(j for j, r in enumerate(rows) if r in self.reference_rows)
+        masks = None
+        if self.audio_masks is not None:
+            m = self.audio_masks
+            masks = AudioMasks(
+                [self._per_frame_rows(t, rows) for t in m.full],
+                [self._per_frame_rows(t, rows) for t in m.face],
+                [self._per_frame_rows(t, rows) for t in m.lip],
+                m.weights,
+            )
         return BackboneConditions(
             batch=len(rows),
             frames=self.frames,
@@ -154,4 +185,7 @@ class BackboneConditions:
             audio_rows=audio_rows,
             motion=motion,
             speed_embedding=speed,
+            context=context,
+            reference_rows=reference_rows,
+            audio_masks=masks,
         )

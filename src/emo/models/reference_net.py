@@ -162,6 +162,55 @@ class MotionFeatures:
         )
 
     @classmethod
+    def from_attention_tokens(
+        cls, features: ReferenceFeatures, *, num_frames: int
+    ) -> MotionFeatures:
+        """Motion features from the normalised self-attention tokens (Hallo's motion context).
+
+        Hallo gives each temporal module the tokens that entered the reference
+        network's first self-attention of the same layer (``norm1`` output), laid out
+        as feature maps, rather than the layer's output. Layers without a spatial
+        transformer get no entry (Hallo's inference path runs no temporal module there).
+
+        Parameters
+        ----------
+        features
+            What :class:`ReferenceNet` returned for the motion frames of ``b`` samples,
+            sample-major ``(b n)``; its ``layers`` give each layer's ``(h, w)``.
+        num_frames
+            Motion frames ``n`` per sample.
+
+        Returns
+        -------
+        MotionFeatures
+            ``(b, c, n, h, w)`` per temporal-module path, ``c`` the attention width.
+        """
+        if num_frames <= 0 or features.batch_size % num_frames:
+            raise InputError(
+                f"MotionFeatures: {features.batch_size} feature maps cannot be split into "
+                f"samples of num_frames={num_frames} motion frames; pass (b n) frames, "
+                "sample-major"
+            )
+        layers: dict[str, torch.Tensor] = {}
+        for key, tokens in features.attention.items():
+            prefix, _, rest = key.partition(".attentions.")
+            index, _, block = rest.partition(".")
+            if block != "transformer_blocks.0":
+                continue
+            layer = f"{prefix}.motion_modules.{index}"
+            grid = features.layers.get(layer)
+            if grid is None:
+                raise InputError(
+                    f"MotionFeatures: the features lack the layer output {layer!r} that gives "
+                    f"the grid size of {key!r}; compute them with ReferenceNet.forward"
+                )
+            height, width = int(grid.shape[-2]), int(grid.shape[-1])
+            layers[layer] = rearrange(
+                tokens, "(b n) (h w) c -> b c n h w", n=num_frames, h=height, w=width
+            )
+        return cls(layers)
+
+    @classmethod
     def zeros(cls, like: Mapping[str, torch.Tensor], *, num_frames: int) -> MotionFeatures:
         """Zero feature maps for ``num_frames`` motion frames of one sample (the paper's first clip).
 
@@ -214,8 +263,9 @@ class ReferenceNet(SpatialUNet):
 
     The config is that of :class:`~emo.models.UNet2D` (same fields, same meaning);
     the parameters are those of a UNet2D minus the output head (``conv_norm_out``,
-    ``conv_out``) and minus the text cross-attentions (``norm2``, ``attn2``), which are
-    not created: EMO uses no text prompt.
+    ``conv_out``) and, unless ``text_attention=True`` (Hallo's reference network, which
+    feeds face-embedding tokens to them), minus the text cross-attentions (``norm2``,
+    ``attn2``): EMO uses no text prompt.
 
     Parameters
     ----------
@@ -274,6 +324,7 @@ class ReferenceNet(SpatialUNet):
         self,
         sample: torch.Tensor,
         timestep: TimestepLike = 0,
+        encoder_hidden_states: torch.Tensor | None = None,
     ) -> ReferenceFeatures:
         """Compute the reference features of some latents.
 
@@ -283,6 +334,10 @@ class ReferenceNet(SpatialUNet):
             Latents ``(b, c, h, w)`` (the reference image, or the ``(b n)`` motion frames).
         timestep
             A number or a ``(b,)`` tensor (EMO uses 0: clean latents).
+        encoder_hidden_states
+            Context tokens ``(b or 1, t, d)`` of the cross-attentions ``attn2`` (only
+            when built with ``text_attention=True``, e.g. Hallo's face tokens); ``None``
+            skips them.
 
         Returns
         -------
@@ -291,7 +346,7 @@ class ReferenceNet(SpatialUNet):
             ``(b, c, h, w)`` per layer.
         """
         self._check_sample(sample, 4, "(b, c, h, w)")
-        return self._features(sample, timestep, attention=True)
+        return self._features(sample, timestep, attention=True, context=encoder_hidden_states)
 
     def _features(
         self,
@@ -299,11 +354,16 @@ class ReferenceNet(SpatialUNet):
         timestep: TimestepLike,
         *,
         attention: bool,
+        context: torch.Tensor | None = None,
     ) -> ReferenceFeatures:
         batch = sample.shape[0]
         temb = self._time_embedding(timestep, batch, sample.dtype, sample.device)
+        if context is not None:
+            self._check_text(context, batch)
+            context = context.to(sample.dtype).expand(batch, -1, -1)
         features = ReferenceFeatures()
         ctx = BlockContext(
+            encoder_hidden_states=context,
             collect_attention=features.attention if attention else None,
             collect_layers=features.layers,
             checkpointing=self.gradient_checkpointing,

@@ -98,8 +98,13 @@ class UNetBase(ModelMixin):
         temporal_kwargs: Mapping[str, Any] | None = None,
         temporal_in_mid_block: bool = False,
         audio_cross_attention_dim: int | None = None,
+        text_attention: bool | None = None,
+        masked_audio: bool = False,
+        skip_motion_modules: Sequence[str] = (),
     ) -> None:
         n = len(block_out_channels)
+        if text_attention is None:
+            text_attention = self.builds_text_attention
         name = type(self).__name__
         if n == 0 or len(down_block_types) != n or len(up_block_types) != n:
             raise ConfigError(
@@ -160,11 +165,22 @@ class UNetBase(ModelMixin):
                 "num_attention_heads": heads[i],
                 "attention_head_dim": channels // heads[i],
                 "num_layers": depth[i],
-                "cross_attention_dim": cross_attention_dim if self.builds_text_attention else None,
+                "cross_attention_dim": cross_attention_dim if text_attention else None,
                 "norm_num_groups": norm_num_groups,
                 "use_linear_projection": use_linear_projection,
                 "dropout": dropout,
-                "audio_cross_attention_dim": audio_cross_attention_dim,
+                "audio_cross_attention_dim": None if masked_audio else audio_cross_attention_dim,
+            }
+
+        def audio_module_kwargs(block_heads: int, level: int) -> dict[str, Any] | None:
+            # Hallo's layout: a masked audio module after each spatial transformer.
+            if not masked_audio or audio_cross_attention_dim is None:
+                return None
+            return {
+                "heads": block_heads,
+                "audio_dim": audio_cross_attention_dim,
+                "level": level,
+                "norm_num_groups": norm_num_groups,
             }
 
         down: list[nn.Module] = []
@@ -183,6 +199,7 @@ class UNetBase(ModelMixin):
                     resnet_kwargs=resnet_kwargs,
                     attention_kwargs=attention_kwargs(i, out_ch),
                     temporal_kwargs=temporal_kwargs,
+                    audio_module_kwargs=audio_module_kwargs(heads[i], i),
                 )
             )
         self.down_blocks = nn.ModuleList(down)
@@ -193,6 +210,7 @@ class UNetBase(ModelMixin):
             resnet_kwargs,
             attention_kwargs(n - 1, block_out_channels[-1]),
             temporal_kwargs if temporal_in_mid_block else None,
+            audio_module_kwargs(heads[n - 1], n - 1),
         )
         rev_channels = list(reversed(block_out_channels))
         rev_heads, rev_layers, rev_depth = heads[::-1], layers[::-1], depth[::-1]
@@ -218,9 +236,19 @@ class UNetBase(ModelMixin):
                     resnet_kwargs=resnet_kwargs,
                     attention_kwargs=kwargs,
                     temporal_kwargs=temporal_kwargs,
+                    audio_module_kwargs=audio_module_kwargs(rev_heads[i], n - 1 - i),
                 )
             )
         self.up_blocks = nn.ModuleList(up)
+        prefixes = {block.prefix for block in self._blocks()}
+        unknown = sorted(set(skip_motion_modules) - prefixes)
+        if unknown:
+            raise ConfigError(
+                f"{name}: skip_motion_modules names blocks {unknown} that do not exist; "
+                f"blocks are {sorted(prefixes)}"
+            )
+        for block in self._blocks():
+            block.run_motion_modules = block.prefix not in set(skip_motion_modules)
         self.conv_norm_out = None
         self.conv_out = None
         if with_head:
@@ -243,6 +271,8 @@ class UNetBase(ModelMixin):
         for module in self.modules():
             if isinstance(module, BasicTransformerBlock):
                 module.reset_audio_attention()
+        for block in self._blocks():
+            block.reset_audio_modules()
 
     def enable_gradient_checkpointing(self) -> None:
         """Recompute every layer in the backward pass instead of storing its activations."""
@@ -343,10 +373,21 @@ class UNetBase(ModelMixin):
             )
 
     def _unet(
-        self, x: torch.Tensor, temb: torch.Tensor, ctx: BlockContext, head: bool
+        self,
+        x: torch.Tensor,
+        temb: torch.Tensor,
+        ctx: BlockContext,
+        head: bool,
+        conv_in_residual: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run conv_in, the blocks and (if ``head``) the output head on ``((b f), c, h, w)``."""
+        """Run conv_in, the blocks and (if ``head``) the output head on ``((b f), c, h, w)``.
+
+        ``conv_in_residual`` ``((b f), c0, h, w)`` is added to the output of ``conv_in``
+        (where Hallo adds its face-locator features).
+        """
         x = self.conv_in(x)
+        if conv_in_residual is not None:
+            x = x + conv_in_residual
         skips: list[torch.Tensor] = [x]
         for down in self.down_blocks:
             x, block_skips = down(x, temb, ctx)
@@ -406,6 +447,11 @@ UNET_CONFIG_PARAMETERS = """\
         If given, overrides ``attention_head_dim`` as the number of heads.
     transformer_layers_per_block
         Transformer blocks per spatial transformer (1 in SD 1.x).
+    text_attention
+        Build the cross-attentions ``norm2``/``attn2`` over context tokens
+        (``encoder_hidden_states``, width ``cross_attention_dim``). ``None``: the class
+        default (a UNet2D builds them; EMO's ReferenceNet and Backbone do not). Hallo's
+        networks build them and feed its four face-embedding tokens.
 """
 
 _C = TypeVar("_C", bound=type)
@@ -449,9 +495,11 @@ class SpatialUNet(UNetBase):
         mid_block_type: str | None = "UNetMidBlock2DCrossAttn",
         num_attention_heads: int | Sequence[int] | None = None,
         transformer_layers_per_block: int | Sequence[int] = 1,
+        text_attention: bool | None = None,
     ) -> None:
         super().__init__()
         self._build(
+            text_attention=text_attention,
             in_channels=in_channels,
             out_channels=out_channels,
             down_block_types=down_block_types,
