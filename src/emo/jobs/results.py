@@ -16,7 +16,8 @@ While a run goes, each process appends its records to its own file
 ``results.rank-NNNNN.jsonl`` (one ``write`` and ``fsync`` per record, so a killed process
 loses at most the job it was making). Rank 0 merges them into ``results.jsonl`` at the
 end of the run, and at the start of the next one whatever a killed run left; a torn
-last line is ignored.
+last line is ignored. Rank 0 also appends the run's :class:`BatchSummary` to
+``runs.jsonl``: counts per process, time, jobs per minute.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from emo.jobs.spec import is_line_key
 __all__ = [
     "RANK_GLOB",
     "RESULTS_NAME",
+    "RUNS_NAME",
     "BatchSummary",
     "RankLog",
     "ResultsStore",
@@ -50,6 +52,8 @@ __all__ = [
 RESULTS_NAME = "results.jsonl"
 #: Name pattern of the per-process results files (``results.rank-00003.jsonl``).
 RANK_GLOB = "results.rank-*.jsonl"
+#: One line per finished run: its :class:`BatchSummary` and when it ended.
+RUNS_NAME = "runs.jsonl"
 _CHUNK = 1 << 20
 
 
@@ -101,7 +105,7 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
 
 
 class RankLog:
-    """One process's results file, appended to record by record (a context manager).
+    """A JSONL file appended to record by record: a process's results, ``runs.jsonl`` (a context manager).
 
     Parameters
     ----------
@@ -150,6 +154,11 @@ class ResultsStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.results_path = folder / RESULTS_NAME
+
+    @property
+    def runs_path(self) -> Path:
+        """The log of finished runs (:data:`RUNS_NAME`)."""
+        return self.folder / RUNS_NAME
 
     def rank_path(self, rank: int) -> Path:
         """The results file of process ``rank``."""

@@ -44,10 +44,19 @@ DEFAULT_TIMEOUT = timedelta(days=7)
 RecordCallback = Callable[[dict[str, Any]], None]
 
 
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        return True
+    text = str(exc).lower()  # CPU allocations fail with a plain RuntimeError
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text
+    )
+
+
 def _unexpected_message(exc: BaseException) -> tuple[str, str]:
     """Error name and message of an exception that is not an emo error."""
-    from emo.cli_generate import _is_out_of_memory
-
     text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
     if _is_out_of_memory(exc):
         return (
@@ -332,4 +341,7 @@ def _finish(store: ResultsStore, plan: Plan, began: float, processes: int) -> st
         invalid=plan.invalid,
         per_rank=per_rank,
     )
-    return json.dumps(summary.to_dict())
+    data = summary.to_dict()
+    with RankLog(store.runs_path) as runs:
+        runs.append({**data, "failures": len(failures), "time": utc_now()})
+    return json.dumps(data)
