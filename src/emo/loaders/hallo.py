@@ -116,7 +116,9 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"Hallo folder: cannot read {what} {os.fspath(path)!r}: {exc}") from exc
+        raise CheckpointError(
+            f"Hallo folder: cannot read {what} {os.fspath(path)!r}: {exc}"
+        ) from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"Hallo folder: {what} {os.fspath(path)!r} is not a JSON object")
     return data
@@ -205,7 +207,8 @@ def hallo_network_configs(
         "use_motion_modules": True,
         "temporal_in_mid_block": any(k.startswith("mid_block.motion_modules.") for k in den),
         "motion_num_attention_heads": HALLO_MOTION_HEADS,
-        "motion_num_transformer_blocks": 1 + max(
+        "motion_num_transformer_blocks": 1
+        + max(
             int(k.split("transformer_blocks.")[1].split(".")[0])
             for k in den
             if ".motion_modules." in k and "transformer_blocks." in k
@@ -224,9 +227,7 @@ def hallo_network_configs(
     strided = sorted(
         int(k.split(".")[1]) for k in loc if k.startswith("blocks.") and k.endswith(".weight")
     )
-    widths = [conv_in[0]] + [
-        int(loc[f"blocks.{j}.weight"].shape[0]) for j in strided if j % 2 == 1
-    ]
+    widths = [conv_in[0]] + [int(loc[f"blocks.{j}.weight"].shape[0]) for j in strided if j % 2 == 1]
     if conv_out[0] != channels0:
         raise ConfigError(
             f"{os.fspath(file)!r}: face_locator gives {conv_out[0]} channels but the UNet's "

@@ -311,7 +311,7 @@ class Backbone(UNetBase):
         return ReferenceKeyValues(layers)
 
     def _check_reference(
-        self, features: ReferenceFeatures, batch: int, dtype: torch.dtype
+        self, features: ReferenceFeatures, batch: int, dtype: torch.dtype, frames: int = 1
     ) -> dict[str, torch.Tensor]:
         if not isinstance(features, ReferenceFeatures):
             raise InputError(
@@ -328,10 +328,15 @@ class Backbone(UNetBase):
         for key in self._attention_keys:
             ref = features.attention[key]
             width = self._attention_widths[key]
-            if ref.ndim != 3 or ref.shape[0] not in (1, batch) or ref.shape[2] != width:
+            if (
+                ref.ndim != 3
+                or ref.shape[0] not in (1, batch, batch * frames)
+                or ref.shape[2] != width
+            ):
                 raise InputError(
-                    f"Backbone: reference features {key!r} must be (b={batch} or 1, m, c={width}), "
-                    f"got {tuple(ref.shape)}; compute them with a ReferenceNet of the same config"
+                    f"Backbone: reference features {key!r} must be (b={batch} or 1 or "
+                    f"b*f={batch * frames}, m, c={width}), got {tuple(ref.shape)}; compute them "
+                    "with a ReferenceNet of the same config"
                 )
             out[key] = ref.to(dtype)  # projected once per video (see Attention.forward)
         return out
@@ -384,7 +389,8 @@ class Backbone(UNetBase):
         frames
             Frames ``f`` per sample.
         reference_features
-            ReferenceFeatures or their keys and values, batch ``b`` or 1.
+            ReferenceFeatures or their keys and values, batch ``b`` or 1, or ``b f`` (one
+            reference per frame, video-major).
         audio_tokens
             ``(b or 1, f, k, d_audio)``.
         audio_rows
@@ -435,7 +441,7 @@ class Backbone(UNetBase):
         reference: dict[str, torch.Tensor | KeyValues] | None = None
         if isinstance(reference_features, ReferenceKeyValues):
             missing = [k for k in self._attention_keys if k not in reference_features.layers]
-            if missing or reference_features.batch_size not in (1, batch):
+            if missing or reference_features.batch_size not in (1, batch, batch * frames):
                 raise InputError(
                     f"Backbone: the reference keys/values have batch "
                     f"{reference_features.batch_size} and lack {len(missing)} layers; project "
@@ -446,7 +452,7 @@ class Backbone(UNetBase):
         elif reference_features is not None:
             # Tokens: each layer projects them when it runs (inside its own forward, as
             # gradient checkpointing and sharded training need).
-            reference = dict(self._check_reference(reference_features, batch, dtype))
+            reference = dict(self._check_reference(reference_features, batch, dtype, frames))
         audio = None
         rows = None
         if audio_tokens is not None:
@@ -540,7 +546,11 @@ class Backbone(UNetBase):
             )
         dim = int(self.config["cross_attention_dim"])
         check_input_tensor(
-            "Backbone", "encoder_hidden_states", tokens, like=self.conv_in.weight, layout="(b, t, d)"
+            "Backbone",
+            "encoder_hidden_states",
+            tokens,
+            like=self.conv_in.weight,
+            layout="(b, t, d)",
         )
         if tokens.ndim != 3 or tokens.shape[0] not in (1, batch) or tokens.shape[2] != dim:
             raise InputError(

@@ -154,7 +154,9 @@ class _LayeredBlock(nn.Module):
         self.reset_motion_modules()
         self._audio_spec = (
             channels,
-            None if audio_module_kwargs is None or not cross_attention else dict(audio_module_kwargs),
+            None
+            if audio_module_kwargs is None or not cross_attention
+            else dict(audio_module_kwargs),
         )
         self.audio_modules = None
         self.reset_audio_modules()
@@ -228,7 +230,7 @@ class _LayeredBlock(nn.Module):
         if self.motion_modules is None or not self.run_motion_modules:
             return x
         video = rearrange(x, "(b f) c h w -> b c f h w", f=ctx.num_frames)
-        motion = None if ctx.motion is None else ctx.motion[key]
+        motion = None if ctx.motion is None else ctx.motion.get(key)
         video = _run(ctx, self.motion_modules[index], video, motion, ctx.speed_embedding)
         out: torch.Tensor = rearrange(video, "b c f h w -> (b f) c h w")
         return out

@@ -33,7 +33,9 @@ class FaceEmbeddingProjection(ModelMixin):
         Token width, the ``cross_attention_dim`` of the UNets (768 for SD 1.5).
     """
 
-    def __init__(self, embedding_dim: int = 512, num_tokens: int = 4, output_dim: int = 768) -> None:
+    def __init__(
+        self, embedding_dim: int = 512, num_tokens: int = 4, output_dim: int = 768
+    ) -> None:
         super().__init__()
         positive_ints(
             "FaceEmbeddingProjection",

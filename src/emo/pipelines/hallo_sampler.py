@@ -10,7 +10,10 @@ clip after clip (see ``docs/guide/hallo.md``):
    with the face tokens *tiled* ``[uncond, cond, uncond, cond, uncond, cond]`` (Hallo's
    pairing); the tokens entering every first self-attention are rounded to float16
    (Hallo stores them so) and give the conditional row's reference tokens and each
-   row's motion-frame context;
+   row's motion-frame context. Hallo hands the reference tokens to the frames with a
+   ``repeat`` that tiles the two rows' tokens over the frames: frame ``j`` of the
+   conditional row reads the portrait as encoded with the unconditional face tokens
+   when ``f + j`` is even, with the conditional ones when it is odd; emo keeps this;
 2. two guidance rows: row 0 without reference tokens, with the projection of a zero
    face embedding, zero face-locator features and zero audio tokens; row 1 with all
    conditions; ``v = v_uncond + scale (v_cond - v_uncond)``;
@@ -176,7 +179,9 @@ class HalloSampler:
         """``(2, f, k, d)``: zeros (row 0) and the projection of a clip's windows ``(f, w, l, d)``."""
         proj = self.audio_projection
         weight = proj.proj1.weight
-        flat = rearrange(windows.to(device=weight.device, dtype=weight.dtype), "f w l d -> f (w l d)")
+        flat = rearrange(
+            windows.to(device=weight.device, dtype=weight.dtype), "f w l d -> f (w l d)"
+        )
         x = proj._activation(proj.proj1(flat))
         x = proj._activation(proj.proj2(x))
         tokens = proj.norm(rearrange(proj.proj3(x), "f (n c) -> f n c", n=proj.num_tokens))
@@ -202,9 +207,7 @@ class HalloSampler:
         video = rearrange(decoded, "(b f) c h w -> b c f h w", b=latents.shape[0])
         return (video.float() / 2 + 0.5).clamp(0, 1)
 
-    def reference_pass(
-        self, pixels: torch.Tensor, face_tokens: torch.Tensor
-    ) -> tuple[Any, Any]:
+    def reference_pass(self, pixels: torch.Tensor, face_tokens: torch.Tensor) -> tuple[Any, Any]:
         """Reference tokens of the conditional row and each row's motion-frame context.
 
         Parameters
@@ -258,6 +261,11 @@ class HalloSampler:
     ) -> torch.Tensor:
         """Denoise one clip's noise ``(1, c, f, h, w)`` to its final latents."""
         frames = latents.shape[2]
+        # Hallo's quirk: its bank of reference tokens (one per guidance row) is repeated with
+        # `.repeat(1, f, 1, 1)` on a 3-D tensor, which tiles the rows over the 2f frames of
+        # the batch: frame j of row r reads reference row (r f + j) mod 2.
+        per_frame = [(row * frames + j) % 2 for row in range(2) for j in range(frames)]
+        reference = type(reference)({k: v[per_frame] for k, v in reference.attention.items()}, {})
         conditions = self.backbone.prepare_conditions(
             2,
             frames,
@@ -293,6 +301,8 @@ class HalloSampler:
         generator: torch.Generator | None = None,
         initial_latents: Sequence[torch.Tensor] | None = None,
         on_step: StepCallback | None = None,
+        start_clip: int = 0,
+        motion_frames: torch.Tensor | None = None,
     ) -> Iterator[HalloClip]:
         """Generate clip after clip (a generator: memory stays one clip).
 
@@ -315,6 +325,12 @@ class HalloSampler:
             Instead of ``generator``: each clip's noise.
         on_step
             Called after every step (see :data:`StepCallback`).
+        start_clip
+            The first clip to generate (continue a generation: give the previous clip's
+            last frames as ``motion_frames``); ``initial_latents`` is indexed by clip.
+        motion_frames
+            ``(n, 3, H, W)`` in ``[0, 1]``: the frames before ``start_clip`` (default: the
+            portrait, as for clip 0).
 
         Yields
         ------
@@ -333,6 +349,8 @@ class HalloSampler:
                 f"HalloSampler: reference_image must be (3, H, W) in [-1, 1], got {tuple(image.shape)}"
             )
         clips = windows.shape[0] // num_frames
+        if not 0 <= start_clip < clips:
+            raise InputError(f"HalloSampler: start_clip={start_clip} outside the {clips} clips")
         if initial_latents is not None and len(initial_latents) < clips:
             raise InputError(
                 f"HalloSampler: {len(initial_latents)} initial latents for {clips} clips"
@@ -344,7 +362,14 @@ class HalloSampler:
         shape = (1, int(self.backbone.config["in_channels"]), num_frames)
         size = (image.shape[1] // factor, image.shape[2] // factor)
         motion_pixels = image[None].expand(num_motion_frames, -1, -1, -1)
-        for index in range(clips):
+        if motion_frames is not None:
+            if tuple(motion_frames.shape) != (num_motion_frames, *image.shape):
+                raise InputError(
+                    f"HalloSampler: motion_frames must be (n={num_motion_frames}, "
+                    f"{', '.join(map(str, image.shape))}) in [0, 1], got {tuple(motion_frames.shape)}"
+                )
+            motion_pixels = motion_frames.to(device=self.device, dtype=self.dtype) * 2.0 - 1.0
+        for index in range(start_clip, clips):
             if initial_latents is not None:
                 noise = initial_latents[index].to(device=self.device, dtype=self.dtype)
             else:
