@@ -11,6 +11,7 @@ carries clip 0's float noise through a decode and an encode, and is held to 5e-4
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,11 @@ GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "hallo_golden"
 MODELS = GOLDEN / "pretrained_models"
 TOLERANCE = 1e-4
 CHAINED_TOLERANCE = 5e-4
+#: The settings Hallo ran with (frames, steps, guidance, scheduler, region weights): read,
+#: never assumed, so another golden set of another configuration runs the same tests.
+CONFIG = json.loads((GOLDEN / "hallo_config.json").read_text())
+FRAMES = int(CONFIG["data"]["n_sample_frames"])
+MOTION_FRAMES = int(CONFIG["data"]["n_motion_frames"])
 
 
 @pytest.fixture(autouse=True)
@@ -42,14 +48,8 @@ def one_thread() -> Iterator[None]:
 
 
 def hallo_scheduler(**changes: Any) -> DDIMScheduler:
-    settings: dict[str, Any] = {
-        "beta_schedule": "linear",
-        "set_alpha_to_one": True,
-        "steps_offset": 1,
-        "prediction_type": "v_prediction",
-        "rescale_betas_zero_snr": True,
-        "timestep_spacing": "trailing",
-    }
+    # Hallo passes these to diffusers' DDIMScheduler, whose set_alpha_to_one defaults to True.
+    settings: dict[str, Any] = {"set_alpha_to_one": True, **CONFIG["noise_scheduler_kwargs"]}
     settings.update(changes)
     return DDIMScheduler(**settings)
 
@@ -61,17 +61,21 @@ def golden(name: str) -> dict[str, torch.Tensor]:
 def golden_conditions() -> HalloConditions:
     inputs = golden("inputs/inputs.safetensors")
     audio = golden("inputs/audio.safetensors")
+    levels = range(sum(key.startswith("full_mask.") for key in inputs))
     masks = AudioMasks(
-        [inputs[f"full_mask.{level}"][:1] for level in range(4)],
-        [inputs[f"face_mask.{level}"][:1] for level in range(4)],
-        [inputs[f"lip_mask.{level}"][:1] for level in range(4)],
+        [inputs[f"full_mask.{level}"][:1] for level in levels],
+        [inputs[f"face_mask.{level}"][:1] for level in levels],
+        [inputs[f"lip_mask.{level}"][:1] for level in levels],
+        weights=tuple(float(w) for w in CONFIG["motion_scale"]),  # type: ignore[arg-type]
     )
     return HalloConditions(
         reference_image=inputs["ref_image"],
         face_embedding=inputs["face_emb"][0],
         face_region=inputs["face_region"],
         masks=masks,
-        audio_windows=hallo_audio_windows(audio["features"]),
+        audio_windows=hallo_audio_windows(
+            audio["features"], context_frames=int(CONFIG["audioproj"]["seq_len"]) // 2
+        ),
     )
 
 
@@ -99,14 +103,15 @@ def run(
         if step == 0:
             out.setdefault(clip, {})["step0.model_pred"] = prediction
 
-    clips = [golden(f"outputs/clip{k}.safetensors") for k in range(2)]
+    count = len(list((GOLDEN / "outputs").glob("clip[0-9].safetensors")))
+    clips = [golden(f"outputs/clip{k}.safetensors") for k in range(count)]
     with torch.no_grad():
         for clip in sampler.generate(
             conditions or golden_conditions(),
-            num_frames=4,
-            num_motion_frames=2,
-            num_inference_steps=4,
-            guidance_scale=3.5,
+            num_frames=FRAMES,
+            num_motion_frames=MOTION_FRAMES,
+            num_inference_steps=int(CONFIG["inference_steps"]),
+            guidance_scale=float(CONFIG["cfg_scale"]),
             initial_latents=[c["initial_latents"] for c in clips],
             on_step=on_step,
             **kwargs,
@@ -131,7 +136,7 @@ def chained() -> dict[int, dict[str, torch.Tensor]]:
 def clip1_from_golden_clip0() -> dict[str, torch.Tensor]:
     torch.set_num_threads(1)
     video = golden("outputs/clip0.safetensors")["video"]
-    frames = rearrange(video[0, :, -2:], "c n h w -> n c h w")
+    frames = rearrange(video[0, :, -MOTION_FRAMES:], "c n h w -> n c h w")
     return run(make_sampler(), start_clip=1, motion_frames=frames)[1]
 
 
@@ -154,17 +159,32 @@ def test_every_net_pth_key_is_placed() -> None:
 
 def test_configuration_comes_from_the_files_not_from_sizes() -> None:
     nets = load_hallo_networks(MODELS)
+    unet = json.loads((MODELS / "stable-diffusion-v1-5" / "unet" / "config.json").read_text())
     backbone = nets.backbone.config
-    assert backbone["audio_cross_attention_dim"] == 32
-    assert list(backbone["skip_motion_modules"]) == ["down_blocks.3", "up_blocks.0"]
+    extra = CONFIG["unet_additional_kwargs"]
+    assert backbone["audio_cross_attention_dim"] == extra["audio_attention_dim"]
+    assert (
+        backbone["motion_num_attention_heads"]
+        == extra["motion_module_kwargs"]["num_attention_heads"]
+    )
+    plain = [f"down_blocks.{i}" for i, t in enumerate(unet["down_block_types"]) if "Cross" not in t]
+    plain += [f"up_blocks.{i}" for i, t in enumerate(unet["up_block_types"]) if "Cross" not in t]
+    assert list(backbone["skip_motion_modules"]) == plain
     assert backbone["face_features_at"] == "conv_in"
-    assert nets.audio_projection.config["context_frames"] == 2
-    assert nets.audio_projection.config["activation"] == "relu"
-    assert nets.face_projection.config["num_tokens"] == 4
-    # Hallo's inner-width rule: down_blocks.2's first audio module is sized by the block's
-    # 32-channel input although it reads 64 channels.
-    module = nets.backbone.down_blocks[2].audio_modules[0]
-    assert module.proj_in.in_channels == 64 and module.proj_in.out_channels == 32
+    audio = nets.audio_projection.config
+    assert 2 * audio["context_frames"] + 1 == CONFIG["audioproj"]["seq_len"]
+    assert audio["num_tokens"] == CONFIG["audioproj"]["context_tokens"]
+    assert audio["activation"] == "relu"
+    face = nets.face_projection.config
+    assert face["num_tokens"] == CONFIG["imageproj"]["clip_extra_context_tokens"]
+    # Hallo's inner-width rule: a down block's first audio module is sized by the block's
+    # input width, an up block's by its skip width, not by the features they read.
+    heads = nets.backbone.config["attention_head_dim"]
+    channels = unet["block_out_channels"]
+    for i, block in enumerate(nets.backbone.down_blocks):
+        for j, module in enumerate(block.audio_modules or ()):
+            sizing = (channels[i - 1] if i else channels[0]) if j == 0 else channels[i]
+            assert module.proj_in.out_channels == (sizing // heads) * heads
 
 
 def write_state(path: Path, state: dict[str, torch.Tensor]) -> Path:
@@ -271,8 +291,8 @@ def test_eval_mode_motion_modules_do_not_match() -> None:
     sampler = make_sampler()
     # Hallo's eval branch also runs the temporal modules of the blocks without spatial
     # attention (with no motion frames there).
-    for block in (sampler.backbone.down_blocks[3], sampler.backbone.up_blocks[0]):
-        block.run_motion_modules = True
+    for prefix in sampler.backbone.config["skip_motion_modules"]:
+        sampler.backbone.get_submodule(prefix).run_motion_modules = True
     out = run(sampler)
     expected = golden("outputs/clip0.safetensors")["step0.model_pred"]
     assert max_diff(out[0]["step0.model_pred"], expected) > 100 * TOLERANCE

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "find_hallo_root",
     "hallo_network_configs",
     "load_hallo_networks",
+    "motion_heads",
 ]
 
 #: The five networks of Hallo's ``net.pth``, by key prefix -> emo component name.
@@ -47,9 +49,40 @@ HALLO_PREFIXES = {
     "audioproj": "audio_projection",
 }
 
-#: Hallo's motion modules use 8 heads (configs/unet/unet.yaml); a head count is not
-#: visible in the weights, so it is this fixed fact of Hallo's configuration.
+#: Hallo's motion modules use 8 heads (configs/unet/unet.yaml). A head count is not
+#: visible in the weights: :func:`motion_heads` reads it from Hallo's configuration when
+#: one lies beside ``pretrained_models`` and falls back to this value.
 HALLO_MOTION_HEADS = 8
+_HEADS_PATTERN = re.compile(
+    r"motion_module_kwargs:(?:\n[ \t]+[^\n]*)*?\n[ \t]+num_attention_heads:\s*(\d+)"
+)
+
+
+def motion_heads(root: Path) -> int:
+    """The motion modules' head count from Hallo's configuration beside ``root``.
+
+    Looked up, in order: ``hallo_config.json`` (a JSON dump of the inference settings,
+    as in emo's golden test data) in ``root`` or its parent, then Hallo's own
+    ``configs/inference/default.yaml`` or ``configs/unet/unet.yaml`` in the parent (a
+    Hallo checkout keeps ``pretrained_models/`` at its top). Default: 8.
+    """
+    for folder in (root, root.parent):
+        path = folder / "hallo_config.json"
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+                kwargs = data["unet_additional_kwargs"]["motion_module_kwargs"]
+                return int(kwargs["num_attention_heads"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    for name in ("configs/inference/default.yaml", "configs/unet/unet.yaml"):
+        path = root.parent / name
+        if path.is_file():
+            match = _HEADS_PATTERN.search(path.read_text(errors="replace"))
+            if match:
+                return int(match.group(1))
+    return HALLO_MOTION_HEADS
+
 
 _NET = Path("hallo") / "net.pth"
 _UNET_CONFIG = Path("stable-diffusion-v1-5") / "unet" / "config.json"
@@ -160,6 +193,7 @@ def hallo_network_configs(
     wav2vec_config: Mapping[str, Any],
     *,
     file: Path = _NET,
+    motion_num_attention_heads: int = HALLO_MOTION_HEADS,
 ) -> dict[str, dict[str, Any]]:
     """The emo configs of Hallo's five networks, from the SD UNet config and the weights' shapes.
 
@@ -174,6 +208,8 @@ def hallo_network_configs(
         the audio projection's input).
     file
         The ``net.pth`` path, for messages.
+    motion_num_attention_heads
+        Heads of the motion modules (not visible in the weights; see :func:`motion_heads`).
 
     Returns
     -------
@@ -206,7 +242,7 @@ def hallo_network_configs(
         "audio_attention_type": "masked",
         "use_motion_modules": True,
         "temporal_in_mid_block": any(k.startswith("mid_block.motion_modules.") for k in den),
-        "motion_num_attention_heads": HALLO_MOTION_HEADS,
+        "motion_num_attention_heads": motion_num_attention_heads,
         "motion_num_transformer_blocks": 1
         + max(
             int(k.split("transformer_blocks.")[1].split(".")[0])
@@ -318,6 +354,7 @@ def load_hallo_networks(
     *,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
+    motion_num_attention_heads: int | None = None,
 ) -> HalloNetworks:
     """Build Hallo's five networks from a ``pretrained_models`` folder.
 
@@ -329,6 +366,8 @@ def load_hallo_networks(
         The networks' dtype (``net.pth`` stores float16; float32 by default).
     device
         Where the weights go.
+    motion_num_attention_heads
+        Heads of the motion modules; default: read by :func:`motion_heads` (8 in Hallo).
 
     Returns
     -------
@@ -357,7 +396,10 @@ def load_hallo_networks(
     wav2vec_config = _read_json(root / _WAV2VEC / "config.json", "the wav2vec2 config")
     state = load_state_dict_file(file)
     parts = _split(state, file)
-    configs = hallo_network_configs(unet_config, parts, wav2vec_config, file=file)
+    heads = motion_num_attention_heads or motion_heads(root)
+    configs = hallo_network_configs(
+        unet_config, parts, wav2vec_config, file=file, motion_num_attention_heads=heads
+    )
     classes: dict[str, Any] = {
         "reference_net": ReferenceNet,
         "backbone": Backbone,
