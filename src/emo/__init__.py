@@ -16,15 +16,19 @@ if TYPE_CHECKING:
     from emo.audio.loading import load_audio
     from emo.io.reader import read_video
     from emo.pipelines.emo_pipeline import EMOPipeline, EMOPipelineOutput
+    from emo.pipelines.hallo_pipeline import HalloPipeline
+    from emo.pipelines.loading import load_pipeline
     from emo.provenance.detect import detect
 
 __all__ = [
     "EMOPipeline",
     "EMOPipelineOutput",
+    "HalloPipeline",
     "__version__",
     "detect",
     "errors",
     "load_audio",
+    "load_pipeline",
     "plugins",
     "read_video",
 ]
@@ -33,6 +37,8 @@ __all__ = [
 _LAZY = {
     "EMOPipeline": "emo.pipelines.emo_pipeline",
     "EMOPipelineOutput": "emo.pipelines.emo_pipeline",
+    "HalloPipeline": "emo.pipelines.hallo_pipeline",
+    "load_pipeline": "emo.pipelines.loading",
     "detect": "emo.provenance.detect",
     "load_audio": "emo.audio.loading",
     "read_video": "emo.io.reader",

@@ -425,3 +425,23 @@ def load_hallo_networks(
         report=report,
         root=root,
     )
+
+
+def hallo_audio_encoder(path: str | os.PathLike[str]) -> Any:
+    """The wav2vec2 encoder of a Hallo folder, in Hallo's mode; ``None`` when the folder has none.
+
+    Parameters
+    ----------
+    path
+        Hallo's ``pretrained_models`` folder.
+    """
+    folder = Path(path) / _WAV2VEC
+    if not (folder / "config.json").is_file():
+        return None
+    from emo.audio.wav2vec2 import Wav2Vec2Encoder
+
+    return Wav2Vec2Encoder(os.fspath(folder), **HALLO_AUDIO_ENCODER)
+
+
+#: The wav2vec2 encoder settings of Hallo's audio path (see :mod:`emo.audio.wav2vec2`).
+HALLO_AUDIO_ENCODER: dict[str, Any] = {}

@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
@@ -39,6 +40,9 @@ from emo.plugins.base import PluginBase
 if TYPE_CHECKING:
     from emo.pipelines.emo_pipeline import EMOPipeline
 
+#: A pipeline class with ``model_components``/``plugin_components``/``settings_class``.
+_Pipe = TypeVar("_Pipe")
+
 __all__ = ["INDEX_NAME", "load_pipeline", "save_pipeline"]
 
 INDEX_NAME = "model_index.json"
@@ -53,7 +57,7 @@ def _saved_config(folder: Path) -> dict[str, Any] | None:
     return None
 
 
-def save_pipeline(pipe: EMOPipeline, directory: str | os.PathLike[str]) -> Path:
+def save_pipeline(pipe: EMOPipeline | Any, directory: str | os.PathLike[str]) -> Path:
     """Write ``pipe`` into ``directory``.
 
     The components are written into a temporary sibling folder first; the target is
@@ -75,16 +79,19 @@ def save_pipeline(pipe: EMOPipeline, directory: str | os.PathLike[str]) -> Path:
     return target
 
 
-def _save_claimed(pipe: EMOPipeline, target: Path, staging: Path) -> None:
+def _save_claimed(pipe: Any, target: Path, staging: Path) -> None:
     """Fill ``staging`` and swap it onto ``target`` (whose claim the caller holds)."""
     try:
         components: dict[str, dict[str, Any]] = {}
-        for name in MODEL_COMPONENTS:
+        model_names, plugin_names = _component_names(type(pipe))
+        for name in model_names:
             model = getattr(pipe, name)
             model.save_pretrained(staging / name)
             components[name] = {"kind": "model", "class": class_path(type(model))}
-        for name, kind in PLUGIN_COMPONENTS.items():
+        for name, kind in plugin_names.items():
             obj = getattr(pipe, name)
+            if obj is None:  # an optional component the pipeline does not have
+                continue
             saver = getattr(obj, "save_pretrained", None)
             if not callable(saver):
                 raise ConfigError(
@@ -114,6 +121,13 @@ def _save_claimed(pipe: EMOPipeline, target: Path, staging: Path) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _component_names(cls: type) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    """The network and plugin components of a pipeline class (EMOPipeline's by default)."""
+    models: tuple[str, ...] = getattr(cls, "model_components", MODEL_COMPONENTS)
+    plugin_kinds: Mapping[str, str] = getattr(cls, "plugin_components", PLUGIN_COMPONENTS)
+    return models, plugin_kinds
 
 
 def _plugin_class(kind: str, entry: dict[str, Any], what: str) -> Any:
@@ -180,13 +194,13 @@ def _load_plugin(
 
 
 def load_pipeline(
-    cls: type[EMOPipeline],
+    cls: type[_Pipe],
     directory: str | os.PathLike[str],
     *,
     device: str | torch.device | None,
     dtype: torch.dtype | None,
     overrides: dict[str, Any],
-) -> EMOPipeline:
+) -> _Pipe:
     """Read a pipeline folder written by :func:`save_pipeline` (see ``EMOPipeline.from_pretrained``)."""
     from emo.pretrained import resolve_model
 
@@ -206,12 +220,22 @@ def load_pipeline(
         raise ConfigError(
             f"{os.fspath(index_path)!r} is not a valid pipeline index: {exc}"
         ) from exc
-    known = set(MODEL_COMPONENTS) | set(PLUGIN_COMPONENTS) | {"settings"}
+    saved_class = str(index.get("_class_name") or "")
+    ours = {"emo.pipelines.emo_pipeline:EMOPipeline", "emo.pipelines.hallo_pipeline:HalloPipeline"}
+    if saved_class in ours and class_path(cls) in ours and saved_class != class_path(cls):
+        raise ConfigError(
+            f"{os.fspath(folder)!r} holds a {saved_class.rpartition(':')[2]}, not a "
+            f"{cls.__name__}; load it with {saved_class.rpartition(':')[2]}.from_pretrained or "
+            "emo.load_pipeline (which picks the class)"
+        )
+    model_names, plugin_names = _component_names(cls)
+    optional: tuple[str, ...] = getattr(cls, "optional_components", ())
+    known = set(model_names) | set(plugin_names) | {"settings"}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ConfigError(f"unknown pipeline components {unknown}; components are {sorted(known)}")
     kwargs: dict[str, Any] = {}
-    for name in MODEL_COMPONENTS:
+    for name in model_names:
         if overrides.get(name) is not None:
             kwargs[name] = overrides[name]
             continue
@@ -220,8 +244,10 @@ def load_pipeline(
         what = f"{os.fspath(index_path)!r} ({name})"
         model_cls = _model_class(entries[name], what)
         kwargs[name] = model_cls.from_pretrained(folder / name, device=device, dtype=dtype)
-    for name, kind in PLUGIN_COMPONENTS.items():
+    for name, kind in plugin_names.items():
         if name not in entries and overrides.get(name) is None:
+            if name in optional:
+                continue
             raise ConfigError(f"{os.fspath(index_path)!r} lists no {name!r} component")
         kwargs[name] = _load_plugin(
             kind,
@@ -232,10 +258,11 @@ def load_pipeline(
         )
     settings = overrides.get("settings")
     if settings is None:
-        settings = PipelineSettings.from_dict(index.get("settings", {}))
-    pipe = cls(**kwargs, settings=settings)
+        settings_class = getattr(cls, "settings_class", PipelineSettings)
+        settings = settings_class.from_dict(index.get("settings", {}))
+    pipe: _Pipe = cls(**kwargs, settings=settings)  # type: ignore[call-arg]
     if device is not None and torch.device(device).type != "meta":
-        mover = getattr(pipe.audio_encoder, "to", None)
+        mover = getattr(getattr(pipe, "audio_encoder", None), "to", None)
         if callable(mover):
             mover(device=device)
     return pipe
