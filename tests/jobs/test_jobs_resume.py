@@ -189,3 +189,29 @@ def test_the_command_shows_progress_prints_a_summary_and_says_1_when_a_job_faile
     assert "1 done before (skipped)" in captured.out and captured.err == ""
     assert main([*args, "--threads", "1", "--quiet"]) == 0  # --steps changed: made again
     assert "emo: 1 jobs: 1 done" in capsys.readouterr().out
+
+
+def test_the_progress_bar_counts_the_records_of_every_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emo.jobs.progress import BatchProgress
+    from emo.jobs.results import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    with (
+        BatchProgress(store, 4, skipped=2, interval=3600) as bar,
+        RankLog(store.rank_path(0)) as zero,
+        RankLog(store.rank_path(1)) as one,
+    ):
+        zero.append({"job": "a.mp4", "status": "done"})
+        one.append({"job": "b.mp4", "status": "failed"})
+        with open(store.rank_path(1), "a") as file:
+            file.write('{"job": "c.mp4", "status": "do')  # being written
+        bar.refresh()
+        assert (bar.done, bar.failed) == (1, 1)
+        with open(store.rank_path(1), "a") as file:
+            file.write('ne"}\n')
+        bar.refresh()
+        assert (bar.done, bar.failed) == (2, 1)
+    err = capsys.readouterr().err
+    assert "3/4" in err and "done=2 failed=1 skipped=2" in err

@@ -8,7 +8,9 @@ folder, move the bar; tqdm's rate gives the ETA.
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 from typing import Any
 
 from emo.jobs.results import ResultsStore
@@ -47,6 +49,7 @@ class BatchProgress:
         self.failed = 0
         self._skipped = skipped
         self._interval = interval
+        self._offsets: dict[Path, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._bar: Any = None
@@ -61,18 +64,29 @@ class BatchProgress:
         self._thread.start()
 
     def refresh(self) -> None:
-        """Read the results files now and move the bar."""
-        done = failed = 0
-        for _, record in self.store.rank_records():
-            if record.get("status") == "done":
-                done += 1
-            elif record.get("status") == "failed":
-                failed += 1
+        """Read what the processes appended since the last time and move the bar."""
         with self._lock:
-            self.done, self.failed = done, failed
+            for path in self.store.rank_files():
+                self._read_new(path)
             if self._bar is not None:
-                self._bar.n = done + failed
+                self._bar.n = self.done + self.failed
                 self._show()
+
+    def _read_new(self, path: Path) -> None:
+        """Count the complete lines appended to ``path`` since the last read (append-only)."""
+        offset = self._offsets.get(path, 0)
+        with open(path, "rb") as file:
+            file.seek(offset)
+            data = file.read()
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+        for line in data[:end].splitlines():
+            try:
+                status = json.loads(line).get("status")
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            self.done += status == "done"
+            self.failed += status == "failed"
+        self._offsets[path] = offset + end
 
     def _show(self) -> None:
         text = f"done={self.done} failed={self.failed}"
@@ -85,7 +99,7 @@ class BatchProgress:
         while not self._stop.wait(self._interval):
             try:
                 self.refresh()
-            except OSError:  # a file replaced under us: read again next time
+            except OSError:  # a file not readable now: read again next time
                 continue
 
     def close(self) -> None:

@@ -246,7 +246,7 @@ def generate_many(
     bar: BatchProgress | None = None
     began = time.monotonic()
     try:
-        plan_text = ""
+        plan_text, failure = "", None
         if ctx.is_main:
             try:
                 try:
@@ -260,9 +260,11 @@ def generate_many(
                     store, jobs, defaults=defaults, extra=extra, retry_failed=retry_failed
                 )
                 plan_text = plan.to_json()
-            except EMOError as exc:
-                plan_text = "!" + type(exc).__name__ + ":" + str(exc)
+            except EMOError as exc:  # the other processes must hear of it, not wait
+                plan_text, failure = "!" + type(exc).__name__ + ":" + str(exc), exc
         plan_text = ctx.gather_strings(plan_text)[0]  # rank 0's plan, on every rank
+        if failure is not None:
+            raise failure
         if plan_text.startswith("!"):
             name, message = plan_text[1:].split(":", 1)
             raise (OutputInUseError if name == "OutputInUseError" else InputError)(message)
