@@ -188,7 +188,7 @@ def test_the_command_shows_progress_prints_a_summary_and_says_1_when_a_job_faile
     captured = capsys.readouterr()
     assert "1 done before (skipped)" in captured.out and captured.err == ""
     assert main([*args, "--threads", "1", "--quiet"]) == 0  # --steps changed: made again
-    assert "emo: 1 jobs: 1 done" in capsys.readouterr().out
+    assert "emo: 1 job: 1 done" in capsys.readouterr().out
 
 
 def test_the_progress_bar_counts_the_records_of_every_process(

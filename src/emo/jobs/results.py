@@ -319,8 +319,9 @@ class BatchSummary:
         if self.skipped_failed:
             parts.append(f"{self.skipped_failed} failed before (not retried: --retry-failed)")
         minutes, seconds = divmod(self.seconds, 60.0)
+        jobs = f"{self.total} job{'s' if self.total != 1 else ''}"
         lines = [
-            f"emo: {self.total} jobs: {', '.join(parts)}; {int(minutes)}m{seconds:04.1f}s, "
+            f"emo: {jobs}: {', '.join(parts)}; {int(minutes)}m{seconds:04.1f}s, "
             f"{self.jobs_per_minute:.1f} jobs/min on {self.processes} process"
             f"{'es' if self.processes != 1 else ''}; results: {self.results_path}"
         ]
