@@ -13,6 +13,7 @@ __all__ = [
     "CheckpointError",
     "ConfigArgumentError",
     "ConfigError",
+    "CredentialsError",
     "EMOError",
     "EMOWarning",
     "FaceNotFoundError",
@@ -54,6 +55,13 @@ class ImageError(InputError):
 
 class VideoError(InputError):
     """A video cannot be read or written (bad path, unsupported format, codec failure)."""
+
+
+class CredentialsError(InputError):
+    """Signing credentials (a certificate chain and private key for C2PA) are missing or unusable.
+
+    Also raised when signing is asked for but the ``c2pa`` extra is not installed.
+    """
 
 
 class InputTooLargeError(InputError):
