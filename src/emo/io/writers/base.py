@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import warnings
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -32,7 +33,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from emo.errors import InputError, VideoError
+from emo.errors import EMOWarning, InputError, VideoError
 from emo.io.audio_stream import ArrayAudioStream, AudioStream
 from emo.io.claim import OutputClaim, make_temporary
 from emo.limits import check_frame_size
@@ -40,6 +41,7 @@ from emo.plugins.base import PluginBase
 
 __all__ = [
     "FileSession",
+    "FileSigner",
     "FolderSession",
     "VideoWriter",
     "VideoWriterBase",
@@ -244,6 +246,19 @@ def fit_audio(audio: np.ndarray, sample_rate: int, num_frames: int, fps: Fractio
     if audio.shape[1] >= target:
         return audio[:, :target]
     return np.pad(audio, ((0, 0), (0, target - audio.shape[1])))
+
+
+@runtime_checkable
+class FileSigner(Protocol):
+    """Signs a finished file into a new one (C2PA Content Credentials: :class:`emo.provenance.signing.ContentSigner`)."""
+
+    def media_type(self, path: str | os.PathLike[str]) -> str | None:
+        """The media type ``path`` is signed as, or ``None`` when its format cannot be signed."""
+        ...
+
+    def sign(self, source: Path, dest: Path, *, title: str, media_type: str | None = None) -> None:
+        """Write ``source`` to ``dest`` signed; ``title`` is the published file's name."""
+        ...
 
 
 @runtime_checkable
@@ -539,6 +554,36 @@ class _StagedSession(WriterSession):
     target: Path
     claim: OutputClaim
     temp_path: Path
+    content_signer: FileSigner | None = None
+
+    def set_content_signer(self, signer: FileSigner) -> None:
+        """Sign the finished output with ``signer`` before it is published.
+
+        The pipeline gives one when C2PA signing is on (:mod:`emo.provenance.signing`):
+        the finished temporary file (or each frame of a folder) is signed into a new
+        temporary, which is what gets renamed into place, so the target is either
+        signed or absent. A format the signer cannot sign (WebM) is published
+        unsigned, with an :class:`~emo.errors.EMOWarning` now.
+
+        Raises
+        ------
+        VideoError
+            If the session is already closed.
+        """
+        if self.closed:
+            raise VideoError("set_content_signer() must be called before close()")
+        self.content_signer = signer
+        if not self._signable(signer):
+            warnings.warn(
+                f"C2PA defines no Content Credentials for {self.target.suffix or 'this'} files: "
+                f"{str(self.target)!r} is written unsigned (the watermark and label are "
+                "written as always); write .mp4, .gif or PNG frames to sign",
+                EMOWarning,
+                stacklevel=2,
+            )
+
+    def _signable(self, signer: FileSigner) -> bool:
+        return True
 
     def _claim_and_stage(
         self,
@@ -583,11 +628,31 @@ class FileSession(_StagedSession):
         """Create another temporary file next to the target (removed by the next run if killed)."""
         return make_temporary(self.target)
 
-    def _publish(self, source: Path | None = None) -> Path:
-        """Rename ``source`` (default: the temporary file) onto the target."""
+    def _signable(self, signer: FileSigner) -> bool:
+        return signer.media_type(self.target) is not None
+
+    def _signed(self, source: Path) -> Path:
+        """``source`` signed into a new temporary (``source`` removed), or ``source`` unsigned."""
+        signer = self.content_signer
+        kind = signer.media_type(self.target) if signer is not None else None
+        if signer is None or kind is None:
+            return source
+        signed = self.new_temporary()
         try:
-            os.replace(source or self.temp_path, self.target)
+            signer.sign(source, signed, title=self.target.name, media_type=kind)
+        except BaseException:
+            signed.unlink(missing_ok=True)
+            raise
+        os.unlink(source)
+        return signed
+
+    def _publish(self, source: Path | None = None) -> Path:
+        """Sign (if a content signer was set) and rename ``source`` (default: the temporary file) onto the target."""
+        final = self._signed(source or self.temp_path)
+        try:
+            os.replace(final, self.target)
         except OSError as exc:
+            final.unlink(missing_ok=True)
             raise VideoError(
                 f"cannot move the finished video to {str(self.target)!r}: {exc}"
             ) from exc
@@ -641,8 +706,22 @@ class FolderSession(_StagedSession):
                 "folder"
             )
 
+    def _sign_files(self) -> None:
+        """Sign every file of the temporary folder that the content signer can sign, in place."""
+        signer = self.content_signer
+        if signer is None:
+            return
+        for entry in sorted(os.scandir(self.temp_path), key=lambda e: e.name):
+            kind = signer.media_type(entry.name)
+            if kind is None or not entry.is_file(follow_symlinks=False):
+                continue
+            signed = self.temp_path / f".{entry.name}.signed"
+            signer.sign(Path(entry.path), signed, title=entry.name, media_type=kind)
+            os.replace(signed, entry.path)
+
     def _publish(self) -> Path:
-        """Swap the temporary folder into place of the target."""
+        """Sign the files (if a content signer was set) and swap the temporary folder into place."""
+        self._sign_files()
         old: str | None = None
         try:
             if self.target.exists():

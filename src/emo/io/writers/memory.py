@@ -22,6 +22,9 @@ class _MemorySession(WriterSession):
         self.writer = writer
         self.chunks: list[torch.Tensor] = []
 
+    def set_content_signer(self, signer: Any) -> None:
+        """Nothing to sign: the video stays in memory (sign the file you write it to)."""
+
     def _write_frames(self, frames: np.ndarray) -> None:
         self.chunks.append(torch.from_numpy(frames.copy()))
 
