@@ -10,6 +10,7 @@ from emo import cli_generate_many, cli_prepare, cli_train
 from emo._version import __version__
 from emo.cli_detect import add_detect_parser
 from emo.cli_face import add_face_parser
+from emo.cli_provenance import add_provenance_arguments
 from emo.errors import EMOError, Terminated
 
 __all__ = ["build_parser", "main"]
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the frames unmarked: saying the video is synthetic is then YOUR "
         "responsibility (the file label stays)",
     )
+    add_provenance_arguments(g)
     g.set_defaults(func=_cmd_generate)
 
     add_face_parser(sub)

@@ -107,6 +107,11 @@ def _run_generate(args: argparse.Namespace) -> int:
     from emo.pipelines.emo_pipeline import EMOPipeline
 
     _check_arguments(args)
+    from emo.cli_provenance import content_credentials_from, watermark_from
+
+    # Keys are read and checked now: a bad one fails before the model loads.
+    watermark = watermark_from(args)
+    credentials = content_credentials_from(args)
     try:
         device = torch.device(args.device)
     except RuntimeError as exc:
@@ -171,7 +176,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         generator=generator,
         output_path=args.output,
         writer=args.writer,
-        watermark=not getattr(args, "no_watermark", False),
+        watermark=watermark,
+        content_credentials=credentials,
         overlap_decoding=_OVERLAP[getattr(args, "overlap_decoding", "auto")],
     )
     if not isinstance(out, tuple):

@@ -82,7 +82,9 @@ def make_pki(
         .not_valid_after(now + dt.timedelta(days=60))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(_usage(sign=False, cert_sign=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-c2pa = pytest.importorskip("c2pa")
+pytest.importorskip("c2pa")
 
+import c2pa
 from c2pa_certs import PKI, make_pki
 
 import emo
@@ -204,9 +205,7 @@ def test_webm_is_written_unsigned_with_a_warning(
     assert report is not None and not report.present
 
 
-def test_a_refused_signature_leaves_no_output(
-    tmp_path: Path, pki: PKI, marked: np.ndarray
-) -> None:
+def test_a_refused_signature_leaves_no_output(tmp_path: Path, pki: PKI, marked: np.ndarray) -> None:
     good = SigningCredentials.from_files(pki.chain, pki.key)
     # A key the checks never saw (built around them) makes the SDK itself refuse.
     other = make_pki(tmp_path, name="other")

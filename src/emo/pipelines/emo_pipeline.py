@@ -113,6 +113,10 @@ class EMOPipeline:
     >>> out = pipe("portrait.png", "speech.wav", num_inference_steps=4, output_path="out.mp4")  # doctest: +SKIP
     """
 
+    #: The folder or bundled model name it was loaded from (``None`` when built in code);
+    #: C2PA manifests record it as the model's name.
+    name_or_path: str | None = None
+
     def __init__(
         self,
         vae: Any,
@@ -292,7 +296,9 @@ class EMOPipeline:
         """
         from emo.pipelines.persistence import load_pipeline
 
-        return load_pipeline(cls, directory, device=device, dtype=dtype, overrides=overrides)
+        pipe = load_pipeline(cls, directory, device=device, dtype=dtype, overrides=overrides)
+        pipe.name_or_path = os.fspath(directory)
+        return pipe
 
     @classmethod
     def from_preset(
@@ -388,6 +394,7 @@ class EMOPipeline:
         return_dict: bool = True,
         watermark: Any = True,
         overlap_decoding: bool | None = None,
+        content_credentials: Any = None,
     ) -> EMOPipelineOutput | tuple[Any, ...]:
         """Generate the video.
 
@@ -447,6 +454,13 @@ class EMOPipeline:
             denoised (:mod:`emo.pipelines.overlap`); the video is the same byte for
             byte. ``None`` (default): on for a CUDA device, off on a CPU, where the
             denoising already uses every core (see the performance guide).
+        content_credentials
+            Sign ``output_path`` with a C2PA manifest (Content Credentials: made by a
+            trained model, emo's version, the model's name and weights hash, the inputs'
+            hashes; needs ``emo[c2pa]``). ``None`` (default): sign when ``EMO_C2PA_CERT``
+            and ``EMO_C2PA_KEY`` are set; ``False``: never; ``"development"``: an
+            untrusted throwaway key; or :class:`~emo.provenance.credentials.SigningCredentials`.
+            See :func:`emo.provenance.signing.resolve_credentials`.
         """
         from emo.audio.alignment import num_video_frames
         from emo.audio.loading import load_audio
@@ -534,6 +548,10 @@ class EMOPipeline:
             waveform=waveform,
             seed=generator.initial_seed() if generator is not None else torch.initial_seed(),
             settings=s,
+            content_credentials=content_credentials if output_path is not None else False,
+            model_name=self.name_or_path,
+            model_modules=[(name, getattr(self, name)) for name in MODEL_COMPONENTS],
+            inputs={"portrait": image, "audio": audio},
         )
         clips = self._denoise_clips(
             portrait=portrait,

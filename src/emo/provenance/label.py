@@ -27,13 +27,18 @@ SYNTHETIC_NOTE = (
 )
 
 
-def provenance_label(*, watermark: bool, video_id: int | None = None) -> dict[str, str]:
+def provenance_label(
+    *, watermark: bool, video_id: int | None = None, private_key: bool = False
+) -> dict[str, str]:
     """The tags every generated file carries.
 
     Parameters
     ----------
     watermark
         Whether the frames carry the invisible watermark.
+    private_key
+        Whether the mark uses a key of the user's (not emo's public default): the tag
+        then says so, so that a detector knows which key to ask for.
     video_id
         The watermark's per-video id, recorded in the label too.
 
@@ -48,7 +53,11 @@ def provenance_label(*, watermark: bool, video_id: int | None = None) -> dict[st
         "emo_version": __version__,
         "synthetic": "true",
         "comment": SYNTHETIC_NOTE,
-        "watermark": "emo-provenance-v1" if watermark else "none",
+        "watermark": (
+            ("emo-provenance-v1 (private key)" if private_key else "emo-provenance-v1")
+            if watermark
+            else "none"
+        ),
     }
     if video_id is not None:
         label["video_id"] = str(video_id)
