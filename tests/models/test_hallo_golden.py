@@ -296,3 +296,34 @@ def test_eval_mode_motion_modules_do_not_match() -> None:
     out = run(sampler)
     expected = golden("outputs/clip0.safetensors")["step0.model_pred"]
     assert max_diff(out[0]["step0.model_pred"], expected) > 100 * TOLERANCE
+
+
+def test_full_size_networks_have_hallo_release_keys_and_shapes() -> None:
+    # The key/shape list of Hallo's net.pth at Stable Diffusion 1.5 sizes (made from Hallo's
+    # code): emo's networks built with hallo_configs on the meta device must match it.
+    from emo.loaders.hallo import hallo_configs
+    from emo.models.audio_projection import AudioProjection
+    from emo.models.backbone import Backbone
+    from emo.models.face_embedding_projection import FaceEmbeddingProjection
+    from emo.models.face_locator import FaceLocator
+    from emo.models.reference_net import ReferenceNet
+    from emo.models.sd15 import SD15_UNET_CONFIG
+
+    listed = {}
+    for line in (GOLDEN.parent / "hallo_net_keys_sd15.txt").read_text().splitlines():
+        key, shape = line.split("\t")
+        listed[key] = tuple(int(v) for v in shape.strip("()").split(",") if v.strip())
+    classes = {
+        "reference_net": ReferenceNet,
+        "backbone": Backbone,
+        "face_locator": FaceLocator,
+        "face_projection": FaceEmbeddingProjection,
+        "audio_projection": AudioProjection,
+    }
+    built = {}
+    with torch.device("meta"):
+        for name, config in hallo_configs(dict(SD15_UNET_CONFIG)).items():
+            module = classes[name](**config)
+            prefix = next(p for p, n in HALLO_PREFIXES.items() if n == name)
+            built.update({f"{prefix}.{k}": tuple(v.shape) for k, v in module.state_dict().items()})
+    assert built == listed

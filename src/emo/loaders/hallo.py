@@ -35,6 +35,8 @@ __all__ = [
     "HALLO_PREFIXES",
     "HalloNetworks",
     "find_hallo_root",
+    "hallo_audio_encoder",
+    "hallo_configs",
     "hallo_network_configs",
     "load_hallo_networks",
     "motion_heads",
@@ -187,6 +189,104 @@ def _shape(part: Mapping[str, torch.Tensor], key: str, file: Path, prefix: str) 
     return tuple(int(s) for s in part[key].shape)
 
 
+def hallo_configs(
+    unet_config: Mapping[str, Any],
+    *,
+    audio_dim: int | None = None,
+    audio_feature_dim: int = 768,
+    audio_layers: int = 12,
+    audio_context_frames: int = 2,
+    audio_tokens: int = 32,
+    audio_hidden_dim: int = 512,
+    face_embedding_dim: int = 512,
+    face_tokens: int = 4,
+    locator_in_channels: int = 3,
+    locator_channels: tuple[int, ...] = (16, 32, 64, 128),
+    motion_num_attention_heads: int = HALLO_MOTION_HEADS,
+    motion_num_transformer_blocks: int = 1,
+    motion_max_positions: int = 32,
+    temporal_in_mid_block: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """The emo configs of Hallo's five networks for a UNet config and Hallo's other sizes.
+
+    The defaults are Hallo's (``scripts/inference.py``, ``configs/unet/unet.yaml``);
+    :func:`hallo_network_configs` reads them from a checkpoint instead.
+
+    Parameters
+    ----------
+    unet_config
+        The diffusers ``unet/config.json`` Hallo builds both UNets from.
+    audio_dim
+        Width of the audio tokens (default: the UNet's ``cross_attention_dim``).
+    audio_feature_dim, audio_layers
+        Width and layer count of the audio encoder's features (wav2vec2-base: 768, 12).
+    audio_context_frames
+        ``m`` of the ``2m+1``-frame audio window (Hallo: 2).
+    audio_tokens, audio_hidden_dim
+        Audio tokens per frame (32) and the audio projection's hidden width (512).
+    face_embedding_dim, face_tokens
+        Face-embedding width (512) and face tokens (4).
+    locator_in_channels, locator_channels
+        The face locator's input channels (3) and stage widths.
+    motion_num_attention_heads, motion_num_transformer_blocks, motion_max_positions
+        The motion modules (AnimateDiff v2: 8 heads, 1 block, 32 positions).
+    temporal_in_mid_block
+        Whether the mid block has a motion module (AnimateDiff v2: yes).
+
+    Returns
+    -------
+    dict
+        Component name -> config kwargs.
+    """
+    from emo.loaders.diffusers_unet import unet_config_from_diffusers
+
+    unet = unet_config_from_diffusers(unet_config)
+    plain_blocks = [
+        f"down_blocks.{i}"
+        for i, kind in enumerate(unet["down_block_types"])
+        if kind == "DownBlock2D"
+    ] + [f"up_blocks.{i}" for i, kind in enumerate(unet["up_block_types"]) if kind == "UpBlock2D"]
+    cross_dim = int(unet.get("cross_attention_dim", 768))
+    backbone = {
+        **unet,
+        "text_attention": True,
+        "audio_cross_attention_dim": cross_dim if audio_dim is None else audio_dim,
+        "audio_attention_type": "masked",
+        "use_motion_modules": True,
+        "temporal_in_mid_block": temporal_in_mid_block,
+        "motion_num_attention_heads": motion_num_attention_heads,
+        "motion_num_transformer_blocks": motion_num_transformer_blocks,
+        "motion_max_positions": motion_max_positions,
+        "motion_norm_across_frames": False,
+        "speed_embed_dim": None,
+        "skip_motion_modules": plain_blocks,
+        "face_features_at": "conv_in",
+    }
+    return {
+        "reference_net": {**unet, "text_attention": True},
+        "backbone": backbone,
+        "face_locator": {
+            "in_channels": locator_in_channels,
+            "out_channels": int(unet["block_out_channels"][0]),
+            "block_out_channels": tuple(locator_channels),
+        },
+        "face_projection": {
+            "embedding_dim": face_embedding_dim,
+            "num_tokens": face_tokens,
+            "output_dim": cross_dim,
+        },
+        "audio_projection": {
+            "feature_dim": audio_feature_dim,
+            "num_layers": audio_layers,
+            "context_frames": audio_context_frames,
+            "num_tokens": audio_tokens,
+            "hidden_dim": audio_hidden_dim,
+            "output_dim": cross_dim if audio_dim is None else audio_dim,
+            "activation": "relu",
+        },
+    }
+
+
 def hallo_network_configs(
     unet_config: Mapping[str, Any],
     parts: Mapping[str, Mapping[str, torch.Tensor]],
@@ -214,49 +314,17 @@ def hallo_network_configs(
     Returns
     -------
     dict
-        Component name -> config kwargs.
+        Component name -> config kwargs (see :func:`hallo_configs`).
     """
-    from emo.loaders.diffusers_unet import unet_config_from_diffusers
-
-    unet = unet_config_from_diffusers(unet_config)
     den = parts["denoising_unet"]
     audio_key = next((k for k in den if ".audio_modules." in k and "attn2_0.to_k" in k), None)
     if audio_key is None:
         raise CheckpointError(
             f"{os.fspath(file)!r}: denoising_unet has no audio_modules; is it Hallo's net.pth?"
         )
-    audio_dim = int(den[audio_key].shape[1])
     pe_key = next((k for k in den if k.endswith("pos_encoder.pe")), None)
     if pe_key is None:
         raise CheckpointError(f"{os.fspath(file)!r}: denoising_unet has no motion modules")
-    plain_blocks = [
-        f"down_blocks.{i}"
-        for i, kind in enumerate(unet["down_block_types"])
-        if kind == "DownBlock2D"
-    ] + [f"up_blocks.{i}" for i, kind in enumerate(unet["up_block_types"]) if kind == "UpBlock2D"]
-    channels0 = int(unet["block_out_channels"][0])
-    backbone = {
-        **unet,
-        "text_attention": True,
-        "audio_cross_attention_dim": audio_dim,
-        "audio_attention_type": "masked",
-        "use_motion_modules": True,
-        "temporal_in_mid_block": any(k.startswith("mid_block.motion_modules.") for k in den),
-        "motion_num_attention_heads": motion_num_attention_heads,
-        "motion_num_transformer_blocks": 1
-        + max(
-            int(k.split("transformer_blocks.")[1].split(".")[0])
-            for k in den
-            if ".motion_modules." in k and "transformer_blocks." in k
-        ),
-        "motion_max_positions": int(den[pe_key].shape[1]),
-        "motion_norm_across_frames": False,
-        "speed_embed_dim": None,
-        "skip_motion_modules": plain_blocks,
-        "face_features_at": "conv_in",
-    }
-    reference = {**unet, "text_attention": True}
-
     loc = parts["face_locator"]
     conv_in = _shape(loc, "conv_in.weight", file, "face_locator")
     conv_out = _shape(loc, "conv_out.weight", file, "face_locator")
@@ -264,26 +332,15 @@ def hallo_network_configs(
         int(k.split(".")[1]) for k in loc if k.startswith("blocks.") and k.endswith(".weight")
     )
     widths = [conv_in[0]] + [int(loc[f"blocks.{j}.weight"].shape[0]) for j in strided if j % 2 == 1]
+    channels0 = int(unet_config["block_out_channels"][0])
     if conv_out[0] != channels0:
         raise ConfigError(
             f"{os.fspath(file)!r}: face_locator gives {conv_out[0]} channels but the UNet's "
             f"conv_in gives {channels0}; the UNet config does not belong to this net.pth"
         )
-    face_locator = {
-        "in_channels": conv_in[1],
-        "out_channels": conv_out[0],
-        "block_out_channels": tuple(widths),
-    }
-
     img = parts["imageproj"]
     proj = _shape(img, "proj.weight", file, "imageproj")
     token_dim = _shape(img, "norm.weight", file, "imageproj")[0]
-    face_projection = {
-        "embedding_dim": proj[1],
-        "num_tokens": proj[0] // token_dim,
-        "output_dim": token_dim,
-    }
-
     aud = parts["audioproj"]
     proj1 = _shape(aud, "proj1.weight", file, "audioproj")
     proj3 = _shape(aud, "proj3.weight", file, "audioproj")
@@ -296,22 +353,35 @@ def hallo_network_configs(
             f"{os.fspath(file)!r}: audioproj takes {proj1[1]} values per frame, not an odd "
             f"window of {layers} layers x {feature_dim} (the wav2vec2 config's sizes)"
         )
-    audio_projection = {
-        "feature_dim": feature_dim,
-        "num_layers": layers,
-        "context_frames": window // 2,
-        "num_tokens": proj3[0] // out_dim,
-        "hidden_dim": proj1[0],
-        "output_dim": out_dim,
-        "activation": "relu",
-    }
-    return {
-        "reference_net": reference,
-        "backbone": backbone,
-        "face_locator": face_locator,
-        "face_projection": face_projection,
-        "audio_projection": audio_projection,
-    }
+    configs = hallo_configs(
+        unet_config,
+        audio_dim=int(den[audio_key].shape[1]),
+        audio_feature_dim=feature_dim,
+        audio_layers=layers,
+        audio_context_frames=window // 2,
+        audio_tokens=proj3[0] // out_dim,
+        audio_hidden_dim=proj1[0],
+        face_embedding_dim=proj[1],
+        face_tokens=proj[0] // token_dim,
+        locator_in_channels=conv_in[1],
+        locator_channels=tuple(widths),
+        motion_num_attention_heads=motion_num_attention_heads,
+        motion_num_transformer_blocks=1
+        + max(
+            int(k.split("transformer_blocks.")[1].split(".")[0])
+            for k in den
+            if ".motion_modules." in k and "transformer_blocks." in k
+        ),
+        motion_max_positions=int(den[pe_key].shape[1]),
+        temporal_in_mid_block=any(k.startswith("mid_block.motion_modules.") for k in den),
+    )
+    if token_dim != configs["face_projection"]["output_dim"]:
+        raise ConfigError(
+            f"{os.fspath(file)!r}: imageproj makes {token_dim}-wide tokens but the UNets' "
+            f"cross_attention_dim is {configs['face_projection']['output_dim']}"
+        )
+    configs["audio_projection"]["output_dim"] = out_dim
+    return configs
 
 
 def _place(
