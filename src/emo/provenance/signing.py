@@ -1,9 +1,11 @@
 """Sign a finished file with a C2PA manifest (through the ``c2pa-python`` SDK).
 
 Signing copies the file into a new one with the manifest embedded: the SDK reads
-the source and writes the destination through file streams, so a long video is
-never held in memory (``benchmarks/c2pa_signing.py`` measures it). emo writes no
-C2PA structure itself.
+the source and writes the destination through file streams, staging large files in
+anonymous temporary files (in ``$TMPDIR``) rather than memory, and hashes an MP4's
+media data as a Merkle tree of 1 MiB chunks, so that signing and validating a long
+video hold a few MiB, not the video (``benchmarks/c2pa_signing.py`` measures it).
+emo writes no C2PA structure itself.
 
 Writers call a :class:`ContentSigner` on the finished temporary file, before it is
 renamed into place (see :meth:`emo.io.writers.base.FileSession.set_content_signer`),
@@ -43,10 +45,17 @@ SIGNABLE_TYPES = {
     ".webp": "image/webp",
 }
 
-# The SDK would embed a thumbnail of its own making: for a small GIF it measured 70x the
-# file's size, and every PNG frame would carry a JPEG copy of itself. The file is its
-# own picture, so none is embedded.
-_SETTINGS = {"builder": {"thumbnail": {"enabled": False}}}
+# SDK settings for signing (c2pa-rs 0.91, measured with benchmarks/c2pa_signing.py):
+# - no thumbnail: the SDK would embed one of its own making (for a small GIF, 70x the file's
+#   size; every PNG frame would carry a JPEG copy of itself); the file is its own picture;
+# - MP4 hashed as a Merkle tree of 1 MiB chunks of the media data: a reader then validates
+#   chunk by chunk (with one hash over the whole box it reads the box into memory at once);
+# - staging above 16 MiB in temporary files instead of memory: by default the SDK holds the
+#   whole file, twice, while signing (217 MiB for a 111 MiB video).
+_SETTINGS = {
+    "builder": {"thumbnail": {"enabled": False}},
+    "core": {"merkle_tree_chunk_size_in_kb": 1024, "backing_store_memory_threshold_in_mb": 16},
+}
 
 
 def import_c2pa() -> Any:
