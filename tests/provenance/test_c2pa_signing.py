@@ -108,6 +108,10 @@ def test_signed_mp4_validates_with_the_sdk_reader(
     assert record["model"] == {"name": "test-model", "sha256": "ab" * 32}
     assert record["inputs"]["portrait"]["sha256"] == "cd" * 32
     assert manifest["signature_info"]["common_name"] == "test signer"
+    # The media data is hashed in 1 MiB chunks (a Merkle tree), so readers validate a long
+    # video chunk by chunk instead of reading it whole (see benchmarks/c2pa_signing.py).
+    bmff = next(a for a in manifest["assertions"] if a["label"].startswith("c2pa.hash.bmff"))
+    assert bmff["data"]["merkle"][0]["fixedBlockSize"] == 1 << 20
     # With the test CA as a trust anchor, the same file is trusted.
     assert _sdk_read(path, trust=pki.ca_pem)[0] == "Trusted"
     # emo.detect agrees, and still finds the watermark and the label.
