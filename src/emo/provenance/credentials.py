@@ -25,7 +25,7 @@ import datetime as dt
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -285,7 +285,7 @@ class SigningCredentials:
                     organization=_DEV_NOTE,
                 )
                 made = cls.from_pem(chain, key, source="a development key made by emo")
-                _DEV_CACHE.append(cls(**{**made.__dict__, "is_development": True}))
+                _DEV_CACHE.append(replace(made, is_development=True))
             return _DEV_CACHE[0]
 
 

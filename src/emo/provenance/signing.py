@@ -211,7 +211,7 @@ def resolve_credentials(value: Any) -> SigningCredentials | None:
                 "EMO_C2PA_CERT and EMO_C2PA_KEY are not set; set them, or pass "
                 "SigningCredentials.from_files(...) or 'development'"
             )
-    elif value == "development":
+    elif isinstance(value, str) and value == "development":
         credentials = SigningCredentials.development()
     elif isinstance(value, SigningCredentials):
         credentials = value
