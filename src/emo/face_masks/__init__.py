@@ -10,6 +10,9 @@ name              class
 
 Build one by name with ``emo.plugins.create("face_mask", "auto")``. OpenCV is
 imported only when an :class:`~emo.face_masks.opencv.AutoFaceMask` is built.
+
+Hallo's face region and soft full/face/lip masks: :mod:`emo.face_masks.hallo`
+(:func:`hallo_masks_from_landmarks`, :func:`hallo_masks_from_image`, ...).
 """
 
 from emo.face_masks.base import (
@@ -20,6 +23,14 @@ from emo.face_masks.base import (
     pad_box,
     union_box,
 )
+from emo.face_masks.hallo import (
+    HalloMaskImages,
+    HalloMasks,
+    hallo_masks,
+    hallo_masks_from_boxes,
+    hallo_masks_from_image,
+    hallo_masks_from_landmarks,
+)
 from emo.face_masks.opencv import AutoFaceMask
 from emo.face_masks.simple import BoxMask, FullFrameMask
 
@@ -29,8 +40,14 @@ __all__ = [
     "FaceMask",
     "FaceMaskBase",
     "FullFrameMask",
+    "HalloMaskImages",
+    "HalloMasks",
     "as_frames",
     "box_to_mask",
+    "hallo_masks",
+    "hallo_masks_from_boxes",
+    "hallo_masks_from_image",
+    "hallo_masks_from_landmarks",
     "pad_box",
     "union_box",
 ]
