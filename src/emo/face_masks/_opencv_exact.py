@@ -76,15 +76,20 @@ def resize_linear_u8(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     src_h, src_w = src.shape
     if (src_h, src_w) == (height, width):
         return np.array(src, dtype=np.uint8, copy=True)
-    pixels = src.astype(np.int64)
     if src_h == 2 * height and src_w == 2 * width:
+        pixels = src.astype(np.int64)
         quads = pixels[0::2, 0::2] + pixels[0::2, 1::2] + pixels[1::2, 0::2] + pixels[1::2, 1::2]
         return np.asarray((quads + 2) >> 2, dtype=np.uint8)
     xi0, xi1, xw0, xw1 = _linear_taps(src_w, width, clamp_weights=True)
-    rows = pixels[:, xi0] * xw0 + pixels[:, xi1] * xw1  # (src_h, width), 1/2048 units
     yi0, yi1, yw0, yw1 = _linear_taps(src_h, height, clamp_weights=False)
-    top = ((rows[yi0] >> 4) * yw0[:, None]) >> 16
-    bottom = ((rows[yi1] >> 4) * yw1[:, None]) >> 16
+
+    def horizontal(rows: np.ndarray) -> np.ndarray:
+        """Rows ``(n, src_w)`` -> ``(n, width)`` in 1/2048 units."""
+        return np.asarray(rows[:, xi0].astype(np.int64) * xw0 + rows[:, xi1].astype(np.int64) * xw1)
+
+    # Only the source rows that are read are resampled (a large portrait stays uint8).
+    top = ((horizontal(src[yi0]) >> 4) * yw0[:, None]) >> 16
+    bottom = ((horizontal(src[yi1]) >> 4) * yw1[:, None]) >> 16
     return np.asarray(np.clip((top + bottom + 2) >> 2, 0, 255), dtype=np.uint8)
 
 

@@ -49,6 +49,7 @@ from emo.face_masks.hallo_landmarks import (
 from emo.io.resample import resize_bilinear_pil
 
 if TYPE_CHECKING:
+    from emo.face.analyzer import FaceAnalyzer
     from emo.models.masked_audio import AudioMasks
 
 __all__ = [
@@ -439,7 +440,7 @@ def hallo_masks_from_image(
     latent_size: int | tuple[int, int],
     *,
     output_size: tuple[int, int] | None = None,
-    analyzer: Any = None,
+    analyzer: FaceAnalyzer | None = None,
     subsets: LandmarkSubsets = DLIB_68,
     face_expand_ratio: float = 1.2,
     lip_expand_ratio: float = 2.0,
@@ -477,7 +478,8 @@ def hallo_masks_from_image(
     from emo.io.image import load_image
 
     pixels = load_image(image)
-    analyzer = FaceAnalyzer("dlib") if analyzer is None else analyzer
+    if analyzer is None:
+        analyzer = FaceAnalyzer("dlib")
     track = analyzer.analyze(pixels)
     landmarks = track.landmarks[0].astype(np.float64)
     if not track.found[0] or not np.isfinite(landmarks).all():

@@ -48,12 +48,12 @@ def _taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pass(pixels: np.ndarray, in_size: int, out_size: int) -> np.ndarray:
-    """One pass along axis 0: int64 ``(in_size, ...)`` -> int64 ``(out_size, ...)`` holding 0..255."""
+    """One pass along axis 0: ``(in_size, ...)`` 0..255 -> int64 ``(out_size, ...)`` holding 0..255."""
     index, weight = _taps(in_size, out_size)
     total = np.full((out_size, *pixels.shape[1:]), 1 << (_PRECISION_BITS - 1), dtype=np.int64)
     extra = (1,) * (pixels.ndim - 1)
     for k in range(index.shape[1]):
-        total += pixels[index[:, k]] * weight[:, k].reshape(out_size, *extra)
+        total += pixels[index[:, k]].astype(np.int64) * weight[:, k].reshape(out_size, *extra)
     return np.asarray(np.clip(total >> _PRECISION_BITS, 0, 255))
 
 
@@ -89,7 +89,7 @@ def resize_bilinear_pil(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     in_h, in_w = src.shape[:2]
     if (in_h, in_w) == (height, width):
         return np.array(src, dtype=np.uint8, copy=True)
-    pixels = src.astype(np.int64)
+    pixels = src  # cast per tap: a large image is never held as int64
     if in_w != width:  # the horizontal pass first, rounded to uint8
         pixels = np.moveaxis(_pass(np.moveaxis(pixels, 1, 0), in_w, width), 0, 1)
     if in_h != height:
