@@ -109,6 +109,9 @@ class HalloMaskImages:
     lip_mask
         uint8 ``(H, W)``, the lip box (0 or 255), or None when not known (it only feeds
         ``sep_lip``).
+
+    Each field also takes a file path, a PIL image, an RGB array (its first channel is
+    used), a float array in ``[0, 1]`` or a tensor; it is stored as uint8 ``(h, w)``.
     """
 
     face_mask: np.ndarray
