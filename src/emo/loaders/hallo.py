@@ -510,8 +510,6 @@ def hallo_audio_encoder(path: str | os.PathLike[str]) -> Any:
         return None
     from emo.audio.wav2vec2 import Wav2Vec2Encoder
 
-    return Wav2Vec2Encoder(os.fspath(folder), **HALLO_AUDIO_ENCODER)
-
-
-#: The wav2vec2 encoder settings of Hallo's audio path (see :mod:`emo.audio.wav2vec2`).
-HALLO_AUDIO_ENCODER: dict[str, Any] = {}
+    layers = int(_read_json(folder / "config.json", "the wav2vec2 config")["num_hidden_layers"])
+    # Hallo keeps the outputs of the transformer layers 1..L, not the embedding output.
+    return Wav2Vec2Encoder(os.fspath(folder), layers=tuple(range(1, layers + 1)))

@@ -48,6 +48,12 @@ class HalloPipeline:
         :meth:`generate_from_conditions` works).
     settings
         Generation defaults (:class:`~emo.pipelines.hallo_settings.HalloSettings`).
+    face_embedder
+        Gives the portrait's face embedding (``embed(image uint8 (H, W, 3)) -> (E,)``;
+        Hallo: insightface's models), or ``None`` (a zero embedding, with a warning).
+    vocal_separator
+        Separates the vocals of a song (``sample_rate`` and ``separate(waveform, rate)``;
+        Hallo: MDX-Net Kim_Vocal_2), or ``None``.
     """
 
     #: Network components, saved as ``config.json`` + ``model.safetensors`` each.
@@ -79,6 +85,8 @@ class HalloPipeline:
         audio_encoder: Any = None,
         *,
         settings: HalloSettings | None = None,
+        face_embedder: Any = None,
+        vocal_separator: Any = None,
     ) -> None:
         for name, model in (
             ("vae", vae),
@@ -112,6 +120,22 @@ class HalloPipeline:
             None if audio_encoder is None else plugins.create("audio_encoder", audio_encoder)
         )
         self.settings = settings or HalloSettings()
+        enc = self.audio_encoder
+        proj = audio_projection.config
+        if enc is not None and (
+            int(enc.feature_dim) != int(proj["feature_dim"])
+            or int(enc.num_layers) != int(proj["num_layers"])
+        ):
+            raise ConfigError(
+                f"HalloPipeline: the audio encoder gives {enc.num_layers} layers x "
+                f"{enc.feature_dim} features but the audio projection takes "
+                f"{proj['num_layers']} x {proj['feature_dim']}; use the encoder the model was "
+                "trained with (Hallo: wav2vec2-base-960h, transformer layers 1-12)"
+            )
+        self.face_embedder = face_embedder
+        self.vocal_separator = vocal_separator
+        self.name_or_path: str | None = None
+        self._progress_config: dict[str, Any] = {}
 
     # -- components ------------------------------------------------------------------
     @property
@@ -195,7 +219,9 @@ class HalloPipeline:
         if root is None:
             from emo.pipelines.persistence import load_pipeline
 
-            return load_pipeline(cls, directory, device=device, dtype=dtype, overrides=overrides)
+            pipe = load_pipeline(cls, directory, device=device, dtype=dtype, overrides=overrides)
+            pipe.name_or_path = os.fspath(directory)
+            return pipe
         return cls._from_hallo_folder(
             root,
             device=device or "cpu",
@@ -231,9 +257,96 @@ class HalloPipeline:
         if unknown:
             raise ConfigError(f"HalloPipeline: unknown components {unknown}")
         kwargs.update({k: v for k, v in overrides.items() if k != "settings"})
-        return cls(**kwargs, settings=overrides.get("settings"))
+        pipe = cls(**kwargs, settings=overrides.get("settings"))
+        pipe.name_or_path = os.fspath(root)
+        return pipe
+
+    def set_progress_bar_config(self, **kwargs: Any) -> None:
+        """Options of the tqdm progress bar (``disable=True`` silences it)."""
+        self._progress_config = dict(kwargs)
 
     # -- generation ----------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: Any,
+        audio: Any,
+        *,
+        output_path: str | os.PathLike[str] | None = None,
+        generator: torch.Generator | None = None,
+        audio_rate: int | None = None,
+        size: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        face_embedding: torch.Tensor | None = None,
+        masks: Any = None,
+        landmarks: Any = None,
+        vocal_separation: bool | None = None,
+        writer: Any = None,
+        watermark: Any = True,
+        content_credentials: Any = None,
+        output_type: str | None = None,
+    ) -> Any:
+        """Make the video of ``image`` saying or singing ``audio``, Hallo's way.
+
+        Parameters
+        ----------
+        image
+            The portrait (path, array or PIL image). A non-square one is cropped to its
+            largest centred square first (Hallo would stretch it).
+        audio
+            A path of any audio or video format, or an array with ``audio_rate``. Any
+            length: clips are generated, written and forgotten one at a time.
+        output_path
+            Write the video there (MP4, WebM, GIF, PNG frames), with the source audio
+            muxed, the invisible mark and the label; the file appears only when complete.
+        generator
+            The noise source (default: ``torch.manual_seed(settings.seed)``, Hallo's 42):
+            same inputs and seed, same video.
+        audio_rate
+            Rate of an array ``audio``.
+        size, num_inference_steps, guidance_scale
+            Override the settings (size in pixels, square).
+        face_embedding, masks, landmarks
+            Give the face embedding ``(E,)``, the :class:`~emo.face_masks.hallo.HalloMasks`
+            or the portrait's landmarks (MediaPipe's 478 points reproduce Hallo exactly)
+            instead of computing them (see :mod:`emo.pipelines.hallo_inputs`).
+        vocal_separation
+            Separate the vocals before encoding the audio: ``None`` (default) when the
+            pipeline has a separator, ``False`` never.
+        writer, watermark, content_credentials
+            As in :meth:`EMOPipeline.__call__ <emo.pipelines.emo_pipeline.EMOPipeline.__call__>`.
+        output_type
+            ``"pt"`` to also return the frames (uint8 ``(f, H, W, 3)``); by default the frames
+            are kept only when there is no ``output_path``.
+
+        Returns
+        -------
+        EMOPipelineOutput
+            The frames (or ``None``), fps, frame count, the written path and the portrait.
+        """
+        from emo.pipelines.hallo_output import write_hallo_video
+
+        return write_hallo_video(
+            self,
+            image,
+            audio,
+            output_path=output_path,
+            generator=generator,
+            audio_rate=audio_rate,
+            size=size,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            face_embedding=face_embedding,
+            masks=masks,
+            landmarks=landmarks,
+            vocal_separation=vocal_separation,
+            writer=writer,
+            watermark=watermark,
+            content_credentials=content_credentials,
+            output_type=output_type,
+        )
+
     def generate_from_conditions(
         self,
         conditions: HalloConditions,
