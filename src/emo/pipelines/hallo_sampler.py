@@ -37,7 +37,13 @@ from einops import rearrange
 from emo.errors import InputError
 from emo.models.masked_audio import AudioMasks
 
-__all__ = ["HalloClip", "HalloConditions", "HalloSampler", "hallo_audio_windows"]
+__all__ = [
+    "HalloClip",
+    "HalloConditions",
+    "HalloSampler",
+    "LazyAudioWindows",
+    "hallo_audio_windows",
+]
 
 #: Hallo's VAE latent scale (hard-coded in its pipeline; the SD 1.5 value).
 HALLO_LATENT_SCALE = 0.18215
@@ -72,6 +78,46 @@ def hallo_audio_windows(features: torch.Tensor, context_frames: int = 2) -> torc
 
 
 @dataclass
+class LazyAudioWindows:
+    """Per-frame audio windows made clip by clip from a feature source (memory: one block).
+
+    Attributes
+    ----------
+    features
+        ``get(start, stop) -> (stop - start, layers, dim)`` features of the whole track's
+        frames (e.g. :meth:`Wav2Vec2Encoder.feature_blocks
+        <emo.audio.wav2vec2.Wav2Vec2Encoder.feature_blocks>`).
+    num_frames
+        ``N``, frames of the whole (padded) track.
+    context_frames
+        ``m``: windows of ``2m+1`` frames, clamped at the ends of the whole track.
+    """
+
+    features: Callable[[int, int], torch.Tensor]
+    num_frames: int
+    context_frames: int = 2
+
+    def windows(self, start: int, stop: int) -> torch.Tensor:
+        """The windows of frames ``start .. stop - 1``: ``(stop - start, 2m+1, layers, dim)``."""
+        m, count = self.context_frames, self.num_frames
+        lo, hi = max(0, start - m), min(count, stop + m)
+        feats = self.features(lo, hi)
+        offsets = torch.arange(-m, m + 1)
+        index = (torch.arange(start, stop)[:, None] + offsets).clamp(0, count - 1) - lo
+        return feats[index.to(feats.device)]
+
+
+def _window_count(windows: torch.Tensor | LazyAudioWindows) -> int:
+    return windows.num_frames if isinstance(windows, LazyAudioWindows) else int(windows.shape[0])
+
+
+def _clip_windows(windows: torch.Tensor | LazyAudioWindows, start: int, stop: int) -> torch.Tensor:
+    if isinstance(windows, LazyAudioWindows):
+        return windows.windows(start, stop)
+    return windows[start:stop]
+
+
+@dataclass
 class HalloConditions:
     """Everything Hallo conditions a video on, already computed.
 
@@ -88,14 +134,15 @@ class HalloConditions:
         The region masks, one level per UNet resolution, rows 1 (shared by every frame).
     audio_windows
         ``(N, 2m+1, layers, dim)`` per-frame audio windows of the whole audio (see
-        :func:`hallo_audio_windows`), ``N`` a multiple of the clip length.
+        :func:`hallo_audio_windows`), ``N`` a multiple of the clip length; or
+        :class:`LazyAudioWindows` making them clip by clip.
     """
 
     reference_image: torch.Tensor
     face_embedding: torch.Tensor
     face_region: torch.Tensor
     masks: AudioMasks
-    audio_windows: torch.Tensor
+    audio_windows: torch.Tensor | LazyAudioWindows
 
 
 @dataclass
@@ -337,18 +384,21 @@ class HalloSampler:
         HalloClip
         """
         windows = conditions.audio_windows
-        if windows.ndim != 4 or windows.shape[0] == 0 or windows.shape[0] % num_frames:
+        count = _window_count(windows)
+        shape_ok = isinstance(windows, LazyAudioWindows) or windows.ndim == 4
+        if not shape_ok or count == 0 or count % num_frames:
+            shape = count if isinstance(windows, LazyAudioWindows) else tuple(windows.shape)
             raise InputError(
                 f"HalloSampler: audio_windows must be (N, 2m+1, layers, dim) with N a positive "
-                f"multiple of num_frames={num_frames}, got {tuple(windows.shape)}; pad the audio "
-                "to whole clips (Hallo's padding)"
+                f"multiple of num_frames={num_frames}, got {shape}; pad the audio to whole "
+                "clips (Hallo's padding)"
             )
         image = conditions.reference_image.to(device=self.device, dtype=self.dtype)
         if image.ndim != 3 or image.shape[0] != 3:
             raise InputError(
                 f"HalloSampler: reference_image must be (3, H, W) in [-1, 1], got {tuple(image.shape)}"
             )
-        clips = windows.shape[0] // num_frames
+        clips = count // num_frames
         if not 0 <= start_clip < clips:
             raise InputError(f"HalloSampler: start_clip={start_clip} outside the {clips} clips")
         if initial_latents is not None and len(initial_latents) < clips:
@@ -377,7 +427,7 @@ class HalloSampler:
                 noise = noise.to(device=self.device, dtype=self.dtype)
             pixels = torch.cat([image[None], motion_pixels])
             reference, motion = self.reference_pass(pixels, tokens)
-            clip_windows = windows[index * num_frames : (index + 1) * num_frames]
+            clip_windows = _clip_windows(windows, index * num_frames, (index + 1) * num_frames)
             latents = self.denoise_clip(
                 noise * float(self.scheduler.init_noise_sigma),
                 reference=reference,
