@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--model",
         default=None,
-        help="saved pipeline folder or bundled model name (default: the bundled emo-demo model)",
+        help="saved pipeline folder, Hallo's pretrained_models folder, or bundled model name "
+        "(default: the bundled emo-demo model)",
     )
     g.add_argument("--steps", type=int, default=None, help="denoising steps")
     g.add_argument("--seed", type=int, default=0, help="random seed")
@@ -119,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "on", "off"],
         help="decode and write each clip while the next is denoised; the same video "
         "(auto: on for CUDA, off on a CPU)",
+    )
+    g.add_argument(
+        "--no-vocal-separation",
+        action="store_true",
+        help="Hallo models: encode the audio as it is, without separating the vocals first "
+        "(default: separate when the model folder has audio_separator/Kim_Vocal_2.onnx)",
     )
     g.add_argument(
         "--no-watermark",

@@ -145,6 +145,17 @@ def _run_generate(args: argparse.Namespace) -> int:
                 ),
                 file=sys.stderr,
             )
+        from emo.pipelines.hallo_pipeline import HalloPipeline
+        from emo.pipelines.loading import is_hallo_model
+
+        if is_hallo_model(model):
+            hallo = HalloPipeline.from_pretrained(
+                model,
+                device=device,
+                dtype=dtype,
+                **({"scheduler": overrides["scheduler"]} if "scheduler" in overrides else {}),
+            )
+            return _run_hallo(args, hallo, watermark, credentials)
         pipe = EMOPipeline.from_pretrained(model, device=device, dtype=dtype, **overrides)
     else:
         print(
@@ -185,4 +196,44 @@ def _run_generate(args: argparse.Namespace) -> int:
             f"emo: wrote {out.path} ({out.num_frames} frames at {out.fps:g} fps) "
             f"in {time.perf_counter() - began:.1f} s"
         )
+    return 0
+
+
+def _run_hallo(args: argparse.Namespace, pipe: Any, watermark: Any, credentials: Any) -> int:
+    """``emo generate`` with a Hallo model: its own inputs, the same output path."""
+    import torch
+
+    unused = [
+        flag
+        for flag, value in (
+            ("--init-strength", args.init_strength),
+            ("--fps", args.fps),
+            ("--box", args.box),
+            ("--face-mask", args.face_mask),
+        )
+        if value is not None
+    ]
+    if unused:
+        raise InputError(
+            f"{', '.join(unused)} do not apply to a Hallo model (its masks come from the "
+            "portrait's landmarks and it runs at 25 fps); leave them out"
+        )
+    pipe.set_progress_bar_config(disable=args.quiet)
+    began = time.perf_counter()
+    out = pipe(
+        args.image,
+        args.audio,
+        output_path=args.output,
+        generator=torch.Generator("cpu").manual_seed(args.seed),
+        size=args.size,
+        num_inference_steps=args.steps,
+        vocal_separation=False if args.no_vocal_separation else None,
+        writer=args.writer,
+        watermark=watermark,
+        content_credentials=credentials,
+    )
+    print(
+        f"emo: wrote {out.path} ({out.num_frames} frames at {out.fps:g} fps) "
+        f"in {time.perf_counter() - began:.1f} s"
+    )
     return 0

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from emo.errors import InputError
-from emo.pipelines.hallo_sampler import HalloConditions, hallo_audio_windows
+from emo.pipelines.hallo_sampler import HalloConditions, LazyAudioWindows, hallo_audio_windows
 
 __all__ = ["HalloInputs", "prepare_hallo_inputs", "prepare_portrait_square"]
 
@@ -202,13 +202,21 @@ def prepare_hallo_inputs(
         waveform = load_audio(audio, sample_rate=rate, source_rate=audio_rate)
     num_frames = max(1, math.ceil(int(waveform.shape[0]) * float(fps) / rate))
     padded = math.ceil(num_frames / frames_per_clip) * frames_per_clip
-    features = encoder.encode(waveform, rate, num_frames=padded, fps=float(fps))
     context = int(pipe.audio_projection.config["context_frames"])
+    windows: torch.Tensor | LazyAudioWindows
+    blocks = getattr(encoder, "feature_blocks", None)
+    if callable(blocks) and getattr(encoder, "mode", None) == "hallo":
+        # Clip by clip: only one transformer block of features is in memory at a time.
+        source = blocks(waveform, rate, num_frames=padded, fps=float(fps))
+        windows = LazyAudioWindows(source, padded, context)
+    else:
+        features = encoder.encode(waveform, rate, num_frames=padded, fps=float(fps))
+        windows = hallo_audio_windows(features.float().cpu(), context_frames=context)
     conditions = HalloConditions(
         reference_image=reference,
         face_embedding=face_embedding,
         face_region=face_masks.face_region,
         masks=face_masks.audio_masks(pipe.settings.region_weights),
-        audio_windows=hallo_audio_windows(features.float().cpu(), context_frames=context),
+        audio_windows=windows,
     )
     return HalloInputs(conditions, portrait, waveform, num_frames)

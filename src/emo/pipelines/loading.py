@@ -12,7 +12,24 @@ if TYPE_CHECKING:
     from emo.pipelines.emo_pipeline import EMOPipeline
     from emo.pipelines.hallo_pipeline import HalloPipeline
 
-__all__ = ["load_pipeline"]
+__all__ = ["is_hallo_model", "load_pipeline"]
+
+
+def is_hallo_model(model: str | os.PathLike[str]) -> bool:
+    """Whether ``model`` is Hallo's ``pretrained_models`` folder or a saved HalloPipeline."""
+    from emo.loaders.hallo import find_hallo_root
+
+    if find_hallo_root(model) is not None:
+        return True
+    index = os.path.join(os.fspath(model), "model_index.json")
+    if not os.path.isfile(index):
+        return False
+    try:
+        with open(index, encoding="utf-8") as handle:
+            saved = json.load(handle).get("_class_name", "")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return str(saved).endswith(":HalloPipeline")
 
 
 def load_pipeline(
@@ -37,17 +54,7 @@ def load_pipeline(
     -------
     EMOPipeline or HalloPipeline
     """
-    from emo.loaders.hallo import find_hallo_root
-
-    hallo = find_hallo_root(model) is not None
-    index = os.path.join(os.fspath(model), "model_index.json")
-    if not hallo and os.path.isfile(index):
-        try:
-            with open(index, encoding="utf-8") as handle:
-                saved = json.load(handle).get("_class_name", "")
-        except (OSError, ValueError, AttributeError):
-            saved = ""
-        hallo = str(saved).endswith(":HalloPipeline")
+    hallo = is_hallo_model(model)
     if hallo:
         from emo.pipelines.hallo_pipeline import HalloPipeline
 
