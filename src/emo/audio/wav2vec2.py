@@ -19,7 +19,12 @@ from emo.errors import CheckpointError, ConfigError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["Wav2Vec2Encoder", "select_layers"]
+    from emo.audio.hallo_sequence import HalloAudioSequence
+
+__all__ = ["MODES", "Wav2Vec2Encoder", "select_layers"]
+
+#: The encoder's modes: emo's own alignment, or Hallo's audio path.
+MODES = ("emo", "hallo")
 
 
 def select_layers(layers: Sequence[int] | None, available: int, what: str) -> tuple[int, ...]:
@@ -79,10 +84,21 @@ class Wav2Vec2Encoder(TransformersEncoderBase):
     context_seconds
         Extra audio on each side of a chunk.
     normalize
-        Zero-mean unit-variance normalisation of each chunk, as
-        ``Wav2Vec2FeatureExtractor`` does. ``None``: the folder's
+        Zero-mean unit-variance normalisation of each chunk (``mode="hallo"``: of the
+        whole track), as ``Wav2Vec2FeatureExtractor`` does. ``None``: the folder's
         ``preprocessor_config.json`` ``do_normalize`` if present, else true for
-        models with ``feat_extract_norm="layer"`` (the fairseq convention).
+        models with ``feat_extract_norm="layer"`` (the fairseq convention) and in
+        ``mode="hallo"`` (``Wav2Vec2FeatureExtractor``'s default).
+    mode
+        ``"emo"``: as above. ``"hallo"``: Hallo's audio path
+        (:mod:`emo.audio.hallo_features`): the whole track normalised, zero-padded to the
+        ``num_frames`` asked for, the convolutional features interpolated to the video
+        frames *before* the transformer; ``layers=None`` keeps ``1..L`` (the outputs of
+        the transformer layers, Hallo's choice). The transformer runs on blocks of
+        ``chunk_seconds`` of frames that see ``context_seconds`` more on each side
+        (:class:`~emo.audio.hallo_sequence.HalloAudioSequence`); ``chunk_seconds=None``
+        runs it on the whole track at once, as Hallo does. The mode is part of the
+        config, so a saved encoder (and pipeline) keeps it.
 
     Notes
     -----
@@ -101,9 +117,12 @@ class Wav2Vec2Encoder(TransformersEncoderBase):
         chunk_seconds: float | None = 20.0,
         context_seconds: float = 2.0,
         normalize: bool | None = None,
+        mode: str = "emo",
     ) -> None:
         from transformers import Wav2Vec2Config, Wav2Vec2Model
 
+        if mode not in MODES:
+            raise ConfigError(f"Wav2Vec2Encoder: mode must be one of {MODES}, got {mode!r}")
         folder = check_model_folder(model_path, "wav2vec2")
         model: Any
         try:
@@ -122,16 +141,19 @@ class Wav2Vec2Encoder(TransformersEncoderBase):
         self._folder = folder
         self.model: Any = model
         self.model.to(dtype=torch.float32).eval()
+        if layers is None and mode == "hallo":
+            layers = tuple(range(1, hf_config.num_hidden_layers + 1))
         self.layer_indices = select_layers(
             layers, hf_config.num_hidden_layers + 1, "Wav2Vec2Encoder"
         )
+        self.mode = mode
         pre = load_json(folder / "preprocessor_config.json")
         self.sample_rate = int((pre or {}).get("sampling_rate", 16000))
         if normalize is None:
             normalize = (
                 bool(pre["do_normalize"])
                 if pre and "do_normalize" in pre
-                else (hf_config.feat_extract_norm == "layer")
+                else (mode == "hallo" or hf_config.feat_extract_norm == "layer")
             )
         self.normalize = normalize
         self.feature_dim = int(hf_config.hidden_size)
@@ -157,3 +179,84 @@ class Wav2Vec2Encoder(TransformersEncoderBase):
             None if self.chunk_seconds is None else max(1, round(self.chunk_seconds * per_second))
         )
         return chunk, max(1, math.ceil(self.context_seconds * per_second))
+
+    def encode(
+        self, waveform: Any, sample_rate: int, *, num_frames: int, fps: float
+    ) -> torch.Tensor:
+        """Return ``(f, l, d)`` float32 features on :attr:`device`, frame ``i`` at time ``i / fps``.
+
+        ``mode="emo"``: see :meth:`TransformersEncoderBase.encode
+        <emo.audio._hf.TransformersEncoderBase.encode>`. ``mode="hallo"``: Hallo's features
+        of the whole track (:meth:`feature_blocks`, every block); ``num_frames`` beyond the
+        track's own ``ceil(n / rate * fps)`` frames are Hallo's zero padding.
+
+        Parameters
+        ----------
+        waveform
+            ``(samples,)`` float mono audio.
+        sample_rate
+            Its rate in Hz (resampled to :attr:`sample_rate` if different).
+        num_frames
+            Number ``f`` of video frames.
+        fps
+            Video frame rate.
+        """
+        if self.mode != "hallo":
+            return super().encode(waveform, sample_rate, num_frames=num_frames, fps=fps)
+        return self.feature_blocks(waveform, sample_rate, num_frames=num_frames, fps=fps).all()
+
+    def feature_blocks(
+        self, waveform: Any, sample_rate: int, *, num_frames: int, fps: float
+    ) -> HalloAudioSequence:
+        """Hallo's features of a whole track, computed block by block when asked for.
+
+        ``seq(start, stop)`` returns frames ``[start, stop)`` as ``(stop - start, l, d)``;
+        only the blocks last used are kept, so memory does not grow with the track.
+        Frame ``i`` describes about ``i / fps`` seconds (Hallo's interpolation stretches
+        the features over the padded track: up to ``0.75 / fps`` late at its end).
+
+        Parameters
+        ----------
+        waveform
+            ``(samples,)`` float mono audio, the whole track.
+        sample_rate
+            Its rate in Hz (resampled to :attr:`sample_rate` if different).
+        num_frames
+            ``N``, frames of the whole track (Hallo: its own frame count rounded up to
+            whole clips).
+        fps
+            Video frame rate.
+
+        Raises
+        ------
+        ConfigError
+            If the encoder is not in ``mode="hallo"``.
+        AudioError
+            On bad audio (empty, not mono, NaN, shorter than one feature step after padding).
+        """
+        from emo.audio.hallo_sequence import HalloAudioSequence
+
+        if self.mode != "hallo":
+            raise ConfigError(
+                "Wav2Vec2Encoder.feature_blocks is Hallo's path; build the encoder with "
+                "mode='hallo'"
+            )
+        rate = self.check_frames(num_frames, fps)
+        x = self.prepare_waveform(waveform, sample_rate)
+        frames_per_second = float(rate)
+        block = (
+            None
+            if self.chunk_seconds is None
+            else max(1, round(self.chunk_seconds * frames_per_second))
+        )
+        return HalloAudioSequence(
+            self.model,
+            x,
+            num_frames=num_frames,
+            fps=frames_per_second,
+            sample_rate=self.sample_rate,
+            layers=self.layer_indices,
+            normalize=self.normalize,
+            block_frames=block,
+            context_frames=math.ceil(self.context_seconds * frames_per_second),
+        )
