@@ -14,6 +14,9 @@ name                                      what
 ========================================  ==============================================
 
 dlib and OpenCV are imported only when an analyzer is built.
+
+insightface's SCRFD detector and ArcFace embedding, which Hallo's released model is
+conditioned on, are in :mod:`emo.face.insightface` (``pip install "emo[hallo]"``).
 """
 
 from __future__ import annotations
