@@ -35,6 +35,7 @@ import torch
 from einops import rearrange
 
 from emo.errors import InputError
+from emo.models.audio_projection import audio_context_window
 from emo.models.masked_audio import AudioMasks
 
 __all__ = [
@@ -71,10 +72,7 @@ def hallo_audio_windows(features: torch.Tensor, context_frames: int = 2) -> torc
     if not isinstance(features, torch.Tensor) or features.ndim != 3 or features.shape[0] == 0:
         shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features)
         raise InputError(f"hallo_audio_windows: features must be (N>0, layers, dim), got {shape}")
-    count = features.shape[0]
-    offsets = torch.arange(-context_frames, context_frames + 1, device=features.device)
-    index = (torch.arange(count, device=features.device)[:, None] + offsets).clamp(0, count - 1)
-    return features[index]
+    return audio_context_window(features[None], context_frames)[0]
 
 
 @dataclass
@@ -102,9 +100,8 @@ class LazyAudioWindows:
         m, count = self.context_frames, self.num_frames
         lo, hi = max(0, start - m), min(count, stop + m)
         feats = self.features(lo, hi)
-        offsets = torch.arange(-m, m + 1)
-        index = (torch.arange(start, stop)[:, None] + offsets).clamp(0, count - 1) - lo
-        return feats[index.to(feats.device)]
+        index = torch.arange(start - m, stop + m).clamp(0, count - 1) - lo  # whole-track ends
+        return audio_context_window(feats[index.to(feats.device)][None], m, padded=True)[0]
 
 
 def _window_count(windows: torch.Tensor | LazyAudioWindows) -> int:
