@@ -44,8 +44,14 @@ def pipe() -> HalloPipeline:
     return HalloPipeline.from_pretrained(MODELS)
 
 
-def test_hallo_folder_loads_with_hallo_defaults(pipe: HalloPipeline) -> None:
-    assert pipe.settings == HalloSettings()
+def test_hallo_folder_loads_with_hallo_settings(pipe: HalloPipeline) -> None:
+    # hallo_config.json beside pretrained_models gives the settings Hallo ran with.
+    assert pipe.settings == HalloSettings.from_hallo_config(CONFIG)
+    assert pipe.settings.frames_per_clip == FRAMES
+    assert (pipe.settings.height, pipe.settings.num_inference_steps) == (
+        CONFIG["data"]["source_image"]["height"],
+        CONFIG["inference_steps"],
+    )
     assert pipe.scheduler.config["beta_schedule"] == "linear"
     assert pipe.scheduler.config["set_alpha_to_one"] is True
     assert pipe.audio_encoder is not None
@@ -86,7 +92,7 @@ def test_settings_round_trip(pipe: HalloPipeline, tmp_path: Path) -> None:
     try:
         saved = pipe.save_pretrained(tmp_path / "custom")
     finally:
-        pipe.settings = HalloSettings()
+        pipe.settings = HalloSettings.from_hallo_config(CONFIG)
     assert HalloPipeline.from_pretrained(saved).settings == custom
 
 

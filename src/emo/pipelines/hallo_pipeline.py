@@ -32,6 +32,32 @@ def _hallo_scheduler() -> Any:
     return DDIMScheduler(**HALLO_SCHEDULER_CONFIG)
 
 
+def _face_embedder(root: Path) -> Any:
+    """insightface's models of a Hallo folder run by emo, or ``None`` when the folder has none."""
+    models = root / "face_analysis" / "models"
+    if not models.is_dir():
+        return None
+    from emo.face.insightface import InsightFaceEmbedder
+
+    return InsightFaceEmbedder.from_hallo_folder(root)
+
+
+def _settings_beside(root: Path) -> HalloSettings:
+    """Hallo's settings from a ``hallo_config.json`` beside the folder, else Hallo's defaults."""
+    import json
+
+    for folder in (root, root.parent):
+        path = folder / "hallo_config.json"
+        if path.is_file():
+            try:
+                return HalloSettings.from_hallo_config(json.loads(path.read_text()))
+            except (OSError, ValueError, TypeError) as exc:
+                raise ConfigError(
+                    f"cannot read Hallo's settings {os.fspath(path)!r}: {exc}"
+                ) from exc
+    return HalloSettings()
+
+
 class HalloPipeline:
     """Hallo's networks (emo modules) with its denoising loop and emo's I/O.
 
@@ -252,7 +278,10 @@ class HalloPipeline:
             **nets.modules(),
             "scheduler": overrides.pop("scheduler", None),
             "audio_encoder": overrides.pop("audio_encoder", None) or hallo_audio_encoder(root),
+            "face_embedder": overrides.pop("face_embedder", None) or _face_embedder(root),
         }
+        if "settings" not in overrides:
+            overrides["settings"] = _settings_beside(root)
         unknown = sorted(set(overrides) - {"settings", *kwargs})
         if unknown:
             raise ConfigError(f"HalloPipeline: unknown components {unknown}")

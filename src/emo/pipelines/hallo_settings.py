@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -86,6 +87,38 @@ class HalloSettings:
     def region_weights(self) -> tuple[float, float, float]:
         """``(pose, face, lip)`` weights of the masked audio attentions."""
         return (float(self.pose_weight), float(self.face_weight), float(self.lip_weight))
+
+    @classmethod
+    def from_hallo_config(cls, data: Mapping[str, Any]) -> HalloSettings:
+        """Settings from Hallo's inference configuration (``configs/inference/default.yaml``'s
+        keys, as ``hallo_config.json`` holds them); missing keys keep Hallo's defaults."""
+        values: dict[str, Any] = {}
+        source = data.get("data", {})
+        image = source.get("source_image", {}) if isinstance(source, Mapping) else {}
+        for key, name in (("height", "height"), ("width", "width")):
+            if key in image:
+                values[name] = int(image[key])
+        for key, name in (
+            ("n_sample_frames", "frames_per_clip"),
+            ("n_motion_frames", "motion_frames"),
+        ):
+            if key in source:
+                values[name] = int(source[key])
+        fps = source.get("export_video", {}).get("fps") if isinstance(source, Mapping) else None
+        if fps is not None:
+            values["fps"] = int(fps)
+        for key, name, kind in (
+            ("inference_steps", "num_inference_steps", int),
+            ("cfg_scale", "guidance_scale", float),
+            ("pose_weight", "pose_weight", float),
+            ("face_weight", "face_weight", float),
+            ("lip_weight", "lip_weight", float),
+            ("face_expand_ratio", "face_expand_ratio", float),
+            ("noise_seed", "seed", int),
+        ):
+            if key in data:
+                values[name] = kind(data[key])
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""
