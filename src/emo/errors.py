@@ -28,6 +28,7 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "PluginNotFoundError",
+    "SpeechEngineError",
     "Terminated",
     "VideoError",
 ]
@@ -93,6 +94,14 @@ class NumericalError(EMOError, FloatingPointError):
 
 class FaceNotFoundError(InputError):
     """No face was found where one is needed; use the ``box`` or ``full`` face mask instead."""
+
+
+class SpeechEngineError(EMOError):
+    """A speech synthesiser needed to make training data (espeak-ng, festival) is missing or failed.
+
+    Only :mod:`emo.datasets.synthetic`'s voice data needs one; the message names the engine
+    and the ``apt-get`` command that installs it.
+    """
 
 
 class PluginError(EMOError):

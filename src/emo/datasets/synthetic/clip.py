@@ -83,7 +83,11 @@ class SyntheticClip:
             "size": [int(self.frames.shape[1]), int(self.frames.shape[2])],
             "mouth_max_gap": MOUTH_MAX_GAP / 2.0,
             "identity": dataclasses.asdict(self.identity),
-            "audio": {"seed": self.audio.seed, "mode": self.audio.mode},
+            "audio": {
+                "seed": self.audio.seed,
+                "mode": self.audio.mode,
+                **(self.audio.source or {}),
+            },
             "units": [[u.phoneme, round(u.start, 4), round(u.end, 4)] for u in self.audio.units],
             "boxes": rows(self.face_box),
             "head_angles": rows(self.head_pose),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -82,6 +82,13 @@ class AudioTrack:
         Consecutive units covering ``[0, duration)``.
     mode, seed
         How it was made.
+    visemes
+        ``(opening, width)`` of each unit when the track brings its own (a speech
+        engine's phones, :func:`~emo.datasets.synthetic.voice_track.voice_track`);
+        ``None``: each unit's :data:`PHONEMES` entry.
+    source
+        JSON-ready record of where the track came from (engine, voice, split, text),
+        written into the clip's truth; ``None`` for the formant synthesiser.
     """
 
     waveform: np.ndarray
@@ -89,6 +96,8 @@ class AudioTrack:
     units: tuple[Unit, ...]
     mode: Mode
     seed: int
+    visemes: tuple[tuple[float, float], ...] | None = None
+    source: dict[str, Any] | None = None
 
     @property
     def duration(self) -> float:
@@ -277,10 +286,15 @@ def mouth_tracks(
     n = track.waveform.shape[0]
     starts = np.array([round(u.start * sr) for u in track.units])
     idx = np.searchsorted(starts, np.arange(n), side="right") - 1
-    ph = [PHONEMES[u.phoneme] for u in track.units]
+    if track.visemes is not None:
+        shapes = np.array(track.visemes, dtype=np.float64).reshape(-1, 2)
+    else:
+        shapes = np.array(
+            [(PHONEMES[u.phoneme].opening, PHONEMES[u.phoneme].width) for u in track.units]
+        )
     amp = np.array([u.amplitude for u in track.units])
-    opening = (np.array([p.opening for p in ph]) * (0.45 + 0.55 * amp))[idx]
-    width = np.array([p.width for p in ph])[idx]
+    opening = (shapes[:, 0] * (0.45 + 0.55 * amp))[idx]
+    width = shapes[:, 1][idx]
     out = []
     for per_sample, rest in ((opening, 0.0), (width, 0.5)):
         c = np.concatenate([[0.0], np.cumsum(per_sample)])
