@@ -64,9 +64,14 @@ def test_find_separator_in_a_hallo_folder(tmp_path: Path) -> None:
         assert isinstance(separator, VocalSeparator)
         assert separator.model_path == root / "audio_separator" / "Kim_Vocal_2.onnx"
         assert isinstance(separator, SupportsVocalSeparation) and separator.sample_rate == 44100
-    # A file that is not the real Kim_Vocal_2 is refused without explicit settings.
+    # A file that is not the real Kim_Vocal_2 is refused without explicit settings, when it
+    # is used (a pipeline may hold a separator it never uses).
+    separator = find_separator(root)
+    assert separator is not None
     with pytest.raises(CheckpointError, match=r"UVR hash is [0-9a-f]{32}.*download it again"):
-        find_separator(root)
+        separator.separate(np.zeros(1000, np.float32), 16000)
+    with pytest.raises(CheckpointError, match=r"UVR hash is [0-9a-f]{32}"):
+        assert separator.sample_rate
     with pytest.raises(CheckpointError, match=r"not an MDX-Net model emo knows"):
         model_config(root / "audio_separator" / "Kim_Vocal_2.onnx")
 

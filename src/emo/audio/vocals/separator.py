@@ -102,12 +102,15 @@ class VocalSeparator:
     Raises
     ------
     CheckpointError
-        If the file is missing, or ``config`` is ``None`` and the file is not a known model.
+        If the file is missing.
 
     Notes
     -----
-    The model is opened (onnxruntime imported, the file's input checked against
-    ``config``) on first use or by :meth:`load`.
+    Building a separator only checks that the file exists, so a pipeline can hold one that
+    is never used (``vocal_separation=False``). On first use, or by :meth:`load`, the
+    settings are looked up by the file's hash when ``config`` is ``None`` (an unknown file
+    is a :class:`~emo.errors.CheckpointError`), onnxruntime is imported and the file's
+    input shape is checked against the settings.
 
     Examples
     --------
@@ -131,13 +134,10 @@ class VocalSeparator:
             )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-        if config is None:
-            self.name, config = model_config(self.model_path)
-        else:
-            if not isinstance(config, MDXConfig):
-                raise ConfigError(f"config must be an MDXConfig, got {type(config).__name__}")
-            self.name = self.model_path.stem
-        self.config = config
+        if config is not None and not isinstance(config, MDXConfig):
+            raise ConfigError(f"config must be an MDXConfig, got {type(config).__name__}")
+        self._config = config
+        self.name = self.model_path.stem
         self.providers = None if providers is None else tuple(providers)
         self.threads = threads
         self.batch_size = batch_size
@@ -167,6 +167,19 @@ class VocalSeparator:
                 "--no-vocal-separation; vocal_separation=False)"
             )
         return cls(file, **options)
+
+    @property
+    def config(self) -> MDXConfig:
+        """The model's settings (looked up by the file's hash when none were given).
+
+        Raises
+        ------
+        CheckpointError
+            If none were given and the file is not a known model.
+        """
+        if self._config is None:
+            self.name, self._config = model_config(self.model_path)
+        return self._config
 
     @property
     def sample_rate(self) -> int:
