@@ -19,6 +19,7 @@ What Hallo's ``scripts/inference.py`` computes before its clip loop, with emo's 
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -193,11 +194,18 @@ def prepare_hallo_inputs(
             "audio_separator/Kim_Vocal_2.onnx); pass vocal_separation=False"
         )
     if separator is not None and vocal_separation is not False:
-        source = load_audio(audio, sample_rate=int(separator.sample_rate), source_rate=audio_rate)
-        vocals = separator.separate(source, int(separator.sample_rate))
-        waveform = load_audio(
-            vocals.numpy(), sample_rate=rate, source_rate=int(separator.sample_rate)
-        )
+        file_reader = getattr(separator, "separate_file", None)
+        if isinstance(audio, (str, os.PathLike)) and callable(file_reader):
+            # A file is read block by block, in stereo, as Hallo's separator reads it.
+            waveform = file_reader(audio, output_rate=rate)
+        else:
+            source = load_audio(
+                audio, sample_rate=int(separator.sample_rate), source_rate=audio_rate
+            )
+            vocals = separator.separate(source, int(separator.sample_rate))
+            waveform = load_audio(
+                vocals.numpy(), sample_rate=rate, source_rate=int(separator.sample_rate)
+            )
     else:
         waveform = load_audio(audio, sample_rate=rate, source_rate=audio_rate)
     num_frames = max(1, math.ceil(int(waveform.shape[0]) * float(fps) / rate))

@@ -42,6 +42,13 @@ def _face_embedder(root: Path) -> Any:
     return InsightFaceEmbedder.from_hallo_folder(root)
 
 
+def _vocal_separator(root: Path) -> Any:
+    """The MDX-Net vocal separator of a Hallo folder, or ``None`` when the folder has none."""
+    from emo.audio.vocals.separator import find_separator
+
+    return find_separator(root)
+
+
 def _settings_beside(root: Path) -> HalloSettings:
     """Hallo's settings from a ``hallo_config.json`` beside the folder, else Hallo's defaults."""
     import json
@@ -279,6 +286,7 @@ class HalloPipeline:
             "scheduler": overrides.pop("scheduler", None),
             "audio_encoder": overrides.pop("audio_encoder", None) or hallo_audio_encoder(root),
             "face_embedder": overrides.pop("face_embedder", None) or _face_embedder(root),
+            "vocal_separator": overrides.pop("vocal_separator", None) or _vocal_separator(root),
         }
         if "settings" not in overrides:
             overrides["settings"] = _settings_beside(root)
