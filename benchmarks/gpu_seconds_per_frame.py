@@ -15,6 +15,8 @@ fastest comparable open system, reports about 1 s per frame on an H100).
     python benchmarks/gpu_seconds_per_frame.py                          # cuda, float16
     python benchmarks/gpu_seconds_per_frame.py --dtype bfloat16 --clips 4
     python benchmarks/gpu_seconds_per_frame.py --device cpu --quick     # smoke run: tiny preset
+    python benchmarks/gpu_seconds_per_frame.py --model hallo            # Hallo: 512 px, 40 steps, 16 frames
+    python benchmarks/gpu_seconds_per_frame.py --model hallo --device cpu --quick
 
 Random weights make noise, not faces, but cost exactly what trained weights cost. If
 float16 overflows with random weights (a NumericalError), use ``--dtype bfloat16``.
@@ -95,7 +97,17 @@ def main() -> None:
         "--overlap", default="auto", choices=["auto", "on", "off"], help="overlap_decoding"
     )
     parser.add_argument("--quick", action="store_true", help="tiny preset, tiny settings (smoke)")
+    parser.add_argument(
+        "--model",
+        default="emo",
+        choices=["emo", "hallo"],
+        help="emo: the EMO pipeline (--preset); hallo: Hallo's networks (HalloPipeline), random "
+        "weights of the released size, its settings (16-frame clips, 2 motion frames, cfg 3.5)",
+    )
     args = parser.parse_args()
+    if args.model == "hallo":
+        hallo_main(args)
+        return
     quick = args.quick
     args.dtype = args.dtype or ("float16" if args.device.startswith("cuda") else "float32")
     args.size = args.size or (64 if quick else 512)
@@ -157,6 +169,62 @@ def main() -> None:
         print(f"goal <= {TARGET_SECONDS_PER_FRAME} s per frame on an H100-class GPU: {met}")
     elif quick:
         print("smoke run on the CPU (tiny preset): the figures say nothing about a GPU")
+
+
+def hallo_main(args: argparse.Namespace) -> None:
+    """Seconds per frame of the HalloPipeline (Hallo's inference settings) with random weights."""
+    from hallo_random import box_masks, random_hallo
+
+    quick = args.quick
+    dtype = getattr(
+        torch, args.dtype or ("float16" if args.device.startswith("cuda") else "float32")
+    )
+    size = args.size or (64 if quick else 512)
+    steps = args.steps or (2 if quick else 40)
+    frames = args.frames or (4 if quick else 16)
+    clips = args.clips or (1 if quick else 2)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("no CUDA GPU visible to torch; use --device cpu --quick for a smoke run")
+    with tempfile.TemporaryDirectory() as tmp:
+        pipe = random_hallo(Path(tmp), tiny=quick, device=args.device, dtype=dtype)
+        pipe.settings = pipe.settings.replace(
+            height=size, width=size, num_inference_steps=steps, frames_per_clip=frames
+        )
+        fps = float(pipe.settings.fps)
+        portrait = np.full((size, size, 3), 128, np.uint8)
+        portrait[size // 4 : 3 * size // 4, size // 3 : 2 * size // 3] = (200, 160, 140)
+        masks = box_masks(size, size // 8)
+        embedding = torch.zeros(512)
+
+        def generate(seconds: float, path: Path | None, **kw: Any) -> Any:
+            return pipe(
+                portrait,
+                speech(seconds),
+                audio_rate=16000,
+                output_path=path,
+                masks=masks,
+                face_embedding=embedding,
+                **kw,
+            )
+
+        generate(frames / fps, Path(tmp) / "warmup.mp4", num_inference_steps=2)
+        if args.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        seconds = clips * frames / fps
+        whole, out = timed(lambda: generate(seconds, Path(tmp) / "bench.mp4"), args.device)
+    per_frame = whole / out.num_frames
+    print(describe(args.device))
+    print(
+        f"HalloPipeline {'tiny' if quick else 'released size'} (random weights), "
+        f"{str(dtype).removeprefix('torch.')}, {size}x{size}, {steps} DDIM steps, clips of {frames} "
+        f"frames (2 motion frames), {out.num_frames} frames, guidance "
+        f"{pipe.settings.guidance_scale}, wav2vec2 {'tiny' if quick else 'base'} in Hallo's mode"
+    )
+    print(f"end to end into an MP4 : {whole:8.2f} s = {per_frame:.3f} s per frame")
+    if args.device.startswith("cuda"):
+        print(f"peak GPU memory        : {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    elif quick:
+        print("smoke run on the CPU (tiny networks): the figures say nothing about a GPU")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,14 @@ def test_gpu_benchmark_smoke_run_on_the_cpu() -> None:
     assert "4 frames" in text and "2 DDIM steps" in text
 
 
+def test_gpu_benchmark_hallo_smoke_run_on_the_cpu() -> None:
+    text = _run("gpu_seconds_per_frame.py", "--model", "hallo", "--device", "cpu", "--quick")
+    assert text.startswith("machine: ") and "HalloPipeline tiny" in text
+    per_frame = re.search(r"end to end into an MP4 : +[\d.]+ s = ([\d.]+) s per frame", text)
+    assert per_frame is not None and float(per_frame.group(1)) > 0
+    assert "clips of 4 frames" in text and "2 DDIM steps" in text
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux /proc")
 def test_loading_benchmark_prints_both_ratios() -> None:
     text = _run("pipeline_loading.py", "--preset", "tiny", "--no-wav2vec2", "--repeat", "1")
