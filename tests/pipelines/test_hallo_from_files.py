@@ -146,3 +146,37 @@ def test_longer_audio_streams_clip_by_clip(pipe: HalloPipeline, tmp_path: Path) 
     assert out.frames is None  # streamed, nothing kept  # type: ignore[attr-defined]
     with av.open(str(tmp_path / "long.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == out.num_frames  # type: ignore[attr-defined]
+
+
+def test_separation_asked_for_without_a_separator_is_a_clear_error(pipe: HalloPipeline) -> None:
+    from emo.errors import InputError
+
+    assert pipe.vocal_separator is None  # the golden folder has no audio_separator/
+    with pytest.raises(InputError, match="no vocal separator"):
+        run(pipe, None, vocal_separation=True, num_inference_steps=1)
+
+
+def test_a_separator_in_the_folder_is_used_and_can_be_turned_off(
+    pipe: HalloPipeline,
+) -> None:
+    calls: list[int] = []
+
+    class Halving:
+        """A separator of the protocol (``sample_rate``, ``separate``): vocals = half the mix."""
+
+        sample_rate = 44100
+
+        def separate(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+            calls.append(sample_rate)
+            return torch.as_tensor(waveform) * 0.5
+
+    pipe.vocal_separator = Halving()
+    try:
+        separated = run(pipe, None, watermark=False, num_inference_steps=1)
+        plain = run(pipe, None, watermark=False, num_inference_steps=1, vocal_separation=False)
+    finally:
+        pipe.vocal_separator = None
+    assert calls == [44100]
+    # Whole-track normalisation makes a halved track encode like the original, so the two
+    # videos agree up to resampling 16 -> 44.1 -> 16 kHz.
+    assert separated.frames.shape == plain.frames.shape  # type: ignore[attr-defined]
