@@ -23,6 +23,7 @@ __all__ = [
     "PhoneSegment",
     "espeak_segments",
     "festival_segments",
+    "parse_espeak_events",
 ]
 
 #: ``espeakEVENT_PHONEME`` of espeak-ng's ``espeak_EVENT_TYPE``.
@@ -111,3 +112,29 @@ def espeak_segments(events: Sequence[tuple[int, int, str]], duration: float) -> 
     if not phones and duration > 0:
         out.append(PhoneSegment("", 0.0, duration, ""))
     return out
+
+
+def parse_espeak_events(raw: str) -> list[tuple[int, int, str]]:
+    """espeak-ng events from their text form: one ``<type> <ms> <name>`` line each.
+
+    The form :attr:`Utterance.raw <emo.datasets.synthetic.engines.Utterance>` keeps; a pause
+    phoneme has an empty name.
+
+    Raises
+    ------
+    InputError
+        When a line does not start with two integers.
+    """
+    events = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(" ", 2)
+        try:
+            kind, ms = int(parts[0]), int(parts[1])
+        except (IndexError, ValueError):
+            raise InputError(
+                f"espeak-ng event line {number} is not '<type> <ms> <name>': {line!r}"
+            ) from None
+        events.append((kind, ms, parts[2] if len(parts) > 2 else ""))
+    return events

@@ -39,6 +39,7 @@ for rounded sounds.
 from __future__ import annotations
 
 import dataclasses
+import re
 import unicodedata
 
 __all__ = [
@@ -181,7 +182,8 @@ def festival_to_ipa(phone: str, phoneset: str) -> str:
 
 def _symbols(ipa: str) -> list[str]:
     """The phone's symbols that carry a mouth shape (marks and diacritics dropped)."""
-    decomposed = unicodedata.normalize("NFD", ipa)
+    # espeak-ng marks a switch of language inside the phone name: "(en)".
+    decomposed = unicodedata.normalize("NFD", re.sub(r"\([a-z-]*\)?|\)", "", ipa))
     chars = [
         c for c in decomposed if unicodedata.category(c) != "Mn" and c not in _MARKS and c != "͡"
     ]

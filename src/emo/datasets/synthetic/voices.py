@@ -41,8 +41,8 @@ SPLIT_VERSION = "emo-voices/1"
 
 #: espeak-ng languages used (voice names of espeak-ng 1.51) and the script of their text.
 ESPEAK_LANGUAGES: dict[str, str] = {
-    "en-us": "english", "en-gb-x-rp": "english", "de": "latin", "fr-fr": "latin",
-    "es-es": "latin", "it": "latin", "pt": "latin", "nl": "latin", "pl": "latin",
+    "en-us": "english", "en-gb-x-rp": "english", "de": "latin", "fr": "latin",
+    "es": "latin", "it": "latin", "pt": "latin", "nl": "latin", "pl": "latin",
     "sv": "latin", "fi": "latin", "cs": "latin", "tr": "latin", "id": "latin",
     "sw": "latin", "hu": "latin", "ro": "latin", "ca": "latin", "da": "latin",
     "nb": "latin", "ru": "cyrillic", "el": "greek",
