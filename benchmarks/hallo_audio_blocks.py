@@ -74,17 +74,19 @@ def encode(
 
 def peak_mb(
     model: str, seconds: float, block: float | None, context: float, lazy: bool = False
-) -> float:
-    """Peak resident memory (MB) of a fresh process that loads the model and encodes once."""
+) -> tuple[float, float]:
+    """Peak resident memory (MB) and seconds of a fresh process that encodes once."""
     here = str(Path(__file__).parent)
     code = (
-        f"import sys, resource, torch; torch.set_num_threads(1); sys.path.insert(0, {here!r}); "
-        f"import hallo_audio_blocks as b; b.encode({model!r}, {seconds!r}, {block!r}, "
-        f"{context!r}, {lazy!r}); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        f"import sys, time, resource, torch; torch.set_num_threads(1); "
+        f"sys.path.insert(0, {here!r}); import hallo_audio_blocks as b; t = time.perf_counter(); "
+        f"b.encode({model!r}, {seconds!r}, {block!r}, {context!r}, {lazy!r}); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
+        "time.perf_counter() - t)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    peak, took = out.stdout.strip().splitlines()[-1].split()
+    return float(peak), float(took)
 
 
 def main() -> None:
@@ -133,12 +135,15 @@ def main() -> None:
             print(f"peak resident memory (MB), blocks of {block:g} s + {context:g} s context:")
             print("(whole: Hallo's one transformer pass; encode: blocks, all frames returned;")
             print(" clip by clip: feature_blocks walked a clip at a time, as the pipeline does)")
-            print("track s | whole track | encode in blocks | clip by clip")
+            print("track s | whole track MB (s) | encode in blocks MB (s) | clip by clip MB (s)")
             for seconds in (float(s) for s in args.memory.split(",")):
-                one = peak_mb(model, seconds, None, 0.0)
-                many = peak_mb(model, seconds, block, context)
-                lazy = peak_mb(model, seconds, block, context, lazy=True)
-                print(f"{seconds:7g} | {one:11.0f} | {many:16.0f} | {lazy:12.0f}")
+                runs = [
+                    peak_mb(model, seconds, None, 0.0),
+                    peak_mb(model, seconds, block, context),
+                    peak_mb(model, seconds, block, context, lazy=True),
+                ]
+                cells = [f"{mb:.0f} ({took:.0f})" for mb, took in runs]
+                print(f"{seconds:7g} | {cells[0]:>18} | {cells[1]:>23} | {cells[2]:>19}")
 
 
 if __name__ == "__main__":

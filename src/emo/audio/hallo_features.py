@@ -51,9 +51,9 @@ __all__ = [
 
 #: ``Wav2Vec2FeatureExtractor``'s variance epsilon.
 NORMALISE_EPS = 1e-7
-#: Convolutional feature steps computed per call (~100 s of audio; bounds the memory of
-#: the 512-channel first layer to ~200 MB at wav2vec2-base size).
-CONV_BLOCK_STEPS = 5000
+#: Convolutional feature steps computed per call (1000: 20 s of audio; at wav2vec2-base
+#: size the 512-channel first layer's output is then 131 MB, the largest tensor).
+CONV_BLOCK_STEPS = 1000
 #: Samples per block when accumulating the waveform's moments.
 _MOMENT_BLOCK = 1 << 20
 
@@ -73,12 +73,17 @@ def hallo_frame_count(num_samples: int, sample_rate: int, fps: float) -> int:
 def _merge(
     count: int, mean: torch.Tensor, m2: torch.Tensor, block: torch.Tensor
 ) -> tuple[int, torch.Tensor, torch.Tensor]:
-    """Chan's update of ``(count, mean, sum of squared deviations)`` with ``block (..., t)``."""
+    """Chan's update of float64 ``(count, mean, sum of squared deviations)`` with ``block (..., t)``.
+
+    Within the block torch's (cascaded) float32 sums are used, as torch's own GroupNorm
+    does; blocks are merged in float64.
+    """
     n = block.shape[-1]
     block_mean = block.mean(dim=-1)
-    block_m2 = ((block - block_mean[..., None]) ** 2).sum(dim=-1)
+    deviation = block - block_mean[..., None]
+    block_m2 = deviation.square_().sum(dim=-1).double()
     total = count + n
-    delta = block_mean - mean
+    delta = block_mean.double() - mean
     mean = mean + delta * (n / total)
     m2 = m2 + block_m2 + delta**2 * (count * n / total)
     return total, mean, m2
@@ -101,7 +106,7 @@ def waveform_moments(waveform: torch.Tensor) -> Moments:
     mean = torch.zeros((), dtype=torch.float64)
     m2 = torch.zeros((), dtype=torch.float64)
     for start in range(0, waveform.shape[0], _MOMENT_BLOCK):
-        block = waveform[start : start + _MOMENT_BLOCK].to(device="cpu", dtype=torch.float64)
+        block = waveform[start : start + _MOMENT_BLOCK].to(device="cpu", dtype=torch.float32)
         count, mean, m2 = _merge(count, mean, m2, block)
     return mean, m2 / max(count, 1)
 
@@ -193,11 +198,12 @@ def first_conv_moments(
     count = 0
     mean = torch.zeros(conv.out_channels, dtype=torch.float64, device=conv.weight.device)
     m2 = torch.zeros_like(mean)
-    for start in range(0, steps, CONV_BLOCK_STEPS * 8):
-        stop = min(steps, start + CONV_BLOCK_STEPS * 8)
+    per_piece = CONV_BLOCK_STEPS * 64  # first-layer steps: 20 s at wav2vec2-base's stride 5
+    for start in range(0, steps, per_piece):
+        stop = min(steps, start + per_piece)
         piece = samples(start * stride, (stop - 1) * stride + kernel)
         y = conv(piece.to(device=conv.weight.device, dtype=conv.weight.dtype)[None, None])[0]
-        count, mean, m2 = _merge(count, mean, m2, y.to(torch.float64))
+        count, mean, m2 = _merge(count, mean, m2, y.float())
     return mean, m2 / max(count, 1)
 
 
