@@ -21,6 +21,14 @@ Usage::
 
     python benchmarks/demo_model.py --out bench-demo            # 4 identities x speeds 0, 1, 2
     python benchmarks/demo_model.py --model runs/demo/emo-demo --identities 2 --out bench
+    python benchmarks/demo_model.py --voices 2 --out bench   # + engine voices, by group
+
+With ``--voices N`` (needs espeak-ng and festival: ``examples/make_voice_data.py`` names the
+packages) every case is also spoken by real speech engines' voices: ``N`` seen voices
+(training voices, new text), ``N`` held-out voices of seen engines and ``N`` voices of the
+held-out engine (:func:`emo.datasets.synthetic.voice_split`), each with its own held-out
+identity; lip sync is reported per group (``formant``, ``seen voice``, ``held-out voice``,
+``held-out engine``).
 
 Writes ``OUT/report.md`` (tables + targets) and ``OUT/report.json``.
 """
@@ -233,6 +241,82 @@ def write_strip(pipe: Any, path: Path, seed: int) -> None:
     print(f"wrote {path}", flush=True)
 
 
+def voice_cases(count: int, duration: float, size: int, seed: int = 0) -> list[Any]:
+    """``count`` cases per voice group: seen voices, held-out voices, the held-out engine.
+
+    Each case is a held-out identity (not used by the formant cases) with a track spoken
+    by the voice (:func:`emo.datasets.synthetic.voice_track`), head still.
+    """
+    import dataclasses
+
+    from emo.datasets.synthetic import make_clip, voice_split, voice_track
+    from emo.evaluation.benchmark import BenchmarkCase
+
+    @dataclasses.dataclass(frozen=True)
+    class VoiceCase(BenchmarkCase):
+        voice_key: str = ""
+        group: str = ""
+
+        @property
+        def name(self) -> str:
+            return f"id{self.identity_seed}-{self.voice_key}-v{self.speed:g}"
+
+        def clip(self) -> Any:
+            voice = next(
+                v for v in voice_split("train") + voice_split("heldout") if v.key == self.voice_key
+            )
+            track = voice_track(voice, self.audio_seed, self.duration)
+            return make_clip(
+                self.identity_seed, track, size=self.size, speed=self.speed, split="heldout"
+            )
+
+    rng = np.random.default_rng([seed, 53])
+    heldout = voice_split("heldout")
+    groups = {
+        "seen voice": voice_split("train"),
+        "held-out voice": [v for v in heldout if v.heldout_by == "voice"],
+        "held-out engine": [v for v in heldout if v.heldout_by == "engine"],
+    }
+    cases = []
+    for g, (group, voices) in enumerate(groups.items()):
+        engines = sorted({v.engine for v in voices})
+        for i in range(count):
+            engine = engines[i % len(engines)]
+            mine = [v for v in voices if v.engine == engine]
+            voice = mine[int(rng.integers(len(mine)))]
+            cases.append(
+                VoiceCase(
+                    seed * 1000 + 100 + 10 * g + i,
+                    seed * 1000 + 700 + 10 * g + i,
+                    0.0,
+                    "speech",
+                    duration,
+                    size,
+                    voice_key=voice.key,
+                    group=group,
+                )
+            )
+    return cases
+
+
+def group_lip_sync(results: list[Any], model: str) -> dict[str, dict[str, Any]]:
+    """Per voice group (``formant`` for the synthesiser's cases): cases, mean lip sync r
+    against the truth and the offsets found."""
+    by_group: dict[str, list[Any]] = {}
+    for result in results:
+        by_group.setdefault(getattr(result.case, "group", "") or "formant", []).append(result)
+    out = {}
+    for group, rows in by_group.items():
+        syncs = [r.score.lip_sync_truth for r in rows if r.score.lip_sync_truth is not None]
+        out[group] = {
+            "cases": len(rows),
+            "lip_sync_truth": float(np.mean([s.correlation for s in syncs])) if syncs else None,
+            "offsets": sorted({int(s.offset) for s in syncs}),
+            "voices": sorted({getattr(r.case, "voice_key", "") or "formant" for r in rows}),
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="emo-demo", help="pipeline folder or bundled name")
@@ -245,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench-demo", help="output folder")
     parser.add_argument(
         "--strip", default=None, help="also write the README strip (frames + waveform) PNG here"
+    )
+    parser.add_argument(
+        "--voices", type=int, default=0, help="cases per engine-voice group (0: none)"
     )
     args = parser.parse_args(argv)
 
@@ -267,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = heldout_cases(
         args.identities, speeds=speeds, duration=args.duration, size=96, singing=False
     )
+    if args.voices:
+        cases += voice_cases(args.voices, args.duration, 96)
     analyzer = FaceAnalyzer()
     frames_per_clip = int(pipe.settings.frames_per_clip)
     results: dict[str, list[CaseResult]] = {"truth": [], "emo-demo": [], "autoencoder": []}
@@ -334,12 +423,37 @@ def main(argv: list[str] | None = None) -> int:
         )
         + "\n\n"
     )
-    markdown = header + report.to_markdown() + "\n" + retrieval_line + "\n".join(lines) + "\n"
+    groups = {name: group_lip_sync(rows, name) for name, rows in results.items()}
+    group_lines = [
+        "| voices | cases | " + " | ".join(f"{n} lip sync r (offsets)" for n in groups) + " |"
+    ]
+    group_lines.append("|---|---|" + "---|" * len(groups))
+    for group in groups["truth"]:
+        cells = []
+        for per in groups.values():
+            g = per.get(group, {})
+            r = g.get("lip_sync_truth")
+            cells.append(f"{r:.3f} ({g.get('offsets')})" if r is not None else "-")
+        group_lines.append(
+            f"| {group} | {groups['truth'][group]['cases']} | " + " | ".join(cells) + " |"
+        )
+    markdown = (
+        header
+        + report.to_markdown()
+        + "\n"
+        + retrieval_line
+        + "\n".join(lines)
+        + "\n\n"
+        + "Lip sync by voice group:\n\n"
+        + "\n".join(group_lines)
+        + "\n"
+    )
     (out_dir / "report.md").write_text(markdown, encoding="utf-8")
     data = {
         **report.to_json(),
         "identity_retrieval": retrieval,
         "targets": [list(c) for c in checks],
+        "voice_groups": groups,
     }
     (out_dir / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(markdown)
