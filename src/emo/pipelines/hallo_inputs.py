@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from emo.audio.hallo_features import hallo_frame_count
 from emo.errors import InputError
 from emo.pipelines.hallo_sampler import HalloConditions, LazyAudioWindows, hallo_audio_windows
 
@@ -208,7 +209,8 @@ def prepare_hallo_inputs(
             )
     else:
         waveform = load_audio(audio, sample_rate=rate, source_rate=audio_rate)
-    num_frames = max(1, math.ceil(int(waveform.shape[0]) * float(fps) / rate))
+    # Hallo's seq_len, in Hallo's float arithmetic (4480 samples at 16 kHz: 8 frames)
+    num_frames = max(1, hallo_frame_count(int(waveform.shape[0]), rate, float(fps)))
     padded = math.ceil(num_frames / frames_per_clip) * frames_per_clip
     context = int(pipe.audio_projection.config["context_frames"])
     windows: torch.Tensor | LazyAudioWindows
