@@ -266,3 +266,14 @@ def test_bad_input_in_hallos_mode(wav2vec2_dir: Path) -> None:
     assert bool(torch.isfinite(silent).all())
     resampled = encoder.encode(torch.zeros(8000), 8000, num_frames=25, fps=FPS)
     torch.testing.assert_close(resampled, silent)
+
+
+def test_other_dtypes(golden: dict[str, torch.Tensor]) -> None:
+    encoder = Wav2Vec2Encoder(str(WAV2VEC), mode="hallo")
+    waveform = golden["waveform"]
+    wide = encoder.to(dtype=torch.float64).encode(waveform, SR, num_frames=8, fps=FPS)
+    assert wide.dtype == torch.float32
+    torch.testing.assert_close(wide, golden["features"], atol=FEATURES_ATOL, rtol=0)
+    narrow = encoder.to(dtype=torch.bfloat16).encode(waveform, SR, num_frames=8, fps=FPS)
+    assert narrow.dtype == torch.float32
+    assert float((narrow - golden["features"]).abs().max()) < 0.25

@@ -81,9 +81,9 @@ def _merge(
     n = block.shape[-1]
     block_mean = block.mean(dim=-1)
     deviation = block - block_mean[..., None]
-    block_m2 = deviation.square_().sum(dim=-1).double()
+    block_m2 = deviation.square_().sum(dim=-1).to(device="cpu", dtype=torch.float64)
     total = count + n
-    delta = block_mean.double() - mean
+    delta = block_mean.to(device="cpu", dtype=torch.float64) - mean
     mean = mean + delta * (n / total)
     m2 = m2 + block_m2 + delta**2 * (count * n / total)
     return total, mean, m2
@@ -196,7 +196,7 @@ def first_conv_moments(
     kernel, stride = int(conv.kernel_size[0]), int(conv.stride[0])
     steps = (length - kernel) // stride + 1
     count = 0
-    mean = torch.zeros(conv.out_channels, dtype=torch.float64, device=conv.weight.device)
+    mean = torch.zeros(conv.out_channels, dtype=torch.float64)  # on the CPU: MPS has no float64
     m2 = torch.zeros_like(mean)
     per_piece = CONV_BLOCK_STEPS * 64  # first-layer steps: 20 s at wav2vec2-base's stride 5
     for start in range(0, steps, per_piece):
@@ -215,7 +215,7 @@ def _run_layer(layer: Any, x: torch.Tensor, moments: Moments | None) -> torch.Te
     if group is not None:
         if moments is None:
             raise AudioError("a group-normalised convolution needs the whole track's moments")
-        mean, var = (m.to(x.dtype)[None, :, None] for m in moments)
+        mean, var = (m.to(device=x.device, dtype=x.dtype)[None, :, None] for m in moments)
         x = (x - mean) / torch.sqrt(var + group.eps)
         if group.affine:
             x = x * group.weight[None, :, None] + group.bias[None, :, None]
