@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from emo.audio.vocals.config import MDXConfig
-from emo.errors import CheckpointError, PluginLoadError
+from emo.errors import CheckpointError
+from emo.onnx_session import open_onnx_session
 
 __all__ = ["INSTALL_HINT", "MDXModel"]
 
@@ -21,17 +21,6 @@ INSTALL_HINT = (
     'install the vocals extra: pip install "emo[vocals]" (onnxruntime), or turn vocal '
     "separation off (emo generate --no-vocal-separation; vocal_separation=False)"
 )
-
-
-def _import_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise PluginLoadError(
-            f"vocal separation runs its MDX-Net model with onnxruntime, which is not installed; "
-            f"{INSTALL_HINT}"
-        ) from exc
-    return onnxruntime
 
 
 class MDXModel:
@@ -65,26 +54,16 @@ class MDXModel:
         providers: Sequence[str] | None = None,
         threads: int | None = None,
     ) -> None:
-        ort = _import_onnxruntime()
         self.path = Path(path)
         self.config = config
-        if not self.path.is_file():
-            raise CheckpointError(f"MDX-Net model {self.path} does not exist")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads is not None:
-            options.intra_op_num_threads = int(threads)
-        try:
-            self.session = ort.InferenceSession(
-                os.fspath(self.path),
-                sess_options=options,
-                providers=list(providers) if providers is not None else ["CPUExecutionProvider"],
-            )
-        except Exception as exc:  # onnxruntime raises its own types (Fail, InvalidGraph, ...)
-            raise CheckpointError(
-                f"onnxruntime cannot load the MDX-Net model {self.path}: {exc}; the file is "
-                "damaged or not an ONNX model (download it again)"
-            ) from exc
+        self.session = open_onnx_session(
+            self.path,
+            what="MDX-Net model",
+            purpose="vocal separation (an MDX-Net model)",
+            install_hint=INSTALL_HINT,
+            providers=providers,
+            threads=threads,
+        )
         self.input_name, self.max_batch = self._check_signature()
 
     @property

@@ -7,32 +7,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from emo.errors import CheckpointError, PluginLoadError
+from emo.onnx_session import open_onnx_session
 
-__all__ = ["INSTALL_HINT", "import_onnxruntime", "open_session"]
+__all__ = ["INSTALL_HINT", "PURPOSE", "open_session"]
 
 INSTALL_HINT = 'install the hallo extra: pip install "emo[hallo]" (onnxruntime)'
 
 
-def import_onnxruntime() -> Any:
-    """Import and return ``onnxruntime``.
-
-    Raises
-    ------
-    PluginLoadError
-        If it is not installed; the message names the extra to install.
-    """
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise PluginLoadError(
-            f"insightface's face models (ONNX) run with onnxruntime, which is not installed; "
-            f"{INSTALL_HINT}"
-        ) from exc
-    return onnxruntime
+#: What the messages say needs onnxruntime.
+PURPOSE = "running insightface's face models (ONNX)"
 
 
 def open_session(
@@ -43,38 +28,13 @@ def open_session(
 ) -> Any:
     """An ``onnxruntime.InferenceSession`` of the model file at ``path``.
 
-    Parameters
-    ----------
-    path
-        The ``.onnx`` file.
-    providers
-        onnxruntime execution providers in order of preference (default: the CPU).
-    threads
-        Threads of one operator (onnxruntime's ``intra_op_num_threads``; default: its own).
-
-    Raises
-    ------
-    PluginLoadError
-        Without onnxruntime.
-    CheckpointError
-        If the file is missing or onnxruntime cannot load it (names the file).
+    See :func:`emo.onnx_session.open_onnx_session` (``providers``, ``threads``, errors).
     """
-    ort = import_onnxruntime()
-    file = Path(path)
-    if not file.is_file():
-        raise CheckpointError(f"ONNX model {file} does not exist")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads is not None:
-        options.intra_op_num_threads = int(threads)
-    try:
-        return ort.InferenceSession(
-            os.fspath(file),
-            sess_options=options,
-            providers=list(providers) if providers is not None else ["CPUExecutionProvider"],
-        )
-    except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph...)
-        raise CheckpointError(
-            f"onnxruntime cannot load {file}: {exc}; the file is damaged or not an ONNX model "
-            "(download it again)"
-        ) from exc
+    return open_onnx_session(
+        path,
+        what="ONNX model",
+        purpose=PURPOSE,
+        install_hint=INSTALL_HINT,
+        providers=providers,
+        threads=threads,
+    )
