@@ -201,8 +201,41 @@ class AudioProjection(ModelMixin):
         InputError
             If the shape does not fit the configuration.
         """
-        windows = self.window(features, padded=padded)
-        x = rearrange(windows, "b f w l d -> b f (w l d)").to(self.proj1.weight.dtype)
+        return self.project_windows(self.window(features, padded=padded))
+
+    def project_windows(self, windows: torch.Tensor) -> torch.Tensor:
+        """Audio tokens of windows already gathered (e.g. over a whole track, as Hallo does).
+
+        Parameters
+        ----------
+        windows
+            ``(b, f, 2m+1, layers, dim)``, as :meth:`window` returns them.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, f, num_tokens, output_dim)`` in the dtype of the weights.
+
+        Raises
+        ------
+        InputError
+            If the shape does not fit the configuration.
+        """
+        expected = (2 * self.context_frames + 1, self.num_layers, self.feature_dim)
+        if (
+            not isinstance(windows, torch.Tensor)
+            or windows.ndim != 5
+            or (tuple(windows.shape[2:]) != expected)
+        ):
+            shape = tuple(windows.shape) if isinstance(windows, torch.Tensor) else type(windows)
+            raise InputError(
+                f"AudioProjection: windows must be (b, f, {', '.join(map(str, expected))}), "
+                f"got {shape}"
+            )
+        weight = self.proj1.weight
+        x = rearrange(windows, "b f w l d -> b f (w l d)").to(
+            device=weight.device, dtype=weight.dtype
+        )
         x = self._activation(self.proj1(x))
         x = self._activation(self.proj2(x))
         tokens = rearrange(self.proj3(x), "b f (n c) -> b f n c", n=self.num_tokens)

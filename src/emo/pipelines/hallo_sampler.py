@@ -221,14 +221,7 @@ class HalloSampler:
 
     def audio_tokens(self, windows: torch.Tensor) -> torch.Tensor:
         """``(2, f, k, d)``: zeros (row 0) and the projection of a clip's windows ``(f, w, l, d)``."""
-        proj = self.audio_projection
-        weight = proj.proj1.weight
-        flat = rearrange(
-            windows.to(device=weight.device, dtype=weight.dtype), "f w l d -> f (w l d)"
-        )
-        x = proj._activation(proj.proj1(flat))
-        x = proj._activation(proj.proj2(x))
-        tokens = proj.norm(rearrange(proj.proj3(x), "f (n c) -> f n c", n=proj.num_tokens))
+        tokens = self.audio_projection.project_windows(windows[None])[0]
         return torch.stack([torch.zeros_like(tokens), tokens])
 
     def face_features(self, face_region: torch.Tensor) -> torch.Tensor:
