@@ -32,12 +32,7 @@ def random_hallo(folder: Path, *, tiny: bool, device: str, dtype: torch.dtype) -
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
     from emo.audio.wav2vec2 import Wav2Vec2Encoder
-    from emo.loaders.hallo import hallo_configs
-    from emo.models.audio_projection import AudioProjection
-    from emo.models.backbone import Backbone
-    from emo.models.face_embedding_projection import FaceEmbeddingProjection
-    from emo.models.face_locator import FaceLocator
-    from emo.models.reference_net import ReferenceNet
+    from emo.loaders.hallo import hallo_configs, hallo_network_classes
     from emo.models.sd15 import SD15_UNET_CONFIG
     from emo.models.vae import AutoencoderKL
     from emo.pipelines.hallo_pipeline import HalloPipeline
@@ -66,13 +61,7 @@ def random_hallo(folder: Path, *, tiny: bool, device: str, dtype: torch.dtype) -
         audio_layers=audio_config.num_hidden_layers,
         audio_hidden_dim=64 if tiny else 512,
     )
-    classes = {
-        "reference_net": ReferenceNet,
-        "backbone": Backbone,
-        "face_locator": FaceLocator,
-        "face_projection": FaceEmbeddingProjection,
-        "audio_projection": AudioProjection,
-    }
+    classes = hallo_network_classes()
     with torch.device(device):
         nets = {name: classes[name](**config).to(dtype).eval() for name, config in configs.items()}
         vae = (

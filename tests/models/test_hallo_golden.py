@@ -301,25 +301,14 @@ def test_eval_mode_motion_modules_do_not_match() -> None:
 def test_full_size_networks_have_hallo_release_keys_and_shapes() -> None:
     # The key/shape list of Hallo's net.pth at Stable Diffusion 1.5 sizes (made from Hallo's
     # code): emo's networks built with hallo_configs on the meta device must match it.
-    from emo.loaders.hallo import hallo_configs
-    from emo.models.audio_projection import AudioProjection
-    from emo.models.backbone import Backbone
-    from emo.models.face_embedding_projection import FaceEmbeddingProjection
-    from emo.models.face_locator import FaceLocator
-    from emo.models.reference_net import ReferenceNet
+    from emo.loaders.hallo import hallo_configs, hallo_network_classes
     from emo.models.sd15 import SD15_UNET_CONFIG
 
     listed = {}
     for line in (GOLDEN.parent / "hallo_net_keys_sd15.txt").read_text().splitlines():
         key, shape = line.split("\t")
         listed[key] = tuple(int(v) for v in shape.strip("()").split(",") if v.strip())
-    classes = {
-        "reference_net": ReferenceNet,
-        "backbone": Backbone,
-        "face_locator": FaceLocator,
-        "face_projection": FaceEmbeddingProjection,
-        "audio_projection": AudioProjection,
-    }
+    classes = hallo_network_classes()
     built = {}
     with torch.device("meta"):
         for name, config in hallo_configs(dict(SD15_UNET_CONFIG)).items():

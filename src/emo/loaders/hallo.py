@@ -37,6 +37,7 @@ __all__ = [
     "find_hallo_root",
     "hallo_audio_encoder",
     "hallo_configs",
+    "hallo_network_classes",
     "hallo_network_configs",
     "load_hallo_networks",
     "motion_heads",
@@ -419,6 +420,23 @@ def _place(
     return LoadReport()
 
 
+def hallo_network_classes() -> dict[str, type[nn.Module]]:
+    """The emo class of each of Hallo's networks, by component name (configs: :func:`hallo_configs`)."""
+    from emo.models.audio_projection import AudioProjection
+    from emo.models.backbone import Backbone
+    from emo.models.face_embedding_projection import FaceEmbeddingProjection
+    from emo.models.face_locator import FaceLocator
+    from emo.models.reference_net import ReferenceNet
+
+    return {
+        "reference_net": ReferenceNet,
+        "backbone": Backbone,
+        "face_locator": FaceLocator,
+        "face_projection": FaceEmbeddingProjection,
+        "audio_projection": AudioProjection,
+    }
+
+
 def load_hallo_networks(
     path: str | os.PathLike[str],
     *,
@@ -449,11 +467,6 @@ def load_hallo_networks(
         If a file is missing or unreadable, or ``net.pth`` has a key the networks have no
         place for, lacks one they need, or a tensor of another shape (the keys are named).
     """
-    from emo.models.audio_projection import AudioProjection
-    from emo.models.backbone import Backbone
-    from emo.models.face_embedding_projection import FaceEmbeddingProjection
-    from emo.models.face_locator import FaceLocator
-    from emo.models.reference_net import ReferenceNet
 
     root = find_hallo_root(path)
     if root is None:
@@ -470,13 +483,7 @@ def load_hallo_networks(
     configs = hallo_network_configs(
         unet_config, parts, wav2vec_config, file=file, motion_num_attention_heads=heads
     )
-    classes: dict[str, Any] = {
-        "reference_net": ReferenceNet,
-        "backbone": Backbone,
-        "face_locator": FaceLocator,
-        "face_projection": FaceEmbeddingProjection,
-        "audio_projection": AudioProjection,
-    }
+    classes = hallo_network_classes()
     modules: dict[str, nn.Module] = {}
     report: dict[str, LoadReport] = {}
     for prefix, name in HALLO_PREFIXES.items():
