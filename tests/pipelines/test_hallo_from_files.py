@@ -180,3 +180,14 @@ def test_a_separator_in_the_folder_is_used_and_can_be_turned_off(
     # Whole-track normalisation makes a halved track encode like the original, so the two
     # videos agree up to resampling 16 -> 44.1 -> 16 kHz.
     assert separated.frames.shape == plain.frames.shape  # type: ignore[attr-defined]
+
+
+def test_inputs_beyond_the_limits_are_refused_before_any_work(
+    pipe: HalloPipeline, tmp_path: Path
+) -> None:
+    from emo.errors import InputTooLargeError
+
+    out = tmp_path / "out.mp4"
+    with pytest.raises(InputTooLargeError, match="output size"):
+        run(pipe, out, size=1 << 16)
+    assert not out.exists()

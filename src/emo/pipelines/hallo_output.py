@@ -52,6 +52,7 @@ def write_hallo_video(
 
     from emo.pipelines.emo_pipeline import EMOPipelineOutput
     from emo.pipelines.hallo_inputs import prepare_hallo_inputs
+    from emo.pipelines.input_checks import check_generation_inputs
     from emo.pipelines.mux_audio import audio_for_mux
     from emo.provenance.stamp import GenerationStamp
 
@@ -71,6 +72,7 @@ def write_hallo_video(
     size = int(size or settings.height)
     fps = float(settings.fps)
     frames_per_clip = int(settings.frames_per_clip)
+    check_generation_inputs(image, audio, width=size, height=size, audio_rate=audio_rate)
     inputs = prepare_hallo_inputs(
         pipe,
         image,
