@@ -1,8 +1,11 @@
-"""The demo-model benchmark's own measures: the autoencoder ceiling and identity retrieval."""
+"""The demo-model benchmark's own measures: the autoencoder ceiling, identity retrieval,
+the case geometry, the mouth in pauses and the target rows."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -123,3 +126,122 @@ def test_crop_case_gives_the_face_crop_clip_and_portrait() -> None:
     assert clip.frames.shape[1:] == (64, 64, 3) and portrait.shape == (64, 64, 3)
     assert clip.frames.shape[0] == case.clip().frames.shape[0]
     assert portrait.dtype == np.uint8
+
+
+def _units(*spans: tuple[str, float, float]) -> list[Any]:
+    from emo.datasets.synthetic.speech import Unit
+
+    return [
+        Unit(phoneme, start, end, 0.0 if phoneme == "_" else 0.8) for phoneme, start, end in spans
+    ]
+
+
+def test_pause_frames_are_inside_long_silences_with_a_margin_and_speech_touches_none(
+    bench: ModuleType,
+) -> None:
+    # 10 fps: frame i is [i/10, (i+1)/10). Silence 0-0.5 s (two units, one pause), speech
+    # 0.5-1.0 s with a 0.1 s gap (too short to be a pause), silence 1.0-1.3 s, speech after.
+    units = _units(
+        ("_", 0.0, 0.2),
+        ("_", 0.2, 0.5),
+        ("a", 0.5, 0.7),
+        ("_", 0.7, 0.8),
+        ("o", 0.8, 1.0),
+        ("_", 1.0, 1.3),
+        ("m", 1.3, 1.4),
+        ("a", 1.4, 1.6),
+    )
+    pause, speech = bench.pause_frames(units, 10.0, 16, min_pause=0.25, margin=1)
+    # Frames 0-4 lie in the first pause; with one neighbour each side, frames 0-3 (frame 0's
+    # left neighbour is itself). Frames 10-12 lie in the second; only 11 has both neighbours.
+    assert np.flatnonzero(pause).tolist() == [0, 1, 2, 3, 11]
+    # Speech: no frame within one of a pause; the short gap (frame 7) is speech.
+    assert np.flatnonzero(speech).tolist() == [6, 7, 8, 14, 15]
+    none, _ = bench.pause_frames(units, 10.0, 16, min_pause=0.6, margin=1)
+    assert not none.any()
+
+
+def test_the_truth_mouth_is_closed_on_every_pause_frame(bench: ModuleType) -> None:
+    from emo.datasets.synthetic import make_clip
+
+    clip = make_clip(3, 5, duration=4.0, size=32, speed=0.0, split="heldout")
+    pause, speech = bench.pause_frames(clip.audio.units, float(clip.fps), clip.num_frames)
+    assert pause.sum() >= 5 and speech.sum() >= 20 and not (pause & speech).any()
+    assert np.all(clip.mouth_open[pause] == 0.0)
+    assert clip.mouth_open[speech].mean() > 0.2
+
+
+def test_pause_ratio_is_the_opening_above_the_closed_mouth_pooled_over_cases(
+    bench: ModuleType,
+) -> None:
+    pause = np.array([True, True, False, False, False])
+    speech = ~pause
+    closed = 0.05
+    shut = np.array([0.05, 0.05, 0.25, 0.35, np.nan])  # no face in the last frame: skipped
+    assert bench.pause_ratio([(shut, closed, pause, speech)]) == pytest.approx(0.0)
+    ajar = np.array([0.10, 0.10, 0.25, 0.35, 0.30])  # 0.05 above closed in pauses, 0.25 in speech
+    assert bench.pause_ratio([(ajar, closed, pause, speech)]) == pytest.approx(0.2)
+    # Pooled: the frames of both cases together, each above its own closed mouth.
+    other = np.array([0.2, 0.2, 0.2, 0.2, 0.2])
+    pooled = bench.pause_ratio([(ajar, closed, pause, speech), (other, 0.1, pause, speech)])
+    assert pooled == pytest.approx(((0.05 * 2 + 0.1 * 2) / 4) / ((0.2 + 0.3 + 0.25 + 0.1 * 3) / 6))
+    # Nothing to compare: no pause frames, or a mouth that never opens.
+    assert math.isnan(bench.pause_ratio([(ajar, closed, np.zeros(5, bool), speech)]))
+    assert math.isnan(bench.pause_ratio([(np.full(5, 0.05), closed, pause, speech)]))
+    assert math.isnan(bench.pause_ratio([]))
+
+
+def test_case_geometry_comes_from_the_model_s_training_recipe(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    assert bench.case_geometry(tmp_path, 96) == (144, 96, 1.3)  # no record: the shipped proportion
+    recipe = {"render_size": 160, "resolution": 96, "crop": 1.25}
+    (tmp_path / "training.json").write_text(json.dumps({"recipe": recipe}))
+    assert bench.case_geometry(tmp_path, 96) == (160, 96, 1.25)
+    with pytest.raises(ValueError, match="trained at 96 px"):
+        bench.case_geometry(tmp_path, 64)
+
+
+def test_the_shipped_model_s_cases_are_cropped_as_its_training_clips(bench: ModuleType) -> None:
+    from emo.pretrained import bundled_model_path
+
+    folder = bundled_model_path("emo-demo")
+    height = json.loads((folder / "model_index.json").read_text())["settings"]["height"]
+    recipe = json.loads((folder / "training.json").read_text())["recipe"]
+    assert bench.case_geometry(folder, height) == (
+        recipe["render_size"],
+        height,
+        recipe["crop"],
+    )
+
+
+def test_targets_add_retrieval_and_the_held_out_voice_rows(bench: ModuleType) -> None:
+    summary = _summary(0.98, 0.97, 0.97)
+    rows = {t: (m, ok) for t, m, ok in bench.targets(summary, "emo-demo")}
+    # Without the measurements the rows say so and neither pass nor fail.
+    assert rows["identity retrieval by descriptor >= 75%"] == ("not measured", None)
+    heldout = [t for t in rows if t.startswith(("held-out voice", "held-out engine"))]
+    assert len(heldout) == 6 and all(rows[t][1] is None for t in heldout)
+    assert all("--voices" in rows[t][0] for t in heldout)
+
+    groups = {
+        "held-out voice": {"lip_sync_truth": 0.85, "offsets": [0], "pause_ratio": 0.1},
+        "held-out engine": {"lip_sync_truth": 0.75, "offsets": [0, -1], "pause_ratio": 0.4},
+    }
+    found = bench.targets(
+        summary, "emo-demo", groups=groups, retrieval={"descriptor": 0.75, "appearance": 1.0}
+    )
+    rows = {t: (m, ok) for t, m, ok in found}
+    assert rows["identity retrieval by descriptor >= 75%"] == ("75%", True)
+    assert rows["held-out voice: lip sync r vs truth >= 0.8"] == ("0.850", True)
+    assert rows["held-out voice: offset vs truth == 0 frames in every case"] == ("[0]", True)
+    assert rows["held-out voice: opening in pauses <= 0.25 of that in speech"] == ("0.100", True)
+    assert rows["held-out engine: lip sync r vs truth >= 0.8"][1] is False
+    assert rows["held-out engine: offset vs truth == 0 frames in every case"][1] is False
+    assert rows["held-out engine: opening in pauses <= 0.25 of that in speech"][1] is False
+    # A group measured without pause frames fails its pause row rather than passing it.
+    groups["held-out voice"]["pause_ratio"] = None
+    rows = {t: ok for t, _, ok in bench.targets(summary, "emo-demo", groups=groups)}
+    assert rows["held-out voice: opening in pauses <= 0.25 of that in speech"] is False
+    # The rows of the current table are all still there.
+    assert sum(1 for t in rows if not t.startswith(("held-out", "identity retrieval"))) == 6
