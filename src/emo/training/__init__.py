@@ -3,6 +3,7 @@
 - :mod:`emo.training.prepare` -- ``emo prepare``: videos -> clips (:mod:`emo.training.data_format`);
 - :mod:`emo.training.settings` -- one typed config per stage (``examples/training/``);
 - :mod:`emo.training.trainer` -- the loop (``emo train``, ``torchrun -m emo.train``);
+- :mod:`emo.training.latents` -- VAE latents cached for frames already prepared;
 - :mod:`emo.training.vae` -- a small VAE trained from nothing (models without Stable Diffusion);
 - :mod:`emo.training.checkpoints` -- atomic, checksummed checkpoints.
 
@@ -18,6 +19,7 @@ __all__ = [
     "TrainResult",
     "TrainingConfig",
     "VAESettings",
+    "encode_dataset_latents",
     "load_config",
     "prepare_dataset",
     "train",
@@ -32,6 +34,7 @@ _LAZY = {
     "TrainResult": "emo.training.trainer",
     "train": "emo.training.trainer",
     "VAESettings": "emo.training.vae",
+    "encode_dataset_latents": "emo.training.latents",
     "train_vae": "emo.training.vae",
 }
 

@@ -76,6 +76,9 @@ class PrepareSettings:
         Scene-cut threshold (see :func:`emo.training.scenes.scene_cuts`).
     silence_rms
         Audio below this RMS (full scale 1.0) counts as silent.
+    device
+        Where the VAE encodes the latents: ``"cpu"``, ``"cuda"`` or ``"auto"``. Not part
+        of :meth:`signature` (the data does not depend on it beyond float rounding).
     """
 
     fps: float = 25.0
@@ -89,8 +92,13 @@ class PrepareSettings:
     vae: str | None = None
     cut_threshold: float = 30.0
     silence_rms: float = 1e-3
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ConfigError(
+                f"prepare: device must be 'cpu', 'cuda' or 'auto', got {self.device!r}"
+            )
         for name in ("fps", "min_seconds", "max_seconds", "crop_scale"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -106,7 +114,9 @@ class PrepareSettings:
 
     def signature(self) -> dict[str, Any]:
         """The settings that define the data (a resumed run must use the same)."""
-        return asdict(self)
+        values = asdict(self)
+        del values["device"]
+        return values
 
 
 @dataclass
@@ -192,7 +202,7 @@ class _Tools:
         self.face_mask = plugins.create("face_mask", settings.face_mask)
         self.vae: Any = None
         if settings.vae is not None:
-            self.vae = _load_vae(settings.vae)
+            self.vae = _load_vae(settings.vae).to(_prepare_device(settings.device))
         self.pose = _pose_estimator()
 
 
@@ -200,7 +210,9 @@ _TOOLS: dict[str, _Tools] = {}
 
 
 def _tools(settings: PrepareSettings) -> _Tools:
-    key = json.dumps(settings.signature(), sort_keys=True, default=str)
+    key = json.dumps(
+        {**settings.signature(), "device": settings.device}, sort_keys=True, default=str
+    )
     if key not in _TOOLS:
         _TOOLS.clear()
         _TOOLS[key] = _Tools(settings)
@@ -345,13 +357,22 @@ def _speed_per_frame(
     return torch.cat([rates[:1], rates])
 
 
+def _prepare_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("prepare: device 'cuda' was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
 def _encode_latents(vae: Any, frames: torch.Tensor) -> torch.Tensor:
     pixels = frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0
     chunks = []
     with torch.no_grad():
         for part in torch.split(pixels, 16):
-            latent = vae.encode(part.to(vae.dtype)).mode() * float(vae.config["scaling_factor"])
-            chunks.append(latent.float())
+            part = part.to(device=vae.device, dtype=vae.dtype)
+            latent = vae.encode(part).mode() * float(vae.config["scaling_factor"])
+            chunks.append(latent.float().cpu())
     return torch.cat(chunks)
 
 

@@ -72,6 +72,10 @@ class VAESettings:
         Seed of the initial weights, the frame order and the latent samples.
     threads
         ``torch.set_num_threads`` for the run; ``None`` leaves torch's default.
+    device
+        ``"cpu"``, ``"cuda"`` or ``"auto"`` (the local GPU when there is one). The frames
+        are moved to the device once; on a GPU the latent samples come from a generator on
+        that device, so a CUDA run is reproducible on CUDA, not bit-equal to a CPU run.
     """
 
     block_out_channels: tuple[int, ...] = (16, 32, 64)
@@ -87,8 +91,10 @@ class VAESettings:
     max_frames: int = 20_000
     seed: int = 0
     threads: int | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        _check_device("VAESettings", self.device)
         for name in ("layers_per_block", "latent_channels", "norm_num_groups", "max_steps",
                      "batch_size", "max_frames"):  # fmt: skip
             value = getattr(self, name)
@@ -190,6 +196,27 @@ def load_prepared_frames(root: str | os.PathLike[str], max_frames: int) -> torch
     return torch.cat(chunks)[:max_frames]
 
 
+def _check_device(owner: str, device: str) -> None:
+    if device not in ("cpu", "cuda", "auto"):
+        raise ConfigError(f"{owner}.device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+
+
+def _device(name: str) -> torch.device:
+    """The torch device of a ``device`` setting (``"auto"``: CUDA when available)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def _noise_generator(device: torch.device, seed: int, cpu: torch.Generator) -> torch.Generator:
+    """The generator of latent noise: on the CPU the frame-order one (as before devices)."""
+    if device.type == "cpu":
+        return cpu
+    return torch.Generator(device).manual_seed(seed)
+
+
 def _lr_factor(warmup: int, total: int) -> Callable[[int], float]:
     def factor(step: int) -> float:
         ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
@@ -207,7 +234,7 @@ def _pixels(frames: torch.Tensor) -> torch.Tensor:
 def _evaluate(vae: AutoencoderKL, frames: torch.Tensor) -> tuple[float, float]:
     """Reconstruction L1 and latent std over up to 256 evenly spread frames."""
     index = torch.linspace(0, frames.shape[0] - 1, min(256, frames.shape[0])).round().long()
-    pixels = _pixels(frames[index])
+    pixels = _pixels(frames[index.to(frames.device)])
     errors, latents = [], []
     for chunk in torch.split(pixels, 32):
         z = vae.encode(chunk).mode()
@@ -239,7 +266,7 @@ def _optimise(
     began = time.perf_counter()
     for step in range(cfg.max_steps):
         index = torch.randint(0, frames.shape[0], (cfg.batch_size,), generator=gen)
-        loss = loss_of(_pixels(frames[index]))
+        loss = loss_of(_pixels(frames[index.to(frames.device)]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
@@ -329,6 +356,7 @@ def train_vae(
     cfg = settings or VAESettings()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    device = _device(cfg.device)
     frames = load_prepared_frames(data_root, cfg.max_frames)
     resolution = int(frames.shape[1])
     if resolution % cfg.downscale_factor:
@@ -338,11 +366,13 @@ def train_vae(
         )
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    vae = AutoencoderKL(**cfg.vae_config(resolution)).train()
+    vae = AutoencoderKL(**cfg.vae_config(resolution)).train().to(device)
+    frames = frames.to(device)
+    noise = _noise_generator(device, cfg.seed, gen)
 
     def vae_loss(pixels: torch.Tensor) -> torch.Tensor:
         posterior = vae.encode(pixels)
-        reconstruction = vae.decode(posterior.sample(generator=gen))
+        reconstruction = vae.decode(posterior.sample(generator=noise))
         kl: torch.Tensor = posterior.kl().mean()
         return (reconstruction - pixels).abs().mean() + cfg.kl_weight * kl
 
@@ -353,7 +383,7 @@ def train_vae(
     l1, std = _evaluate(vae, frames)
     scaling = 1.0 / max(std, 1e-6)
     final = AutoencoderKL(**cfg.vae_config(resolution, scaling_factor=scaling))
-    final.load_state_dict(vae.state_dict())
+    final.load_state_dict({k: v.cpu() for k, v in vae.state_dict().items()})
     out = Path(output_dir)
     final.save_pretrained(out)
     return _recorded(
@@ -385,6 +415,8 @@ class DecoderSettings:
         Seed of the frame order.
     threads
         ``torch.set_num_threads`` for the run; ``None`` leaves torch's default.
+    device
+        ``"cpu"``, ``"cuda"`` or ``"auto"``, as :attr:`VAESettings.device`.
     """
 
     max_steps: int = 1500
@@ -396,8 +428,10 @@ class DecoderSettings:
     max_frames: int = 20_000
     seed: int = 0
     threads: int | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        _check_device("DecoderSettings", self.device)
         for name in ("max_steps", "batch_size", "max_frames"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -465,6 +499,7 @@ def finetune_decoder(
     cfg = settings or DecoderSettings()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    device = _device(cfg.device)
     frames = load_prepared_frames(data_root, cfg.max_frames)
     vae = AutoencoderKL.from_pretrained(vae_dir)
     factor = 2 ** (len(vae.config["block_out_channels"]) - 1)
@@ -478,15 +513,19 @@ def finetune_decoder(
     params = [p for part in decoder_parts for p in part.parameters()]
     for p in params:
         p.requires_grad_(True)
-    vae.train()
+    vae.train().to(device)
+    frames = frames.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
+    noise = _noise_generator(device, cfg.seed, gen)
 
     def decoder_loss(pixels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             latent = vae.encode(pixels).mode()
             if cfg.latent_noise > 0:
                 scale = cfg.latent_noise / float(vae.config["scaling_factor"])
-                latent = latent + scale * torch.randn(latent.shape, generator=gen)
+                latent = latent + scale * torch.randn(
+                    latent.shape, generator=noise, device=latent.device
+                )
         reconstruction = vae.decode(latent)
         loss = (reconstruction - pixels).abs().mean()
         if cfg.edge_weight > 0:
@@ -498,7 +537,7 @@ def finetune_decoder(
     vae.eval().requires_grad_(False)
     l1, _ = _evaluate(vae, frames)
     out = Path(output_dir)
-    vae.save_pretrained(out)
+    vae.to("cpu").save_pretrained(out)
     scaling = float(vae.config["scaling_factor"])
     return _recorded(
         out,
