@@ -74,6 +74,7 @@ def write_voice_clips(
         write_clip,
     )
     from emo.datasets.synthetic.voices import SPLIT_VERSION
+    from emo.errors import SpeechEngineError
 
     folder.mkdir(parents=True, exist_ok=True)
     voices = voice_split(split)  # type: ignore[arg-type]
@@ -84,10 +85,37 @@ def write_voice_clips(
         mode = "singing" if voice.sings and rng.uniform() < singing else "speech"
         audio_seed = int(rng.integers(2**31))
         path = folder / f"{split}_voice_{i:05d}.mp4"
-        used.append({"clip": path.name, "voice": voice.key, "mode": mode, "seed": audio_seed})
-        if not path.is_file():
+        if path.is_file():
+            # A clip made by a retry records its own voice in its truth file.
+            said = json.loads(path.with_suffix(".json").read_text())["audio"]
+            used.append(
+                {
+                    "clip": path.name,
+                    "voice": f"{said['engine']}:{said['voice']}",
+                    "mode": said["mode"],
+                    "seed": said["seed"],
+                }
+            )
+        else:
             began = time.perf_counter()
-            track = voice_track(voice, audio_seed, seconds, mode=mode)  # type: ignore[arg-type]
+            track = None
+            for attempt in range(1, 6):
+                try:
+                    track = voice_track(voice, audio_seed, seconds, mode=mode)  # type: ignore[arg-type]
+                    break
+                except SpeechEngineError as error:
+                    # festival's singing mode crashes on some texts; another draw, from a
+                    # stream of its own, keeps every other clip as it was.
+                    print(f"{path.name}: {voice.key} {mode} failed ({error}); drawing again")
+                    retry = np.random.default_rng(
+                        [seed, 0 if split == "train" else 1, 29, i, attempt]
+                    )
+                    voice = pick_voice(retry, voices)
+                    mode = "singing" if voice.sings and retry.uniform() < singing else "speech"
+                    audio_seed = int(retry.integers(2**31))
+            if track is None:
+                raise SpeechEngineError(f"{path.name}: five voices failed in a row; see above")
+            used.append({"clip": path.name, "voice": voice.key, "mode": mode, "seed": audio_seed})
             clip = make_clip(
                 seed * 1_000_003 + i,
                 track,
