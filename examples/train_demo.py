@@ -2,13 +2,18 @@
 
 Every step uses emo's own public tools, the path a user training on their own data takes:
 
-1. data: synthetic talking heads (:mod:`emo.datasets.synthetic`), training identities and
-   speech/singing only, rendered at 96 px, cropped around the clip's face region
-   (grown ``--crop`` times) to 64x64 and written as MP4 files with their ground truth;
+1. data: synthetic talking heads (:mod:`emo.datasets.synthetic`), training identities only,
+   rendered at 144 px, cropped around the clip's face region (grown ``--crop`` times) to
+   96x96 and written as MP4 files with their ground truth. Two kinds of speech are mixed:
+   the formant synthesiser's speech and singing (``clips``), and real speech engines'
+   voices, espeak-ng and festival, speaking and singing with their own phone timing as the
+   mouth truth (``voice_clips``, :func:`emo.datasets.synthetic.voice_track`; made by
+   ``examples/make_voice_data.py``, which needs the engines, or given with ``--voice-data``);
 2. ``emo prepare`` (:func:`emo.training.prepare_dataset`): clips, mel audio features, head speed;
 3. a small VAE trained on those frames (:func:`emo.training.vae.train_vae`; no Stable
-   Diffusion weights are used anywhere), then ``emo prepare`` again with that VAE, which
-   caches every frame's latents;
+   Diffusion weights are used anywhere), its decoder sharpened with an edge loss
+   (:func:`emo.training.vae.finetune_decoder`), then every frame's latents cached
+   (:func:`emo.training.encode_dataset_latents`);
 4. the three EMO stages with emo's trainer (:func:`emo.training.train`): stage 1 (images:
    Backbone, ReferenceNet, FaceLocator), stage 2 (video: temporal modules + audio attention),
    stage 3 (temporal modules + speed layers), each starting from the previous stage's pipeline;
@@ -19,11 +24,16 @@ A run records what it did (data size, steps and seconds of every phase, the mach
 ``OUT/record.json``. It resumes: finished phases are skipped, an interrupted stage continues
 from its newest checkpoint.
 
+``--time-budget SECONDS`` sizes the three stages to the time left when they start (shares
+as in :data:`RECIPE`'s ``stage_shares``): each stage first trains ``calibration_steps``,
+measures its seconds per step and sets its step count from that. The steps reached are in
+``record.json``; ``--stage-steps`` with them repeats the run step for step.
+
 Usage::
 
-    python examples/train_demo.py --out runs/demo                 # the shipped recipe
+    python examples/train_demo.py --out runs/demo --device cuda --time-budget 420   # shipped
     python examples/train_demo.py --out runs/quick --quick        # a minutes-long smoke run
-    python examples/train_demo.py --out runs/demo --device cuda   # on a GPU when there is one
+    python examples/train_demo.py --out runs/demo --stage-steps 3000,6000,1800   # fixed steps
 """
 
 from __future__ import annotations
@@ -46,17 +56,34 @@ PACKAGE_MODEL = HERE.parent / "src" / "emo" / "pretrained" / "emo-demo"
 
 #: The recipe of the shipped model (``--quick`` scales the steps and data down).
 RECIPE: dict[str, Any] = {
-    "clips": 320,
+    "clips": 240,
+    # clips spoken or sung by espeak-ng and festival voices (the held-out ones excluded):
+    # without them the model learns the formant synthesiser, not speech
+    "voice_clips": 480,
     "seconds": 3.0,
-    "render_size": 96,
-    "resolution": 64,
+    "render_size": 144,
+    # 96 px rather than 64: at 64 px the faces lose hair and features and the identity
+    # descriptor retrieves a held-out face at chance; 128 px would cost 1.8x the CPU
+    # inference time of 96 px for the bundled model that CI and the README run on CPUs
+    "resolution": 96,
     "crop": 1.3,
     "speeds": [0.0, 0.5, 1.0, 2.0],
     "singing": 0.2,
-    "vae_steps": 1200,
+    "vae": {
+        "block_out_channels": [32, 64, 128],
+        "layers_per_block": 2,
+        "batch_size": 32,
+        "learning_rate": 1e-3,
+    },
+    "vae_steps": 3000,
+    # the decoder sharpened with an edge loss, the encoder (and so the latents) unchanged
+    "decoder_steps": 1500,
     "stage_steps": [3000, 6000, 1800],
+    # shares of --time-budget, as the stages' seconds in the CPU recipe before
+    "stage_shares": [0.2, 0.6, 0.2],
+    "calibration_steps": 30,
     "learning_rates": [1e-3, 5e-4, 2e-4],
-    "batch_sizes": [8, 2, 2],
+    "batch_sizes": [32, 8, 8],
     # Stage 2 trains every group but the speed layers (the paper freezes the spatial
     # layers there): with minutes of training, the spatial layers must keep learning.
     "stage_trainable": [
@@ -75,9 +102,8 @@ RECIPE: dict[str, Any] = {
     # generation defaults saved with the model
     "num_inference_steps": 10,
     # Guidance towards the portrait as well as the audio (a third denoiser pass per step)
-    # and each clip started from its predecessor's last frame, 90 % noised: on the 12
-    # held-out benchmark cases the face, and so its mouth, is drawn more clearly without
-    # larger jumps between clips (docs/guide/demo.md, "Generation defaults").
+    # and each clip started from its predecessor's last frame, 90 % noised (docs/guide/demo.md,
+    # "Generation defaults").
     "guidance_scale": 2.5,
     "reference_guidance_scale": 1.5,
     "init_strength": 0.9,
@@ -257,23 +283,81 @@ def stage_config(
     return config
 
 
-def run(args: argparse.Namespace) -> Path:
-    from emo.training import PrepareSettings, load_config, prepare_dataset, train
-    from emo.training.vae import VAESettings, train_vae
+def link_voice_data(folders: list[Path], videos: Path, limit: int | None = None) -> int:
+    """Link the clips of ``examples/make_voice_data.py`` folders under ``videos/voices_<k>``.
 
+    ``limit``: at most this many clips per folder (the first ones).
+    """
+    count = 0
+    for k, folder in enumerate(folders):
+        if not (folder / "voices.json").is_file():
+            raise SystemExit(f"{folder} holds no voices.json: make it with make_voice_data.py")
+        target = videos / f"voices_{k}"
+        target.mkdir(parents=True, exist_ok=True)
+        for clip in sorted(folder.glob("*.mp4"))[:limit]:
+            for path in (clip, clip.with_suffix(".json")):
+                if not (target / path.name).exists():
+                    os.symlink(path.resolve(), target / path.name)
+            count += 1
+        shutil.copyfile(folder / "voices.json", target / "voices.json")
+    return count
+
+
+def stage_steps_for(
+    stage_dir: Path, config: dict[str, Any], seconds: float, calibration: int
+) -> tuple[int, float]:
+    """Train ``calibration`` steps, then the step count that fills ``seconds`` in all.
+
+    Returns the steps and the measured seconds per step (``metrics.jsonl``: the time
+    between the first and the last logged step, so start-up is not counted).
+    """
+    from emo.training import load_config, train
+
+    began = time.perf_counter()
+    train(load_config(config), stop_after=calibration)
+    spent = time.perf_counter() - began
+    rows = [json.loads(line) for line in (stage_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r.get("step", 0) <= calibration]
+    if len(rows) >= 2:
+        first, last = rows[0], rows[-1]
+        per_step = (last["seconds"] - first["seconds"]) / max(1, last["step"] - first["step"])
+    else:  # one logged step: the whole call, start-up included (an overestimate)
+        per_step = spent / calibration
+    steps = calibration + int(max(0.0, seconds - spent) / max(per_step, 1e-6))
+    return max(calibration + 10, steps // 10 * 10), per_step
+
+
+def run(args: argparse.Namespace) -> Path:
+    from emo.training import (
+        PrepareSettings,
+        encode_dataset_latents,
+        load_config,
+        prepare_dataset,
+        train,
+    )
+    from emo.training.vae import DecoderSettings, VAESettings, finetune_decoder, train_vae
+
+    began_run = time.perf_counter()
     recipe = dict(RECIPE)
     if args.quick:
-        recipe.update(clips=8, vae_steps=60, stage_steps=[10, 10, 10])
+        recipe.update(
+            clips=8, voice_clips=4 if args.voice_data else 0, vae_steps=20, decoder_steps=10,
+            stage_steps=[10, 10, 10], calibration_steps=20, batch_sizes=[4, 2, 2],
+            vae={**recipe["vae"], "batch_size": 4},
+        )  # fmt: skip
     if args.stage_steps:
         recipe["stage_steps"] = [int(n) for n in args.stage_steps.split(",")]
     if args.steps_scale != 1.0:
-        recipe["vae_steps"] = max(1, round(recipe["vae_steps"] * args.steps_scale))
+        for key in ("vae_steps", "decoder_steps"):
+            recipe[key] = max(1, round(recipe[key] * args.steps_scale))
         recipe["stage_steps"] = [max(1, round(n * args.steps_scale)) for n in recipe["stage_steps"]]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = Record(out / "record.json")
     record.data["recipe"] = recipe
     record.data.setdefault("machine", _machine())
+    if args.device != "cpu":
+        record.data.setdefault("machines", {})[args.device] = _machine()
 
     def phase(name: str) -> bool:
         if record.done(name):
@@ -282,22 +366,58 @@ def run(args: argparse.Namespace) -> Path:
         print(f"[demo] {name} ...", flush=True)
         return True
 
+    def stop_here(name: str) -> bool:
+        return args.stop_after == name
+
     videos = out / "videos"
     if phase("synthetic"):
         began = time.perf_counter()
-        paths = write_synthetic(videos, recipe["clips"], "train", recipe, recipe["seed"])
+        paths = write_synthetic(
+            videos / "formant", recipe["clips"], "train", recipe, recipe["seed"]
+        )
         record.save(
             "synthetic",
             clips=len(paths),
             seconds_of_video=len(paths) * recipe["seconds"],
             seconds=round(time.perf_counter() - began, 1),
         )
+    if phase("voices"):
+        began = time.perf_counter()
+        if args.voice_data:
+            count = link_voice_data(
+                [Path(p) for p in args.voice_data], videos, 2 if args.quick else None
+            )
+            source = [os.fspath(Path(p).resolve()) for p in args.voice_data]
+        elif recipe["voice_clips"]:
+            sys.path.insert(0, os.fspath(HERE))
+            from make_voice_data import write_voice_clips
 
-    def prepare(phase_name: str, folder: Path, vae: Path | None) -> None:
+            count = len(
+                write_voice_clips(
+                    videos / "voices_0",
+                    recipe["voice_clips"],
+                    seconds=recipe["seconds"],
+                    render_size=recipe["render_size"],
+                    resolution=recipe["resolution"],
+                    crop=recipe["crop"],
+                    singing=recipe["singing"],
+                    seed=recipe["seed"],
+                    log=False,
+                )
+            )
+            source = ["examples/make_voice_data.py"]
+        else:
+            count, source = 0, []
+        record.save(
+            "voices", clips=count, source=source, seconds=round(time.perf_counter() - began, 1)
+        )
+
+    data = out / "data"
+    if phase("prepare"):
         began = time.perf_counter()
         report = prepare_dataset(
             videos,
-            folder,
+            data,
             PrepareSettings(
                 fps=25.0,
                 resolution=recipe["resolution"],
@@ -306,26 +426,35 @@ def run(args: argparse.Namespace) -> Path:
                 crop_scale=1.0,
                 audio_encoder="mel",
                 face_mask="full",
-                vae=None if vae is None else os.fspath(vae),
             ),
+            workers=args.workers,
             progress=False,
         )
         record.save(
-            phase_name,
+            "prepare",
             clips=report.clips,
             skipped=len(report.skipped),
             seconds=round(time.perf_counter() - began, 1),
         )
-
-    data = out / "data"
-    if phase("prepare"):
-        prepare("prepare", data, None)
+    if stop_here("prepare"):
+        return data
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
+    device = "cpu" if device == "auto" else device
     vae_dir = out / "vae"
     if phase("vae"):
         result = train_vae(
             data,
             vae_dir,
-            VAESettings(max_steps=recipe["vae_steps"], seed=recipe["seed"]),
+            VAESettings(
+                block_out_channels=tuple(recipe["vae"]["block_out_channels"]),
+                layers_per_block=recipe["vae"]["layers_per_block"],
+                batch_size=recipe["vae"]["batch_size"],
+                learning_rate=recipe["vae"]["learning_rate"],
+                max_steps=recipe["vae_steps"],
+                seed=recipe["seed"],
+                device=device,
+            ),
+            log_every=250,
             log=lambda line: print(f"[demo] {line}", flush=True),
         )
         record.save(
@@ -336,30 +465,64 @@ def run(args: argparse.Namespace) -> Path:
             reconstruction_l1=round(result.reconstruction_l1, 4),
             scaling_factor=result.scaling_factor,
         )
+    sharp_dir = out / "vae_sharp"
+    if phase("decoder"):
+        result = finetune_decoder(
+            data,
+            vae_dir,
+            sharp_dir,
+            DecoderSettings(
+                max_steps=recipe["decoder_steps"],
+                batch_size=recipe["vae"]["batch_size"],
+                seed=recipe["seed"],
+                device=device,
+            ),
+            log_every=250,
+            log=lambda line: print(f"[demo] {line}", flush=True),
+        )
+        record.save(
+            "decoder",
+            steps=result.steps,
+            seconds=round(result.seconds, 1),
+            reconstruction_l1=round(result.reconstruction_l1, 4),
+        )
     # The stages read cached latents: encoding the frames at every step would cost
     # more than the diffusion networks themselves at this size.
     latent_data = out / "data_latents"
     if phase("latents"):
-        prepare("latents", latent_data, vae_dir)
+        began = time.perf_counter()
+        clips = encode_dataset_latents(data, latent_data, sharp_dir, device=device)
+        record.save("latents", clips=clips, seconds=round(time.perf_counter() - began, 1))
     init = out / "init"
     if phase("init"):
-        build_initial_pipeline(vae_dir, init, recipe["seed"])
+        build_initial_pipeline(sharp_dir, init, recipe["seed"])
         record.save("init", folder=os.fspath(init))
     previous = init
     for stage in (1, 2, 3):
         stage_dir = out / f"stage{stage}"
         name = f"stage{stage}"
         if phase(name):
-            config = stage_config(stage, latent_data, stage_dir, previous, recipe, args.device)
+            config = stage_config(stage, latent_data, stage_dir, previous, recipe, device)
             stage_dir.mkdir(parents=True, exist_ok=True)
-            (stage_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
             # Wall time from the stage's first start: a resumed stage counts its earlier run.
             began = record.start(name)
+            per_step = None
+            if args.time_budget:
+                left = args.time_budget - (time.perf_counter() - began_run)
+                shares = recipe["stage_shares"][stage - 1 :]
+                seconds = left * shares[0] / sum(shares)
+                steps, per_step = stage_steps_for(
+                    stage_dir, config, seconds, recipe["calibration_steps"]
+                )
+                config["training"]["max_steps"] = steps
+                print(f"[demo] {name}: {per_step:.4f} s/step -> {steps} steps", flush=True)
+            (stage_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
             result = train(load_config(config))
             record.save(
                 name,
                 steps=result.step,
                 seconds=round(time.time() - began, 1),
+                seconds_per_step=None if per_step is None else round(per_step, 5),
                 final_loss=result.losses[-1][1] if result.losses else None,
                 trained_parameters=len(result.trained_parameters),
                 resumed_from=os.fspath(result.resumed_from) if result.resumed_from else None,
@@ -414,6 +577,22 @@ def main(argv: list[str] | None = None) -> int:
         "--steps-scale", type=float, default=1.0, help="multiply every step count (e.g. 4 on a GPU)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--workers", type=int, default=1, help="processes of emo prepare")
+    parser.add_argument(
+        "--voice-data",
+        nargs="+",
+        default=None,
+        help="folders made by examples/make_voice_data.py (instead of making the voice clips)",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="seconds from the start of this process by which the three stages end",
+    )
+    parser.add_argument(
+        "--stop-after", choices=("prepare",), default=None, help="stop after this phase"
+    )
     parser.add_argument("--export", default=None, help="copy the finished model folder here")
     parser.add_argument(
         "--export-package",
