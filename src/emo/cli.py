@@ -98,7 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--writer", default=None, help="video writer plugin name (default: from suffix)")
     g.add_argument("--fps", type=float, default=None, help="frames per second")
-    g.add_argument("--size", type=int, default=None, help="output height and width in pixels")
+    g.add_argument("--size", type=int, default=None, help="generated height and width in pixels")
+    g.add_argument(
+        "--output-size",
+        default=None,
+        metavar="N|native",
+        help="shorter side in pixels of the frames written: the decoded frames are upscaled "
+        "(bicubic, antialiased) to it before the watermark is embedded, so the mark survives "
+        "a re-encode (it needs about 256 px); 'native' writes the generated size (default: "
+        "the model's setting; emo-demo saves 256)",
+    )
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     g.add_argument(
         "--dtype",

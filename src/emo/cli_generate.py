@@ -28,6 +28,26 @@ def _parse_box(text: str) -> list[float]:
     return values
 
 
+def _parse_output_size(text: str | int | None) -> int | str | None:
+    """``--output-size``: ``None`` (the model's setting), ``"native"`` or a positive int."""
+    from emo.pipelines.output_size import NATIVE
+
+    if text is None or text == NATIVE or isinstance(text, int):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InputError(
+            f"--output-size must be a positive number of pixels or 'native', got {text!r}"
+        )
+    from emo.limits import check_frame_size
+
+    check_frame_size(value, value, "--output-size frame size")
+    return value
+
+
 def _check_arguments(args: argparse.Namespace) -> None:
     """Check what can be checked before a (possibly large) model is loaded."""
     for label, value in (("image", args.image), ("audio", args.audio)):
@@ -40,6 +60,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
             raise InputError(f"{flag} must be positive, got {value}")
     if args.size is not None and args.size % 8:
         raise InputError(f"--size must be a multiple of 8, got {args.size}")
+    args.output_size = _parse_output_size(getattr(args, "output_size", None))
     if args.box is not None and args.face_mask not in (None, "box"):
         raise InputError("--box sets the face region itself; leave out --face-mask")
     from emo.pipelines.input_checks import check_generation_inputs
@@ -184,6 +205,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         fps=args.fps,
         num_inference_steps=args.steps,
         init_strength=args.init_strength,
+        output_size=args.output_size,
         generator=generator,
         output_path=args.output,
         writer=args.writer,
@@ -210,13 +232,15 @@ def _run_hallo(args: argparse.Namespace, pipe: Any, watermark: Any, credentials:
             ("--fps", args.fps),
             ("--box", args.box),
             ("--face-mask", args.face_mask),
+            ("--output-size", args.output_size),
         )
         if value is not None
     ]
     if unused:
         raise InputError(
             f"{', '.join(unused)} do not apply to a Hallo model (its masks come from the "
-            "portrait's landmarks and it runs at 25 fps); leave them out"
+            "portrait's landmarks, it runs at 25 fps and writes the size it generates); leave "
+            "them out"
         )
     pipe.set_progress_bar_config(disable=args.quiet)
     began = time.perf_counter()

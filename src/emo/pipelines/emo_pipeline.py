@@ -15,6 +15,7 @@ import torch
 from emo import plugins
 from emo.denoiser import drop_rows
 from emo.errors import ConfigError, InputError
+from emo.limits import check_frame_size
 from emo.pipelines.components import MODEL_COMPONENTS, PLUGIN_COMPONENTS
 from emo.pipelines.conditioning import (
     ClipAudioFeatures,
@@ -27,6 +28,7 @@ from emo.pipelines.conditioning import (
 from emo.pipelines.input_checks import check_generation_inputs
 from emo.pipelines.mux_audio import audio_for_mux
 from emo.pipelines.numerics import NonFiniteWatch, check_decoded
+from emo.pipelines.output_size import NATIVE, resize_frames, written_frame_size
 from emo.pipelines.overlap import consume_clips, resolve_overlap
 from emo.pipelines.settings import GUIDANCE_SEQUENTIAL_DEVICES, PipelineSettings
 from emo.schedulers.base import random_noise, scheduler_step
@@ -382,6 +384,7 @@ class EMOPipeline:
         frames_per_clip: int | None = None,
         motion_frames: int | None = None,
         init_strength: float | None = None,
+        output_size: int | str | None = None,
         head_motion_speed: float | Sequence[float] | torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
@@ -410,6 +413,13 @@ class EMOPipeline:
             ``ceil(duration * fps)`` frames.
         height, width, fps, num_inference_steps, guidance_scale, reference_guidance_scale, frames_per_clip, motion_frames, init_strength
             Override the pipeline's ``settings`` (:class:`~emo.pipelines.settings.PipelineSettings`).
+        output_size
+            The shorter side, in pixels, of the frames returned and written, the longer
+            one keeping the aspect: the decoded frames are resized to it (bicubic,
+            antialiased, :mod:`emo.pipelines.output_size`) clip by clip, *before* the
+            watermark is embedded. ``None``: ``settings.output_size`` (the model's
+            default; ``None`` there is the generated size); ``"native"``: the generated
+            ``height x width`` whatever the settings say.
         head_motion_speed
             Head-rotation speed for the speed layers, in degrees per frame *of the generated
             video* (at ``fps``): ``None`` (the settings' default), a number, or one value per
@@ -477,11 +487,15 @@ class EMOPipeline:
             "reference_guidance_scale": reference_guidance_scale,
             "init_strength": init_strength,
         }
+        changes: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        if output_size is not None:
+            changes["output_size"] = None if output_size == NATIVE else output_size
         try:
-            s = self.settings.replace(**{k: v for k, v in overrides.items() if v is not None})
+            s = self.settings.replace(**changes)
         except ConfigError as exc:
             raise InputError(f"invalid generation argument: {exc}") from None
         height, width, fps = s.height, s.width, float(s.fps)
+        out_height, out_width = written_frame_size(height, width, s.output_size)
         steps, frames_per_clip, motion_frames = (
             s.num_inference_steps,
             s.frames_per_clip,
@@ -507,6 +521,8 @@ class EMOPipeline:
         if output_type is None:
             output_type = None if output_path is not None else "pt"
         check_generation_inputs(image, audio, width=width, height=height, audio_rate=audio_rate)
+        if (out_height, out_width) != (height, width):
+            check_frame_size(out_width, out_height, "output_size frame size")
         overlap = resolve_overlap(overlap_decoding, self.device)
 
         portrait = prepare_portrait(
@@ -570,6 +586,9 @@ class EMOPipeline:
             callback=callback_on_step_end,
         )
         kept: list[torch.Tensor] = []
+        out_size = (out_height, out_width)
+        # The mark's texture masking looks at the picture as generated (Watermarker.embed).
+        upscale = max(1.0, min(out_size) / min(height, width))
         path: Path | None = None
         if output_path is not None:
             path = Path(output_path)
@@ -579,13 +598,21 @@ class EMOPipeline:
                     video_writer, audio, audio_rate=audio_rate, mux_sample_rate=mux_sample_rate
                 ) as (mux_audio, mux_rate),
                 video_writer.open(
-                    path, fps=fps, width=width, height=height, audio=mux_audio, sample_rate=mux_rate
+                    path,
+                    fps=fps,
+                    width=out_width,
+                    height=out_height,
+                    audio=mux_audio,
+                    sample_rate=mux_rate,
                 ) as session,
             ):
                 stamp.label_session(session)
 
                 def write(clip_index: int, clip_latents: torch.Tensor) -> None:
-                    frames = stamp.mark(self._decode(clip_latents, clip_index))
+                    # Resized before marking: the mark is made for the pixels written.
+                    frames = stamp.mark(
+                        self._decode(clip_latents, clip_index, out_size), upscale=upscale
+                    )
                     session.write(frames)
                     if output_type is not None:
                         kept.append(clip_latents if output_type == "latent" else frames)
@@ -596,7 +623,9 @@ class EMOPipeline:
         else:
 
             def decode(clip_index: int, clip_latents: torch.Tensor) -> None:
-                kept.append(stamp.mark(self._decode(clip_latents, clip_index)))
+                kept.append(
+                    stamp.mark(self._decode(clip_latents, clip_index, out_size), upscale=upscale)
+                )
 
             consume_clips(enumerate(clips), decode, overlap=overlap)
 
@@ -650,15 +679,27 @@ class EMOPipeline:
         latent = self.vae.encode(pixels).mode() * float(self.vae.config["scaling_factor"])
         return latent.to(self.dtype)
 
-    def _decode(self, latents: torch.Tensor, clip_index: int | None = None) -> torch.Tensor:
-        """Latents ``(1, c, f, h, w)`` -> uint8 frames ``(f, H, W, 3)`` on the CPU."""
+    def _decode(
+        self,
+        latents: torch.Tensor,
+        clip_index: int | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Latents ``(1, c, f, h, w)`` -> uint8 frames ``(f, H, W, 3)`` on the CPU.
+
+        ``size`` ``(H, W)`` resizes the decoded frames (:func:`resize_frames`) on the
+        VAE's device, before they are rounded: one clip at a time, never the whole video.
+        """
         scaled = latents.to(self.vae.dtype) / float(self.vae.config["scaling_factor"])
         images = self.vae.decode(scaled)
         if hasattr(images, "sample"):
             images = images.sample
         check_decoded(images, clip_index=clip_index, dtype=self.vae.dtype)
-        frames = ((images[0].float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-        return frames.permute(1, 2, 3, 0).contiguous().cpu()  # c f h w -> f h w c
+        pixels = images[0].float().transpose(0, 1)  # c f h w -> f c h w
+        if size is not None:
+            pixels = resize_frames(pixels, size)
+        frames = ((pixels.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+        return frames.permute(0, 2, 3, 1).contiguous().cpu()  # f c h w -> f h w c
 
     def _format(self, kept: list[torch.Tensor], output_type: str) -> Any:
         if output_type == "latent":

@@ -85,6 +85,14 @@ class PipelineSettings:
         last frame. Identity and pose then carry over from the anchor and the network
         redraws what the audio and the motion change; a small model that cannot yet
         draw a face from noise alone keeps its viewers' face this way.
+    output_size
+        The shorter side, in pixels, of the frames returned and written (the longer side
+        keeps the aspect): the decoded frames are resized to it before the watermark is
+        embedded (bicubic, antialiased; :mod:`emo.pipelines.output_size`). ``None``
+        (default): the generated ``height x width``. A model that generates small frames
+        saves e.g. 256 here, because the invisible watermark does not survive a re-encode
+        in frames smaller than about 192-256 pixels (see the provenance guide). Upscaling
+        adds no detail.
     """
 
     height: int = 512
@@ -101,6 +109,7 @@ class PipelineSettings:
     first_clip_motion: str = "zeros"
     guidance_batching: str = "auto"
     init_strength: float = 1.0
+    output_size: int | None = None
 
     def __post_init__(self) -> None:
         positive_ints = ("height", "width", "frames_per_clip", "num_inference_steps")
@@ -153,6 +162,11 @@ class PipelineSettings:
         ):
             raise ConfigError(
                 f"PipelineSettings.init_strength must be a number in (0, 1], got {strength!r}"
+            )
+        size = self.output_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+            raise ConfigError(
+                f"PipelineSettings.output_size must be a positive int or None, got {size!r}"
             )
         if self.first_clip_motion not in FIRST_CLIP_MOTION:
             raise ConfigError(

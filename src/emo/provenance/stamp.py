@@ -143,13 +143,17 @@ class GenerationStamp:
             private_key=self.private_key,
         )
 
-    def mark(self, frames: torch.Tensor) -> torch.Tensor:
-        """Watermark uint8 frames ``(f, h, w, 3)`` (unchanged when the mark is off)."""
+    def mark(self, frames: torch.Tensor, *, upscale: float = 1.0) -> torch.Tensor:
+        """Watermark uint8 frames ``(f, h, w, 3)`` (unchanged when the mark is off).
+
+        ``upscale``: how many times the frames were enlarged after they were made
+        (see :meth:`Watermarker.embed <emo.provenance.watermark.Watermarker.embed>`).
+        """
         if self.marker is None:
             return frames
         if self._tile is None:  # one tile for the whole video
             self._tile = self.marker.tile(self.payload)
-        return self.marker.embed(frames, self.payload, tile=self._tile)
+        return self.marker.embed(frames, self.payload, tile=self._tile, upscale=upscale)
 
     def label_session(self, session: Any) -> None:
         """Give a writer session the label and the C2PA signer, if it takes them.

@@ -8,7 +8,10 @@ and the ring is split, by a keyed permutation, into 48 disjoint groups, one per
 payload bit; a bit flips the sign of its group. The tile repeats over the whole
 frame and is added to the luma (the same value to R, G and B), scaled per pixel
 by the local texture (weaker on flat areas, where the eye would see it) and per
-frame so that the mark's RMS is 2.4 grey levels (PSNR >= 40 dB).
+frame so that the mark's RMS is 2.4 grey levels (PSNR >= 40 dB). Frames enlarged
+after they were made (a small model's output upscaled so that the mark survives
+re-encoding) are smooth pixel by pixel, which would hold the mark at its floor
+everywhere: their texture is measured at the size they were made (``upscale``).
 
 Detection folds the picture into one tile (the average of all tiles), whitens its
 spectrum (phase only) and correlates every bit group at every cyclic shift with a
@@ -180,7 +183,12 @@ class Watermarker:
 
     # -- embedding -------------------------------------------------------------------
     def embed(
-        self, frames: Any, payload: Payload, *, tile: torch.Tensor | None = None
+        self,
+        frames: Any,
+        payload: Payload,
+        *,
+        tile: torch.Tensor | None = None,
+        upscale: float = 1.0,
     ) -> torch.Tensor:
         """Return the frames with the mark added.
 
@@ -193,6 +201,13 @@ class Watermarker:
         tile
             The tile from :meth:`tile`, when it is already at hand (a video marked clip
             by clip).
+        upscale
+            How many times the frames were enlarged after they were made (>= 1; 4 for
+            64-pixel frames written at 256). The texture masking then measures the
+            picture's texture at the made size: an enlarged picture has no pixel-scale
+            texture, so measured as it is the mark would be held at its 0.25x floor
+            everywhere, too weak to survive a re-encode. The mark keeps its RMS cap (2.4
+            grey levels, PSNR >= 40 dB).
 
         Returns
         -------
@@ -201,10 +216,19 @@ class Watermarker:
         """
         from emo.io.writers.base import as_video_frames
 
+        if (
+            isinstance(upscale, bool)
+            or not isinstance(upscale, (int, float))
+            or not math.isfinite(upscale)
+            or upscale < 1.0
+        ):
+            raise InputError(f"watermark upscale must be a number >= 1, got {upscale!r}")
         pixels = torch.from_numpy(as_video_frames(frames))
         if tile is None:
             tile = self.tile(payload)
-        delta = self._delta(_luma(pixels), tile)[..., None]
+        luma = _luma(pixels)
+        weight = self._weight_at(luma, float(upscale)) if upscale > 1.0 else None
+        delta = self._delta(luma, tile, weight)[..., None]
         return (pixels.float() + delta).round_().clamp_(0, 255).to(torch.uint8)
 
     def tile(self, payload: Payload) -> torch.Tensor:
@@ -222,6 +246,21 @@ class Watermarker:
     def _weight(luma: torch.Tensor) -> torch.Tensor:
         """Texture masking ``(f, h, w)``: up to 2x on busy areas, 0.25x on flat ones."""
         return (_activity(luma) / 3.0).clamp(0.25, 2.0)
+
+    @classmethod
+    def _weight_at(cls, luma: torch.Tensor, upscale: float) -> torch.Tensor:
+        """:meth:`_weight` of frames enlarged ``upscale`` times, measured at their made size.
+
+        The luma is shrunk back (bilinear, antialiased), masked there, and the mask
+        enlarged again (bilinear) to ``(f, h, w)``.
+        """
+        h, w = luma.shape[1:]
+        made = (max(1, round(h / upscale)), max(1, round(w / upscale)))
+        small = F.interpolate(
+            luma[:, None], size=made, mode="bilinear", align_corners=False, antialias=True
+        )[:, 0]
+        weight = cls._weight(small)[:, None]
+        return F.interpolate(weight, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
 
     def _delta(
         self, luma: torch.Tensor, tile: torch.Tensor, weight: torch.Tensor | None = None
