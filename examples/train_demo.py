@@ -108,6 +108,10 @@ RECIPE: dict[str, Any] = {
     "reference_guidance_scale": 1.5,
     "init_strength": 0.9,
     "head_motion_speed": 0.5,
+    # Frames written at 512 px (bicubic upscale before the watermark): at the model's own
+    # size the mark does not survive a re-encode (docs/guide/provenance.md, "The default
+    # output").
+    "output_size": 512,
 }
 
 
@@ -539,7 +543,7 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def finish(pipeline_dir: Path, target: Path, recipe: dict[str, Any]) -> Path:
-    """The trained pipeline with its generation defaults (steps, guidance, crop, speed)."""
+    """The trained pipeline with its generation defaults (steps, guidance, crop, speed, output size)."""
     from emo.pipelines.emo_pipeline import EMOPipeline
 
     pipe = EMOPipeline.from_pretrained(pipeline_dir, face_mask="full")
@@ -550,6 +554,7 @@ def finish(pipeline_dir: Path, target: Path, recipe: dict[str, Any]) -> Path:
         init_strength=recipe["init_strength"],
         head_motion_speed=recipe["head_motion_speed"],
         face_crop_scale=1.0,
+        output_size=recipe["output_size"],
     )
     pipe.save_pretrained(target)
     return target

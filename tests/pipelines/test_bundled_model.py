@@ -55,6 +55,7 @@ def test_the_demo_model_moves_its_mouth_with_held_out_speech(demo_pipe: EMOPipel
             head_motion_speed=case.speed,
             generator=torch.Generator().manual_seed(0),
             output_type="np",
+            output_size="native",  # scored at the generated size, like the truth
         )
         frames = (np.asarray(out.frames)[: truth.num_frames] * 255).round().astype(np.uint8)
         score = score_video(frames, out.fps, truth_mouth=truth.mouth_open)
