@@ -3,8 +3,9 @@
 ``emo prepare`` stores every frame raw (96x96 RGB: 2 MB per 3-s clip). This packs a
 prepared folder into
 
-- ``videos/<id>.mp4``: the frames, H.264 4:4:4 at CRF 10 (about 15 kB per 3-s clip; mean
-  error about 0.6 grey levels, below the MP4 sources' own coding loss);
+- ``videos/<id>.mp4``: the frames, H.264 4:4:4 at CRF 10 by default (``--crf``; 15-40 kB
+  per 3-s 96-px clip, mean error about 0.6 grey levels; CRF 16, used for the shipped
+  model's GPU run to fit the transfer limit: about 1 grey level);
 - ``tensors/<id>.safetensors``: every other tensor of the clip but the raw audio, audio
   features in float16 (relative rounding 5e-4);
 - ``dataset.json``, ``clips.jsonl``, ``skipped.jsonl`` as they were.
@@ -36,14 +37,14 @@ from safetensors.torch import load_file, save_file
 INDEX_FILES = ("dataset.json", "clips.jsonl", "skipped.jsonl")
 
 
-def _encode(frames: np.ndarray, path: Path, fps: float) -> None:
+def _encode(frames: np.ndarray, path: Path, fps: float, crf: int) -> None:
     import av
 
     with av.open(os.fspath(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
         stream.pix_fmt = "yuv444p"
-        stream.options = {"crf": "10", "preset": "slow"}
+        stream.options = {"crf": str(crf), "preset": "slow"}
         for image in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             for packet in stream.encode(frame):
@@ -71,7 +72,7 @@ def _decode(path: Path) -> np.ndarray:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
-def pack(data: Path, bundle: Path) -> int:
+def pack(data: Path, bundle: Path, crf: int = 10) -> int:
     """Pack the prepared folder ``data`` into ``bundle``; returns the clip count."""
     info = json.loads((data / "dataset.json").read_text())
     rows = [json.loads(line) for line in (data / "clips.jsonl").read_text().splitlines() if line]
@@ -79,7 +80,9 @@ def pack(data: Path, bundle: Path) -> int:
     (bundle / "tensors").mkdir(exist_ok=True)
     for row in rows:
         tensors = load_file(os.fspath(data / "clips" / f"{row['id']}.safetensors"))
-        _encode(tensors.pop("frames").numpy(), bundle / "videos" / f"{row['id']}.mp4", info["fps"])
+        _encode(
+            tensors.pop("frames").numpy(), bundle / "videos" / f"{row['id']}.mp4", info["fps"], crf
+        )
         tensors.pop("audio", None)
         tensors.pop("latents", None)
         tensors["audio_features"] = tensors["audio_features"].half()
@@ -117,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", type=Path)
     parser.add_argument("target", type=Path)
     parser.add_argument("--limit", type=int, default=None, help="unpack only the first clips")
+    parser.add_argument("--crf", type=int, default=10, help="H.264 quality of pack (lower: finer)")
     args = parser.parse_args(argv)
     if args.action == "pack":
-        count = pack(args.source, args.target)
+        count = pack(args.source, args.target, args.crf)
     else:
         count = unpack(args.source, args.target, args.limit)
     print(f"{args.action}: {count} clips -> {args.target}")

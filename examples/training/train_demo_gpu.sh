@@ -15,7 +15,7 @@ set -euo pipefail
 bundle=$1 wheels=$2 mode=$3 seconds=$4 out=$5
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --find-links "$wheels" --no-deps hatchling trove-classifiers
-python3 -m pip install -q --no-deps --no-build-isolation -e .
+python3 -m pip install -q --no-deps --no-build-isolation .
 python3 -c "import torch, emo; print('torch', torch.__version__, torch.cuda.get_device_name(0), 'emo', emo.__version__)"
 run=/tmp/emo-demo-$mode
 rm -rf "$run" && mkdir -p "$run"
@@ -26,11 +26,17 @@ if [ "$mode" = smoke ]; then
     exit 0
 fi
 python3 examples/training/pack_prepared.py unpack "$bundle" "$run/data"
-python3 examples/train_demo.py --out "$run" --device cuda --time-budget "$seconds" \
-    2>&1 | tee "$run/train.log"
-tar -C "$run" -cf "$out/model.tar" emo-demo record.json train.log vae/training.json \
-    vae_sharp/training.json stage1/metrics.jsonl stage2/metrics.jsonl stage3/metrics.jsonl \
-    stage1/config.json stage2/config.json stage3/config.json
-# the last stage-3 checkpoint: a later session can continue training from it
-tar -C "$run" -cf "$out/stage3-checkpoint.tar" stage3/checkpoints
+# whatever happens to the run, what it wrote comes back
+timeout "$((${seconds%.*} + 20))" python3 examples/train_demo.py --out "$run" --device cuda ${EXTRA:-} \
+    --time-budget "$seconds" 2>&1 | tee "$run/train.log" || echo "train_demo.py failed"
+cd "$run"
+parts=()
+for p in emo-demo record.json train.log vae/training.json vae_sharp/training.json \
+    stage{1,2,3}/metrics.jsonl stage{1,2,3}/config.json; do
+    [ -e "$p" ] && parts+=("$p")
+done
+tar -cf "$out/model.tar" "${parts[@]}"
+# the newest checkpoint of the last stage reached: a later session can continue from it
+last=$(ls -d stage*/checkpoints 2>/dev/null | tail -1 || true)
+[ -n "$last" ] && tar -cf "$out/checkpoint.tar" "$last"
 ls -la "$out"
