@@ -462,6 +462,7 @@ def write_strip(pipe: Any, path: Path, seed: int) -> None:
         audio_rate=rate,
         generator=torch.Generator().manual_seed(seed),
         output_type="np",
+        output_size="native",
     )
     frames = (np.asarray(out.frames) * 255.0).round().astype(np.uint8)
     strip = waveform_strip(frames, audio, out.fps, rate, every=4, scale=2)
@@ -526,6 +527,42 @@ def voice_cases(count: int, duration: float, size: int, seed: int = 0) -> list[A
                 )
             )
     return cases
+
+
+def write_ci_cases(folder: Path, render_size: int, resolution: int, grow: float) -> list[Path]:
+    """Write the CI guard's held-out-voice cases: one held-out voice, one held-out engine.
+
+    CI has no speech engine, so the cases are stored: per case ``<name>.png`` (the
+    portrait, cropped as the benchmark crops it), ``<name>.wav`` (16-bit PCM) and
+    ``<name>.json`` (voice, group, fps and the truth's mouth opening per frame).
+    """
+    import soundfile as sf
+
+    from emo.evaluation.benchmark import crop_case
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from train_demo import write_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for case in voice_cases(1, 3.0, render_size):
+        if case.group == "seen voice":
+            continue
+        truth, portrait = crop_case(case, resolution, grow)
+        stem = folder / case.group.replace(" ", "_").replace("-", "_")
+        write_png(portrait, stem.with_suffix(".png"))
+        sf.write(stem.with_suffix(".wav"), truth.audio.waveform, truth.audio.sample_rate, "PCM_16")
+        record = {
+            "voice": case.voice_key,
+            "group": case.group,
+            "identity_seed": case.identity_seed,
+            "fps": float(truth.fps),
+            "resolution": resolution,
+            "mouth_open": [round(float(v), 5) for v in truth.mouth_open],
+        }
+        stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+        written.append(stem)
+    return written
 
 
 def _finite(value: float) -> float | None:
@@ -596,6 +633,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--voices", type=int, default=0, help="cases per engine-voice group (0: none)"
     )
+    parser.add_argument(
+        "--write-ci-cases",
+        default=None,
+        help="only write the CI guard's held-out-voice cases to this folder (needs the engines)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -610,6 +652,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     pipe = EMOPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
+    if args.write_ci_cases:
+        geometry = case_geometry(resolve_model(args.model), int(pipe.settings.height))
+        for stem in write_ci_cases(Path(args.write_ci_cases), *geometry):
+            print(f"wrote {stem}.png/.wav/.json", flush=True)
+        return 0
     if args.strip:
         write_strip(pipe, Path(args.strip), args.seed)
     render_size, resolution, grow = case_geometry(
@@ -642,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
             num_inference_steps=args.steps,
             generator=torch.Generator().manual_seed(args.seed),
             output_type="np",
+            output_size="native",  # scored at the generated size, like the truth
         )
         seconds = (time.perf_counter() - began) / truth.num_frames
         video = (np.asarray(out.frames)[: truth.num_frames] * 255.0).round().astype(np.uint8)

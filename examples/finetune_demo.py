@@ -1,0 +1,132 @@
+"""Continue training a demo model on new data: the bundled ``emo-demo`` learns real voices.
+
+The bundled model was trained from nothing on the formant synthesiser's speech
+(``examples/train_demo.py``). This continues it, on a prepared data set that mixes those
+clips with clips spoken and sung by espeak-ng and festival voices
+(``examples/make_voice_data.py``), in one run of the trainer's stage 3 (motion frames
+and speed on, as in generation) with every parameter group learning: the audio
+attention must learn new voices, the temporal modules and speed layers must keep
+working with it. Its VAE stays, so the data set's latents must be the model's own
+(``emo prepare --vae MODEL/vae``).
+
+Usage::
+
+    python examples/finetune_demo.py --data runs/ft/data_latents --out runs/ft --steps 3000
+    python examples/finetune_demo.py --data ... --out runs/ft --steps 2000 --export-package
+
+A cut-short run resumes from its newest checkpoint; ``--steps`` smaller than the steps
+done ends it there and saves the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, os.fspath(HERE))
+
+from train_demo import PACKAGE_MODEL, RECIPE, Record, _machine, export, finish  # noqa: E402
+
+#: Every group learns: the audio attention meets new voices, the rest keeps up with it.
+GROUPS = ["backbone_spatial", "reference_net", "face_locator", "temporal", "audio", "speed"]
+
+
+def finetune_config(
+    data: Path, out: Path, base: Path, steps: int, learning_rate: float, batch: int, device: str
+) -> dict[str, object]:
+    """The trainer config: stage 3 from ``base`` with every group trainable."""
+    return {
+        "stage": 3,
+        "output_dir": os.fspath(out),
+        "seed": RECIPE["seed"] + 10,
+        "data": {
+            "root": os.fspath(data),
+            "zero_motion_probability": 0.1,
+            "motion_noise": RECIPE["motion_noise"],
+        },
+        "model": {"init_from": os.fspath(base)},
+        "noise": dict(RECIPE["noise"]),
+        "loss": {"change_weight": RECIPE["change_weight"]},
+        "optimizer": {
+            "learning_rate": learning_rate,
+            "weight_decay": 0.0,
+            "warmup_steps": 50,
+            "max_grad_norm": 1.0,
+        },
+        "dropout": {"reference": 0.05, "audio": 0.1, "both": 0.05},
+        "training": {
+            "max_steps": steps,
+            "batch_size": batch,
+            "device": device,
+            "trainable": list(GROUPS),
+        },
+        "checkpoints": {"every": 100, "keep": 2},
+        "validation": {"at_end": False},
+        "logging": {"every": 10, "progress_bar": False, "tensorboard": False},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from emo.training import load_config, train
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="prepared data with the base's latents")
+    parser.add_argument("--out", required=True, help="run folder (resumed when it exists)")
+    parser.add_argument("--base", default=os.fspath(PACKAGE_MODEL), help="the model to continue")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--export", default=None, help="copy the finished model folder here")
+    parser.add_argument("--export-package", action="store_true", help="copy it into the package")
+    args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = Record(out / "record.json")
+    record.data.setdefault("machine", _machine())
+    base = Path(args.base)
+    base_record = base / "training.json"
+    if base_record.is_file():
+        record.data.setdefault("base", json.loads(base_record.read_text()))
+    stage_dir = out / "finetune"
+    config = finetune_config(
+        Path(args.data), stage_dir, base, args.steps, args.learning_rate, args.batch_size,
+        args.device,
+    )  # fmt: skip
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    (stage_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    began = record.start("finetune")
+    result = train(load_config(config))
+    record.save(
+        "finetune",
+        steps=result.step,
+        seconds=round(time.time() - began, 1),
+        final_loss=result.losses[-1][1] if result.losses else None,
+        trained_parameters=len(result.trained_parameters),
+        data=os.fspath(Path(args.data).resolve()),
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+    )
+    recipe = dict(RECIPE, resolution=64, render_size=96)  # the base model's size
+    final = finish(stage_dir / "pipeline", out / "emo-demo", recipe)
+    (final / "training.json").write_text(json.dumps(record.data, indent=2) + "\n")
+    if args.export_package:
+        args.export = os.fspath(PACKAGE_MODEL)
+    if args.export:
+        export(final, Path(args.export))
+    print(f"[finetune] model: {final}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
