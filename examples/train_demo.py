@@ -209,26 +209,33 @@ def write_png(image: np.ndarray, path: Path) -> None:
     path.write_bytes(b"".join(bytes(packet) for packet in codec.encode(frame)))
 
 
-def write_examples(folder: Path, recipe: dict[str, Any], seconds: float = 6.0) -> None:
-    """Write the README's inputs: a held-out identity's portrait and held-out speech.
+#: The README example's voice: an English espeak-ng voice held out of training.
+EXAMPLE_VOICE = "espeak-ng:en-us+f3"
+
+
+def write_examples(
+    folder: Path,
+    recipe: dict[str, Any],
+    seconds: float = 6.0,
+    *,
+    identity: int = 7,
+    voice: str = EXAMPLE_VOICE,
+    audio_seed: int = 424_242,
+) -> None:
+    """Write the README's inputs: a held-out identity's portrait speaking with a held-out voice.
 
     ``demo_portrait.png`` is the first frame of a held-out clip (cropped as the training
-    data), ``demo_speech.wav`` its audio, ``demo_truth.json`` its ground truth (the mouth
-    opening per frame that the benchmark and the CI test compare with).
+    data), ``demo_speech.wav`` its audio (``voice``, a real speech engine's voice never
+    trained on; :func:`emo.datasets.synthetic.voice_track`), ``demo_truth.json`` its
+    ground truth (the mouth opening per frame, from the engine's phone timing).
     """
     import soundfile as sf
 
-    from emo.datasets.synthetic import crop_to_face, make_clip
+    from emo.datasets.synthetic import crop_to_face, make_clip, voice_split, voice_track
 
-    clip = make_clip(
-        7,
-        424_242,
-        duration=seconds,
-        size=recipe["render_size"],
-        speed=0.0,
-        mode="speech",
-        split="heldout",
-    )
+    speaker = next(v for v in voice_split("heldout") if v.key == voice)
+    track = voice_track(speaker, audio_seed, seconds)
+    clip = make_clip(identity, track, size=recipe["render_size"], speed=0.0, split="heldout")
     cropped = crop_to_face(clip, recipe["resolution"], recipe["crop"])
     folder.mkdir(parents=True, exist_ok=True)
     write_png(cropped.frames[0], folder / "demo_portrait.png")
@@ -609,9 +616,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only write examples/demo_portrait.png, demo_speech.wav and demo_truth.json",
     )
+    parser.add_argument("--example-identity", type=int, default=7, help="held-out identity seed")
+    parser.add_argument("--example-seed", type=int, default=424_242, help="the speech's seed")
+    parser.add_argument(
+        "--example-resolution", type=int, default=64, help="the bundled model's frame size"
+    )
+    parser.add_argument("--example-folder", default=os.fspath(HERE), help="where they go")
     args = parser.parse_args(argv)
     if args.write_examples:
-        write_examples(HERE, RECIPE)
+        size = args.example_resolution
+        recipe = dict(RECIPE, resolution=size, render_size=size * 3 // 2)
+        write_examples(
+            Path(args.example_folder), recipe, identity=args.example_identity,
+            audio_seed=args.example_seed,
+        )  # fmt: skip
         return 0
     if args.export_package:
         args.export = os.fspath(PACKAGE_MODEL)
