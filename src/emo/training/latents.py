@@ -15,19 +15,10 @@ from typing import Any
 
 import torch
 
-from emo.errors import ConfigError, InputError
+from emo.errors import InputError
+from emo.training.devices import resolve_device
 
 __all__ = ["encode_dataset_latents"]
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be 'cpu', 'cuda' or 'auto', got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def encode_dataset_latents(
@@ -86,7 +77,7 @@ def encode_dataset_latents(
         raise InputError("encode_dataset_latents writes a new folder: give another output")
     info = read_dataset_info(source)
     rows = read_clip_index(source)
-    model = _load_vae(os.fspath(vae)).to(_device(device))
+    model = _load_vae(os.fspath(vae)).to(resolve_device(device, "encode_dataset_latents"))
     factor = 2 ** (len(model.config["block_out_channels"]) - 1)
     if int(info["resolution"]) % factor:
         raise InputError(

@@ -40,6 +40,7 @@ from emo.training.data_format import (
     write_clip,
     write_dataset_info,
 )
+from emo.training.devices import check_device, resolve_device
 
 __all__ = ["PrepareReport", "PrepareSettings", "find_videos", "prepare_dataset"]
 
@@ -95,10 +96,7 @@ class PrepareSettings:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.device not in ("cpu", "cuda", "auto"):
-            raise ConfigError(
-                f"prepare: device must be 'cpu', 'cuda' or 'auto', got {self.device!r}"
-            )
+        check_device("prepare:", self.device)
         for name in ("fps", "min_seconds", "max_seconds", "crop_scale"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -202,7 +200,7 @@ class _Tools:
         self.face_mask = plugins.create("face_mask", settings.face_mask)
         self.vae: Any = None
         if settings.vae is not None:
-            self.vae = _load_vae(settings.vae).to(_prepare_device(settings.device))
+            self.vae = _load_vae(settings.vae).to(resolve_device(settings.device, "prepare"))
         self.pose = _pose_estimator()
 
 
@@ -355,14 +353,6 @@ def _speed_per_frame(
     gaps = torch.tensor(picks, dtype=torch.float32).diff().clamp(min=1.0) / src_fps  # seconds
     rates = steps[1:] / (gaps * fps)
     return torch.cat([rates[:1], rates])
-
-
-def _prepare_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("prepare: device 'cuda' was asked for, but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def _encode_latents(vae: Any, frames: torch.Tensor) -> torch.Tensor:

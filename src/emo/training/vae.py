@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from emo.errors import ConfigError, InputError
+from emo.training.devices import check_device, resolve_device
 
 if TYPE_CHECKING:
     from emo.models.vae import AutoencoderKL
@@ -94,7 +95,7 @@ class VAESettings:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        _check_device("VAESettings", self.device)
+        check_device("VAESettings.device", self.device)
         for name in ("layers_per_block", "latent_channels", "norm_num_groups", "max_steps",
                      "batch_size", "max_frames"):  # fmt: skip
             value = getattr(self, name)
@@ -194,20 +195,6 @@ def load_prepared_frames(root: str | os.PathLike[str], max_frames: int) -> torch
         index = torch.linspace(0, frames.shape[0] - 1, min(share, frames.shape[0])).round().long()
         chunks.append(frames[index])
     return torch.cat(chunks)[:max_frames]
-
-
-def _check_device(owner: str, device: str) -> None:
-    if device not in ("cpu", "cuda", "auto"):
-        raise ConfigError(f"{owner}.device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-
-
-def _device(name: str) -> torch.device:
-    """The torch device of a ``device`` setting (``"auto"``: CUDA when available)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def _noise_generator(device: torch.device, seed: int, cpu: torch.Generator) -> torch.Generator:
@@ -356,7 +343,7 @@ def train_vae(
     cfg = settings or VAESettings()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device, "VAE training")
     frames = load_prepared_frames(data_root, cfg.max_frames)
     resolution = int(frames.shape[1])
     if resolution % cfg.downscale_factor:
@@ -431,7 +418,7 @@ class DecoderSettings:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        _check_device("DecoderSettings", self.device)
+        check_device("DecoderSettings.device", self.device)
         for name in ("max_steps", "batch_size", "max_frames"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -499,7 +486,7 @@ def finetune_decoder(
     cfg = settings or DecoderSettings()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device, "VAE training")
     frames = load_prepared_frames(data_root, cfg.max_frames)
     vae = AutoencoderKL.from_pretrained(vae_dir)
     factor = 2 ** (len(vae.config["block_out_channels"]) - 1)
