@@ -76,8 +76,9 @@ RECIPE: dict[str, Any] = {
         "learning_rate": 1e-3,
     },
     "vae_steps": 3000,
-    # the decoder sharpened with an edge loss, the encoder (and so the latents) unchanged
-    "decoder_steps": 1500,
+    # 0: no decoder sharpening (finetune_decoder). At 64 px a sharper decoder raised the
+    # round trip's identity but cost lip sync on generated latents (docs/guide/demo.md)
+    "decoder_steps": 0,
     "stage_steps": [3000, 6000, 1800],
     # shares of --time-budget, as the stages' seconds in the CPU recipe before
     "stage_shares": [0.2, 0.6, 0.2],
@@ -113,6 +114,28 @@ RECIPE: dict[str, Any] = {
     # output").
     "output_size": 512,
 }
+
+
+#: The recipe of the shipped model's base run (64 px, the formant synthesiser only, 59 min
+#: on 2 CPU cores); ``--recipe 64``. The shipped model is this run continued on real
+#: voices by ``examples/finetune_demo.py``.
+RECIPE_64: dict[str, Any] = {
+    **RECIPE,
+    "clips": 320,
+    "voice_clips": 0,
+    "render_size": 96,
+    "resolution": 64,
+    "vae": {
+        "block_out_channels": [16, 32, 64],
+        "layers_per_block": 1,
+        "batch_size": 8,
+        "learning_rate": 1e-3,
+    },
+    "vae_steps": 1200,
+    "decoder_steps": 0,
+    "batch_sizes": [8, 2, 2],
+}
+RECIPES = {"96": RECIPE, "64": RECIPE_64}
 
 
 def _machine() -> dict[str, Any]:
@@ -349,7 +372,7 @@ def run(args: argparse.Namespace) -> Path:
     from emo.training.vae import DecoderSettings, VAESettings, finetune_decoder, train_vae
 
     began_run = time.perf_counter()
-    recipe = dict(RECIPE)
+    recipe = dict(RECIPES[args.recipe])
     if args.quick:
         recipe.update(
             clips=8, voice_clips=4 if args.voice_data else 0, vae_steps=20, decoder_steps=10,
@@ -476,8 +499,8 @@ def run(args: argparse.Namespace) -> Path:
             reconstruction_l1=round(result.reconstruction_l1, 4),
             scaling_factor=result.scaling_factor,
         )
-    sharp_dir = out / "vae_sharp"
-    if phase("decoder"):
+    sharp_dir = out / "vae_sharp" if recipe["decoder_steps"] else vae_dir
+    if recipe["decoder_steps"] and phase("decoder"):
         result = finetune_decoder(
             data,
             vae_dir,
@@ -590,6 +613,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--workers", type=int, default=1, help="processes of emo prepare")
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="96",
+        help="96 (next model) or 64 (shipped base)",
+    )
     parser.add_argument(
         "--voice-data",
         nargs="+",
