@@ -529,13 +529,29 @@ def voice_cases(count: int, duration: float, size: int, seed: int = 0) -> list[A
     return cases
 
 
-def write_ci_cases(folder: Path, render_size: int, resolution: int, grow: float) -> list[Path]:
+def write_ci_cases(
+    folder: Path, render_size: int, resolution: int, grow: float, vae: Any
+) -> list[Path]:
     """Write the CI guard's held-out-voice cases: one held-out voice, one held-out engine.
 
     CI has no speech engine, so the cases are stored: per case ``<name>.png`` (the
     portrait, cropped as the benchmark crops it), ``<name>.wav`` (16-bit PCM) and
     ``<name>.json`` (voice, group, fps and the truth's mouth opening per frame).
+    A case's identity is the benchmark's, unless the face analyser finds no face in the
+    portrait's round trip through the model's autoencoder (``vae``): no model on those
+    latents could be scored on it, so the next held-out identity seed is taken.
     """
+    import dataclasses
+
+    from emo.evaluation.scoring import enlarge_for_analysis
+    from emo.face import FaceAnalyzer
+
+    analyzer = FaceAnalyzer()
+
+    def measurable(portrait: np.ndarray) -> bool:
+        seen = analyzer.analyze(enlarge_for_analysis(autoencoder_round_trip(vae, portrait[None])))
+        return bool(np.isfinite(np.asarray(seen.mouth_opening, dtype=float)).all())
+
     import soundfile as sf
 
     from emo.evaluation.benchmark import crop_case
@@ -549,6 +565,11 @@ def write_ci_cases(folder: Path, render_size: int, resolution: int, grow: float)
         if case.group == "seen voice":
             continue
         truth, portrait = crop_case(case, resolution, grow)
+        for _ in range(20):
+            if measurable(portrait):
+                break
+            case = dataclasses.replace(case, identity_seed=case.identity_seed + 1)
+            truth, portrait = crop_case(case, resolution, grow)
         stem = folder / case.group.replace(" ", "_").replace("-", "_")
         write_png(portrait, stem.with_suffix(".png"))
         sf.write(stem.with_suffix(".wav"), truth.audio.waveform, truth.audio.sample_rate, "PCM_16")
@@ -654,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     pipe.set_progress_bar_config(disable=True)
     if args.write_ci_cases:
         geometry = case_geometry(resolve_model(args.model), int(pipe.settings.height))
-        for stem in write_ci_cases(Path(args.write_ci_cases), *geometry):
+        for stem in write_ci_cases(Path(args.write_ci_cases), *geometry, pipe.vae):
             print(f"wrote {stem}.png/.wav/.json", flush=True)
         return 0
     if args.strip:
