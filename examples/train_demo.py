@@ -375,7 +375,7 @@ def run(args: argparse.Namespace) -> Path:
     recipe = dict(RECIPES[args.recipe])
     if args.quick:
         recipe.update(
-            clips=8, voice_clips=4 if args.voice_data else 0, vae_steps=20, decoder_steps=10,
+            clips=8, voice_clips=4 if args.voice_data else 0, vae_steps=20, decoder_steps=min(10, recipe["decoder_steps"]),
             stage_steps=[10, 10, 10], calibration_steps=20, batch_sizes=[4, 2, 2],
             vae={**recipe["vae"], "batch_size": 4},
         )  # fmt: skip
@@ -563,12 +563,14 @@ def run(args: argparse.Namespace) -> Path:
             )
         previous = stage_dir / "pipeline"
     final = finish(previous, out / "emo-demo", recipe)
-    if args.export:
-        export(final, Path(args.export))
     record.data["total_seconds"] = round(
         sum(float(p.get("seconds", 0.0)) for p in record.data["phases"].values()), 1
     )
-    (out / "record.json").write_text(json.dumps(record.data, indent=2) + "\n")
+    text = json.dumps(record.data, indent=2) + "\n"
+    (out / "record.json").write_text(text)
+    (final / "training.json").write_text(text)  # the model carries how it was made
+    if args.export:
+        export(final, Path(args.export))
     return final
 
 

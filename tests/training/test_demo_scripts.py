@@ -1,0 +1,68 @@
+"""The demo model's training scripts: a smoke run of every phase, continuing, packing data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _run(*args: str) -> None:
+    subprocess.run([sys.executable, *args], check=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_train_demo_quick_runs_every_phase_then_finetune_continues_it(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _run(str(EXAMPLES / "train_demo.py"), "--out", str(run), "--quick", "--recipe", "64",
+         "--time-budget", "1", "--threads", "2")  # fmt: skip
+    record = json.loads((run / "record.json").read_text())
+    phases = record["phases"]
+    assert {"synthetic", "voices", "prepare", "vae", "latents", "init"} <= set(phases)
+    assert "decoder" not in phases  # the recipes do not sharpen the decoder
+    for stage in ("stage1", "stage2", "stage3"):
+        # a spent time budget still trains the calibration steps and 10 more
+        assert phases[stage]["steps"] == 30 and phases[stage]["seconds_per_step"] > 0
+    model = run / "emo-demo"
+    settings = json.loads((model / "model_index.json").read_text())["settings"]
+    assert settings["height"] == 64 and settings["output_size"] == 512
+    _run(str(EXAMPLES / "finetune_demo.py"), "--data", str(run / "data_latents"), "--out",
+         str(tmp_path / "ft"), "--base", str(model), "--steps", "3", "--threads", "2")  # fmt: skip
+    continued = json.loads((tmp_path / "ft" / "emo-demo" / "training.json").read_text())
+    assert continued["phases"]["finetune"]["steps"] == 3
+    assert continued["base"]["recipe"]["resolution"] == 64
+    before = load_file(model / "audio_projection" / "model.safetensors")
+    after = load_file(tmp_path / "ft" / "emo-demo" / "audio_projection" / "model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_pack_and_unpack_keep_a_prepared_set_within_coding_loss(
+    prepared: Path, tmp_path: Path
+) -> None:
+    sys.path.insert(0, str(EXAMPLES / "training"))
+    from pack_prepared import pack, unpack
+
+    count = pack(prepared, tmp_path / "bundle")
+    assert count == len((prepared / "clips.jsonl").read_text().splitlines()) > 1
+    assert unpack(tmp_path / "bundle", tmp_path / "data", limit=1) == 1
+    assert len((tmp_path / "data" / "clips.jsonl").read_text().splitlines()) == 1
+    assert unpack(tmp_path / "bundle", tmp_path / "data") == count
+    assert (tmp_path / "data" / "dataset.json").read_text() == (
+        prepared / "dataset.json"
+    ).read_text()
+    for clip in sorted((prepared / "clips").glob("*.safetensors")):
+        want, got = load_file(clip), load_file(tmp_path / "data" / "clips" / clip.name)
+        assert sorted(got) == sorted(set(want) - {"audio", "latents"})
+        error = (got["frames"].float() - want["frames"].float()).abs().mean()
+        assert float(error) < 2.0  # grey levels: H.264 4:4:4 at CRF 10
+        torch.testing.assert_close(
+            got["audio_features"], want["audio_features"], rtol=1e-3, atol=1e-3
+        )
+        assert torch.equal(got["boxes"], want["boxes"])
