@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     base_record = base / "training.json"
     if base_record.is_file():
         record.data.setdefault("base", json.loads(base_record.read_text()))
+        # the clips' geometry (render size, crop, resolution) is the base's: the benchmark
+        # crops its cases from it
+        if "recipe" in record.data["base"]:
+            record.data.setdefault("recipe", record.data["base"]["recipe"])
     stage_dir = out / "finetune"
     config = finetune_config(
         Path(args.data), stage_dir, base, args.steps, args.learning_rate, args.batch_size,

@@ -37,7 +37,7 @@ def test_train_demo_quick_runs_every_phase_then_finetune_continues_it(tmp_path: 
          str(tmp_path / "ft"), "--base", str(model), "--steps", "3", "--threads", "2")  # fmt: skip
     continued = json.loads((tmp_path / "ft" / "emo-demo" / "training.json").read_text())
     assert continued["phases"]["finetune"]["steps"] == 3
-    assert continued["base"]["recipe"]["resolution"] == 64
+    assert continued["base"]["recipe"]["resolution"] == continued["recipe"]["resolution"] == 64
     before = load_file(model / "audio_projection" / "model.safetensors")
     after = load_file(tmp_path / "ft" / "emo-demo" / "audio_projection" / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
