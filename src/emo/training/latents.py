@@ -13,8 +13,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from emo.errors import InputError
 from emo.training.devices import resolve_device
 
@@ -68,7 +66,7 @@ def encode_dataset_latents(
         write_clip,
         write_dataset_info,
     )
-    from emo.training.prepare import _load_vae, vae_fingerprint
+    from emo.training.prepare import _encode_latents, _latents_info, _load_vae
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -84,11 +82,7 @@ def encode_dataset_latents(
             f"{os.fspath(source)!r} holds {info['resolution']} px frames, not a multiple of the "
             f"VAE's downscale factor {factor}"
         )
-    latents_info: dict[str, Any] = {
-        "vae_config": dict(model.config.public()),
-        "vae_sha256": vae_fingerprint(model),
-        "scaling_factor": float(model.config["scaling_factor"]),
-    }
+    latents_info = _latents_info(model)
     new_info = {
         **info,
         "settings": {**info["settings"], "vae": os.fspath(vae)},
@@ -102,7 +96,6 @@ def encode_dataset_latents(
             )
     (out / "clips").mkdir(parents=True, exist_ok=True)
     write_dataset_info(out, json_safe(new_info))
-    scale = float(model.config["scaling_factor"])
     for row in rows:
         target = out / "clips" / f"{row['id']}.safetensors"
         if target.is_file():
@@ -110,13 +103,7 @@ def encode_dataset_latents(
         tensors = read_clip(source / "clips" / f"{row['id']}.safetensors")
         if "frames" not in tensors:
             raise InputError(f"clip {row['id']!r} of {os.fspath(source)!r} holds no frames")
-        pixels = tensors["frames"].permute(0, 3, 1, 2)
-        parts = []
-        with torch.no_grad():
-            for chunk in torch.split(pixels, batch_size):
-                x = chunk.to(model.device, model.dtype) / 127.5 - 1.0
-                parts.append((model.encode(x).mode() * scale).float().cpu())
-        tensors["latents"] = torch.cat(parts)
+        tensors["latents"] = _encode_latents(model, tensors["frames"], batch_size)
         metadata = {
             "source": str(row.get("source", "")),
             "start_seconds": f"{float(row.get('start_seconds', 0.0)):.6f}",

@@ -355,11 +355,12 @@ def _speed_per_frame(
     return torch.cat([rates[:1], rates])
 
 
-def _encode_latents(vae: Any, frames: torch.Tensor) -> torch.Tensor:
+def _encode_latents(vae: Any, frames: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """uint8 ``(f, h, w, 3)`` frames -> float32 ``(f, c, h/s, w/s)`` scaled latent modes (CPU)."""
     pixels = frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0
     chunks = []
     with torch.no_grad():
-        for part in torch.split(pixels, 16):
+        for part in torch.split(pixels, batch_size):
             part = part.to(device=vae.device, dtype=vae.dtype)
             latent = vae.encode(part).mode() * float(vae.config["scaling_factor"])
             chunks.append(latent.float().cpu())
@@ -489,6 +490,15 @@ def _worker(
     return record
 
 
+def _latents_info(vae: Any) -> dict[str, Any]:
+    """What ``dataset.json`` records of the VAE whose latents a data set caches."""
+    return {
+        "vae_config": dict(vae.config.public()),
+        "vae_sha256": vae_fingerprint(vae),
+        "scaling_factor": float(vae.config["scaling_factor"]),
+    }
+
+
 def _dataset_info(settings: PrepareSettings, tools: _Tools) -> dict[str, Any]:
     from emo import plugins
     from emo._version import __version__
@@ -514,11 +524,7 @@ def _dataset_info(settings: PrepareSettings, tools: _Tools) -> dict[str, Any]:
         "latents": None,
     }
     if tools.vae is not None:
-        info["latents"] = {
-            "vae_config": dict(tools.vae.config.public()),
-            "vae_sha256": vae_fingerprint(tools.vae),
-            "scaling_factor": float(tools.vae.config["scaling_factor"]),
-        }
+        info["latents"] = _latents_info(tools.vae)
     return json.loads(json.dumps(info, default=str))  # type: ignore[no-any-return]
 
 
