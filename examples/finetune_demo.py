@@ -26,11 +26,20 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, os.fspath(HERE))
 
-from train_demo import PACKAGE_MODEL, RECIPE, Record, _machine, export, finish  # noqa: E402
+from train_demo import (  # noqa: E402
+    PACKAGE_MODEL,
+    RECIPE,
+    Record,
+    _machine,
+    export,
+    finish,
+    stage_config,
+)
 
 #: Every group learns: the audio attention meets new voices, the rest keeps up with it.
 GROUPS = ["backbone_spatial", "reference_net", "face_locator", "temporal", "audio", "speed"]
@@ -38,37 +47,14 @@ GROUPS = ["backbone_spatial", "reference_net", "face_locator", "temporal", "audi
 
 def finetune_config(
     data: Path, out: Path, base: Path, steps: int, learning_rate: float, batch: int, device: str
-) -> dict[str, object]:
-    """The trainer config: stage 3 from ``base`` with every group trainable."""
-    return {
-        "stage": 3,
-        "output_dir": os.fspath(out),
-        "seed": RECIPE["seed"] + 10,
-        "data": {
-            "root": os.fspath(data),
-            "zero_motion_probability": 0.1,
-            "motion_noise": RECIPE["motion_noise"],
-        },
-        "model": {"init_from": os.fspath(base)},
-        "noise": dict(RECIPE["noise"]),
-        "loss": {"change_weight": RECIPE["change_weight"]},
-        "optimizer": {
-            "learning_rate": learning_rate,
-            "weight_decay": 0.0,
-            "warmup_steps": 50,
-            "max_grad_norm": 1.0,
-        },
-        "dropout": {"reference": 0.05, "audio": 0.1, "both": 0.05},
-        "training": {
-            "max_steps": steps,
-            "batch_size": batch,
-            "device": device,
-            "trainable": list(GROUPS),
-        },
-        "checkpoints": {"every": 100, "keep": 2},
-        "validation": {"at_end": False},
-        "logging": {"every": 10, "progress_bar": False, "tensorboard": False},
-    }
+) -> dict[str, Any]:
+    """The trainer config: ``train_demo``'s stage 3 from ``base`` with every group trainable."""
+    config = stage_config(3, data, out, base, RECIPE, device)
+    config["seed"] = RECIPE["seed"] + 10  # another sample order than the base's stage 3
+    config["optimizer"].update(learning_rate=learning_rate, warmup_steps=50)
+    config["training"].update(max_steps=steps, batch_size=batch, trainable=list(GROUPS))
+    config["checkpoints"]["every"] = 100
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
