@@ -389,8 +389,11 @@ def run(args: argparse.Namespace) -> Path:
         # On a GPU these small networks are launch-bound: k times the batch costs about the
         # same per step, so the same samples are seen in 1/k of the steps (rates unchanged).
         k = args.batch_scale
-        recipe["vae"] = {**recipe["vae"], "batch_size": recipe["vae"]["batch_size"] * k}
-        recipe["batch_sizes"] = [n * k for n in recipe["batch_sizes"]]
+        recipe["vae"] = {
+            **recipe["vae"],
+            "batch_size": max(1, round(recipe["vae"]["batch_size"] * k)),
+        }
+        recipe["batch_sizes"] = [max(1, round(n * k)) for n in recipe["batch_sizes"]]
         for key in ("vae_steps", "decoder_steps"):
             recipe[key] = max(1, round(recipe[key] / k)) if recipe[key] else 0
         recipe["stage_steps"] = [max(1, round(n / k)) for n in recipe["stage_steps"]]
@@ -485,6 +488,12 @@ def run(args: argparse.Namespace) -> Path:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = "cpu" if device == "auto" else device
     vae_dir = out / "vae"
+    if args.vae and phase("vae"):
+        # a VAE trained before (its own folder, or a pipeline's vae/): no VAE phase here
+        source = Path(args.vae)
+        source = source / "vae" if (source / "vae").is_dir() else source
+        shutil.copytree(source, vae_dir, dirs_exist_ok=True)
+        record.save("vae", source=os.fspath(source.resolve()), seconds=0.0)
     if phase("vae"):
         result = train_vae(
             data,
@@ -537,10 +546,11 @@ def run(args: argparse.Namespace) -> Path:
         began = time.perf_counter()
         clips = encode_dataset_latents(data, latent_data, sharp_dir, device=device)
         record.save("latents", clips=clips, seconds=round(time.perf_counter() - began, 1))
-    init = out / "init"
+    init = Path(args.init) if args.init else out / "init"
     if phase("init"):
-        build_initial_pipeline(sharp_dir, init, recipe["seed"])
-        record.save("init", folder=os.fspath(init))
+        if not args.init:
+            build_initial_pipeline(sharp_dir, init, recipe["seed"])
+        record.save("init", folder=os.fspath(init.resolve()))
     previous = init
     for stage in (1, 2, 3):
         stage_dir = out / f"stage{stage}"
@@ -624,10 +634,18 @@ def main(argv: list[str] | None = None) -> int:
         "--steps-scale", type=float, default=1.0, help="multiply every step count (e.g. 4 on a GPU)"
     )
     parser.add_argument(
+        "--vae", default=None, help="a VAE trained before (folder, or a pipeline's): no VAE phase"
+    )
+    parser.add_argument(
+        "--init",
+        default=None,
+        help="start stage 1 from this pipeline (trained with the same VAE) instead of a new one",
+    )
+    parser.add_argument(
         "--batch-scale",
-        type=int,
+        type=float,
         default=1,
-        help="multiply every batch size and divide every step count (e.g. 4 on a GPU)",
+        help="multiply every batch size, divide every step count (4 on a GPU, 0.25 on a CPU)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--workers", type=int, default=1, help="processes of emo prepare")

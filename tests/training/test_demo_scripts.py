@@ -42,6 +42,25 @@ def test_train_demo_quick_runs_every_phase_then_finetune_continues_it(tmp_path: 
     after = load_file(tmp_path / "ft" / "emo-demo" / "audio_projection" / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
+    # A second run on the same data continues the model with its VAE, batches halved
+    # (twice the steps): no VAE phase, stage 1 starts from the model.
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "data").symlink_to(run / "data")
+    made = {k: phases[k] for k in ("synthetic", "voices", "prepare")}
+    (again / "record.json").write_text(json.dumps({"phases": made}))
+    _run(str(EXAMPLES / "train_demo.py"), "--out", str(again), "--quick", "--recipe", "64",
+         "--vae", str(model), "--init", str(model), "--stage-steps", "5,5,5",
+         "--batch-scale", "0.5", "--threads", "2")  # fmt: skip
+    record = json.loads((again / "record.json").read_text())
+    assert record["phases"]["vae"]["source"] == str((model / "vae").resolve())
+    assert record["phases"]["init"]["folder"] == str(model.resolve())
+    assert record["recipe"]["batch_sizes"] == [2, 1, 1]
+    assert [record["phases"][f"stage{i}"]["steps"] for i in (1, 2, 3)] == [10, 10, 10]
+    want = load_file(model / "vae" / "model.safetensors")
+    got = load_file(again / "emo-demo" / "vae" / "model.safetensors")
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+
 
 def test_pack_and_unpack_keep_a_prepared_set_within_coding_loss(
     prepared: Path, tmp_path: Path
