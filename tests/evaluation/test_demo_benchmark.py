@@ -191,6 +191,26 @@ def test_pause_ratio_is_the_opening_above_the_closed_mouth_pooled_over_cases(
     assert math.isnan(bench.pause_ratio([]))
 
 
+def test_a_video_s_closed_mouth_is_its_own_low_percentile(bench: ModuleType) -> None:
+    # A blurred mouth reading 0.02 when closed, below a sharp portrait's 0.05: above its own
+    # closed reading the pauses are shut, above the portrait's they would be negative.
+    blurred = np.array([0.02] * 6 + [0.12, 0.2, 0.18, 0.15] * 6 + [np.nan])
+    pause = np.zeros(blurred.size, bool)
+    pause[:6] = True
+    speech = ~pause
+    closed = bench.closed_reading(blurred)
+    assert closed == pytest.approx(0.02)
+    assert bench.pause_ratio([(blurred, closed, pause, speech)]) == pytest.approx(0.0)
+    assert bench.pause_ratio([(blurred, 0.05, pause, speech)]) < 0
+    # A mouth that stays open in the pause reads it well above the closures between words.
+    ajar = blurred.copy()
+    ajar[:6] = 0.15
+    ajar[6:30:4] = 0.02
+    ratio = bench.pause_ratio([(ajar, bench.closed_reading(ajar), pause, speech)])
+    assert ratio > 0.7
+    assert math.isnan(bench.closed_reading(np.full(4, np.nan)))
+
+
 def test_case_geometry_comes_from_the_model_s_training_recipe(
     bench: ModuleType, tmp_path: Path
 ) -> None:
