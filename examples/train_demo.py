@@ -488,13 +488,14 @@ def run(args: argparse.Namespace) -> Path:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = "cpu" if device == "auto" else device
     vae_dir = out / "vae"
-    if args.vae and phase("vae"):
-        # a VAE trained before (its own folder, or a pipeline's vae/): no VAE phase here
-        source = Path(args.vae)
-        source = source / "vae" if (source / "vae").is_dir() else source
-        shutil.copytree(source, vae_dir, dirs_exist_ok=True)
-        record.save("vae", source=os.fspath(source.resolve()), seconds=0.0)
-    if phase("vae"):
+    if args.vae:
+        if phase("vae"):
+            # a VAE trained before (its own folder, or a pipeline's vae/): no training here
+            source = Path(args.vae)
+            source = source / "vae" if (source / "vae").is_dir() else source
+            shutil.copytree(source, vae_dir, dirs_exist_ok=True)
+            record.save("vae", source=os.fspath(source.resolve()), seconds=0.0)
+    elif phase("vae"):
         result = train_vae(
             data,
             vae_dir,
