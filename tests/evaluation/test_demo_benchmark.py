@@ -265,3 +265,22 @@ def test_targets_add_retrieval_and_the_held_out_voice_rows(bench: ModuleType) ->
     assert rows["held-out voice: opening in pauses <= 0.25 of that in speech"] is False
     # The rows of the current table are all still there.
     assert sum(1 for t in rows if not t.startswith(("held-out", "identity retrieval"))) == 6
+
+
+def test_the_vae_retrieval_benchmark_prints_the_round_trip_of_the_bundled_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("dlib", reason="the descriptor is dlib's (emo[face])")
+    path = SCRIPT.parent / "demo_vae_retrieval.py"
+    spec = importlib.util.spec_from_file_location("demo_vae_retrieval", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--model", "emo-demo", "--identities", "2", "--frames", "2"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    from emo.pretrained import resolve_model
+
+    settings = json.loads((resolve_model("emo-demo") / "model_index.json").read_text())
+    assert cells[:2] == ["emo-demo", str(settings["settings"]["height"])]
+    assert all(c.endswith("%") and 0 <= int(c[:-1]) <= 100 for c in cells[2:])
