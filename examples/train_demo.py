@@ -386,8 +386,9 @@ def run(args: argparse.Namespace) -> Path:
             recipe[key] = max(1, round(recipe[key] * args.steps_scale))
         recipe["stage_steps"] = [max(1, round(n * args.steps_scale)) for n in recipe["stage_steps"]]
     if args.batch_scale != 1:
-        # On a GPU these small networks are launch-bound: k times the batch costs about the
-        # same per step, so the same samples are seen in 1/k of the steps (rates unchanged).
+        # k times the batch in 1/k of the steps: the same samples, rates unchanged. Updates
+        # count too: 4x batches on an H200 cost 1.2-3x the time per step at 96 px, and
+        # stage 1 then got 130 updates, too few to learn faces (docs/guide/demo.md).
         k = args.batch_scale
         recipe["vae"] = {
             **recipe["vae"],
@@ -646,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-scale",
         type=float,
         default=1,
-        help="multiply every batch size, divide every step count (4 on a GPU, 0.25 on a CPU)",
+        help="multiply every batch size, divide every step count (0.25: CPU-sized batches)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--workers", type=int, default=1, help="processes of emo prepare")
