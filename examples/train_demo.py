@@ -387,8 +387,8 @@ def run(args: argparse.Namespace) -> Path:
         recipe["stage_steps"] = [max(1, round(n * args.steps_scale)) for n in recipe["stage_steps"]]
     if args.batch_scale != 1:
         # k times the batch in 1/k of the steps: the same samples, rates unchanged. Updates
-        # count too: 4x batches on an H200 cost 1.2-3x the time per step at 96 px, and
-        # stage 1 then got 130 updates, too few to learn faces (docs/guide/demo.md).
+        # count too: on an H200 the 96 px VAE's 4x batches cost 3x the time per step, and
+        # stage 1 got 130 updates, too few to learn faces (docs/guide/demo.md).
         k = args.batch_scale
         recipe["vae"] = {
             **recipe["vae"],
