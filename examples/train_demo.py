@@ -491,10 +491,15 @@ def run(args: argparse.Namespace) -> Path:
     vae_dir = out / "vae"
     if args.vae:
         if phase("vae"):
-            # a VAE trained before (its own folder, or a pipeline's vae/): no training here
+            # A VAE trained before (its own folder, or a pipeline's vae/): no training here.
+            # Saved in float32 (a checkpoint may keep it in half precision to stay small).
+            from emo.models.vae import AutoencoderKL
+
             source = Path(args.vae)
             source = source / "vae" if (source / "vae").is_dir() else source
-            shutil.copytree(source, vae_dir, dirs_exist_ok=True)
+            AutoencoderKL.from_pretrained(source, dtype=torch.float32).save_pretrained(vae_dir)
+            if (source / "training.json").is_file():
+                shutil.copyfile(source / "training.json", vae_dir / "training.json")
             record.save("vae", source=os.fspath(source.resolve()), seconds=0.0)
     elif phase("vae"):
         result = train_vae(
@@ -636,7 +641,9 @@ def main(argv: list[str] | None = None) -> int:
         "--steps-scale", type=float, default=1.0, help="multiply every step count (e.g. 4 on a GPU)"
     )
     parser.add_argument(
-        "--vae", default=None, help="a VAE trained before (folder, or a pipeline's): no VAE phase"
+        "--vae",
+        default=None,
+        help="a VAE trained before (folder, or a pipeline's; float32 or half): no VAE phase",
     )
     parser.add_argument(
         "--init",

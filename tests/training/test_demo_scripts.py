@@ -42,24 +42,38 @@ def test_train_demo_quick_runs_every_phase_then_finetune_continues_it(tmp_path: 
     after = load_file(tmp_path / "ft" / "emo-demo" / "audio_projection" / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
-    # A second run on the same data continues the model with its VAE, batches halved
-    # (twice the steps): no VAE phase, stage 1 starts from the model.
+    # A second run on the same data continues the model with its VAE (kept in half
+    # precision, as a small checkpoint), batches halved (twice the steps): no VAE phase,
+    # stage 1 starts from the model.
+    from emo.pipelines.emo_pipeline import EMOPipeline
+
+    half = tmp_path / "half"
+    EMOPipeline.from_pretrained(model, dtype=torch.float16).save_pretrained(half)
+    assert load_file(half / "vae" / "model.safetensors")["encoder.conv_in.weight"].dtype == (
+        torch.float16
+    )
     again = tmp_path / "again"
     again.mkdir()
     (again / "data").symlink_to(run / "data")
     made = {k: phases[k] for k in ("synthetic", "voices", "prepare")}
     (again / "record.json").write_text(json.dumps({"phases": made}))
     _run(str(EXAMPLES / "train_demo.py"), "--out", str(again), "--quick", "--recipe", "64",
-         "--vae", str(model), "--init", str(model), "--stage-steps", "5,5,5",
+         "--vae", str(half), "--init", str(half), "--stage-steps", "5,5,5",
          "--batch-scale", "0.5", "--threads", "2")  # fmt: skip
     record = json.loads((again / "record.json").read_text())
-    assert record["phases"]["vae"]["source"] == str((model / "vae").resolve())
-    assert record["phases"]["init"]["folder"] == str(model.resolve())
+    assert record["phases"]["vae"]["source"] == str((half / "vae").resolve())
+    assert record["phases"]["init"]["folder"] == str(half.resolve())
     assert record["recipe"]["batch_sizes"] == [2, 1, 1]
     assert [record["phases"][f"stage{i}"]["steps"] for i in (1, 2, 3)] == [10, 10, 10]
+    # trained and saved in float32: the VAE is the model's, to half-precision rounding
     want = load_file(model / "vae" / "model.safetensors")
     got = load_file(again / "emo-demo" / "vae" / "model.safetensors")
-    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    assert want.keys() == got.keys()
+    for key in want:
+        assert got[key].dtype == torch.float32
+        assert torch.equal(got[key], want[key].half().float())
+    backbone = load_file(again / "emo-demo" / "backbone" / "model.safetensors")
+    assert all(v.dtype == torch.float32 for v in backbone.values())
 
 
 def test_pack_and_unpack_keep_a_prepared_set_within_coding_loss(
