@@ -10,7 +10,8 @@
 #          backend, to install emo without a package index)
 # MODE     smoke (a few clips, a few steps: does every phase run on this device?) or full
 # SECONDS  --time-budget of train_demo.py (full only)
-# OUT      where the finished model, the record and the logs are written as .tar files
+# OUT      where the finished model, the record and the logs are written, as .tar files in
+#          15 MiB parts (model.tar.aa, .ab, ...; join them with cat)
 set -euo pipefail
 bundle=$1 wheels=$2 mode=$3 seconds=$4 out=$5
 export PYTHONUNBUFFERED=1
@@ -35,8 +36,10 @@ for p in emo-demo record.json train.log vae/training.json vae_sharp/training.jso
     stage{1,2,3}/metrics.jsonl stage{1,2,3}/config.json; do
     [ -e "$p" ] && parts+=("$p")
 done
-tar -cf "$out/model.tar" "${parts[@]}"
+# in parts of 15 MiB (a lent machine returns files of at most 16 MiB; the 96 px model is
+# 22 MB): cat model.tar.* | tar -xf -
+tar -cf - "${parts[@]}" | split -b 15M - "$out/model.tar."
 # the newest checkpoint of the last stage reached: a later session can continue from it
 last=$(ls -d stage*/checkpoints 2>/dev/null | tail -1 || true)
-[ -n "$last" ] && tar -cf "$out/checkpoint.tar" "$last"
+[ -n "$last" ] && tar -cf - "$last" | split -b 15M - "$out/checkpoint.tar."
 ls -la "$out"
