@@ -633,7 +633,8 @@ def group_scores(
     Returns
     -------
     dict
-        ``{group: {"cases", "lip_sync_truth" (mean r), "offsets" (those found),
+        ``{group: {"cases", "scored" (cases with a finite r), "lip_sync_truth" (mean r of
+        those), "offsets" (theirs),
         "pause_ratio" (:func:`pause_ratio` over the group's cases), "voices"}}``.
     """
     by_group: dict[str, list[int]] = {}
@@ -642,7 +643,13 @@ def group_scores(
     out = {}
     for group, picked in by_group.items():
         rows = [results[i] for i in picked]
-        syncs = [r.score.lip_sync_truth for r in rows if r.score.lip_sync_truth is not None]
+        # a case whose faces are too rarely found has a NaN correlation: left out, counted
+        syncs = [
+            r.score.lip_sync_truth
+            for r in rows
+            if r.score.lip_sync_truth is not None
+            and math.isfinite(r.score.lip_sync_truth.correlation)
+        ]
         ratio = pause_ratio(
             (
                 results[i].score.mouth_opening,
@@ -654,6 +661,7 @@ def group_scores(
         )
         out[group] = {
             "cases": len(rows),
+            "scored": len(syncs),
             "lip_sync_truth": float(np.mean([s.correlation for s in syncs])) if syncs else None,
             "offsets": sorted({int(s.offset) for s in syncs}),
             "pause_ratio": ratio if math.isfinite(ratio) else None,
@@ -814,7 +822,14 @@ def main(argv: list[str] | None = None) -> int:
         for per in groups.values():
             g = per.get(group, {})
             mean_r = g.get("lip_sync_truth")
-            cells.append(f"{mean_r:.3f} ({g.get('offsets')})" if mean_r is not None else "-")
+            scored = (
+                f"; {g['scored']} of {g['cases']} scored"
+                if g.get("scored") != g.get("cases")
+                else ""
+            )
+            cells.append(
+                f"{mean_r:.3f} ({g.get('offsets')}{scored})" if mean_r is not None else "-"
+            )
         for per in groups.values():
             in_group = per.get(group, {}).get("pause_ratio")
             cells.append(f"{in_group:.3f}" if in_group is not None else "-")

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=4, help="frames per identity")
     args = parser.parse_args(argv)
 
+    import torch
     from demo_model import case_geometry, identity_retrieval
 
     from emo.evaluation.benchmark import crop_case, heldout_cases
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for model in args.model:
         folder = resolve_model(model)
-        vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
+        # float32 also for a checkpoint kept in half precision (checkpoints/demo96)
+        vae = AutoencoderKL.from_pretrained(folder / "vae", dtype=torch.float32).eval()
         settings = json.loads((folder / "model_index.json").read_text())["settings"]
         render, resolution, grow = case_geometry(folder, int(settings["height"]))
         cases = heldout_cases(
