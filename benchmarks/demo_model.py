@@ -198,20 +198,26 @@ def closed_reading(opening: np.ndarray, percentile: float = CLOSED_PERCENTILE) -
     return float(np.percentile(finite, percentile)) if finite.size else float("nan")
 
 
-def pause_ratio(cases: Iterable[tuple[np.ndarray, float, np.ndarray, np.ndarray]]) -> float:
+def pause_ratio(
+    cases: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    closed: Sequence[float] | None = None,
+) -> float:
     """Mean measured mouth opening in pauses over that in speech, pooled over cases.
 
     The measure (:attr:`emo.evaluation.scoring.VideoScore.mouth_opening`, the one lip sync
     correlates) reads a closed mouth above 0, so each case's opening is taken above its
-    closed mouth (:func:`closed_reading` of the same video). 0: the mouth closes in pauses
+    closed mouth (:func:`closed_reading` of the same video, unless ``closed`` gives another
+    reference, such as the portrait's). 0: the mouth closes in pauses
     as fully as it ever does; 1: it stays as open as in speech. Frames without a face are
     left out.
 
     Parameters
     ----------
     cases
-        Per case: the ``(f,)`` measured opening (NaN without a face), the closed mouth's
-        reading, and the bool ``(f,)`` pause and speech frames (:func:`pause_frames`).
+        Per case: the ``(f,)`` measured opening (NaN without a face) and the bool ``(f,)``
+        pause and speech frames (:func:`pause_frames`).
+    closed
+        Per case, the closed mouth's reading to use instead of the video's own.
 
     Returns
     -------
@@ -221,8 +227,9 @@ def pause_ratio(cases: Iterable[tuple[np.ndarray, float, np.ndarray, np.ndarray]
     """
     paused: list[np.ndarray] = []
     spoken: list[np.ndarray] = []
-    for opening, closed, pause, speech in cases:
-        above = np.asarray(opening, dtype=np.float64) - float(closed)
+    for i, (opening, pause, speech) in enumerate(cases):
+        reference = closed_reading(opening) if closed is None else float(closed[i])
+        above = np.asarray(opening, dtype=np.float64) - reference
         paused.append(above[pause & np.isfinite(above)])
         spoken.append(above[speech & np.isfinite(above)])
     in_pauses, in_speech = (
@@ -651,13 +658,7 @@ def group_scores(
             and math.isfinite(r.score.lip_sync_truth.correlation)
         ]
         ratio = pause_ratio(
-            (
-                results[i].score.mouth_opening,
-                closed_reading(results[i].score.mouth_opening),
-                pauses[i][0],
-                pauses[i][1],
-            )
-            for i in picked
+            (results[i].score.mouth_opening, pauses[i][0], pauses[i][1]) for i in picked
         )
         out[group] = {
             "cases": len(rows),
@@ -771,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
         sync = results["emo-demo"][-1].score.lip_sync_truth
         r = sync.correlation if sync else math.nan
         opening = results["emo-demo"][-1].score.mouth_opening
-        ratio = pause_ratio([(opening, closed_reading(opening), pause, speech)])
+        ratio = pause_ratio([(opening, pause, speech)])
         print(
             f"{case.name}: lip sync r={r:.3f}, pause ratio {ratio:.3f} "
             f"({int(pause.sum())} pause / {int(speech.sum())} speech frames; "
@@ -862,18 +863,7 @@ def main(argv: list[str] | None = None) -> int:
         "pause_cases": {
             name: {
                 r.case.name: {
-                    "pause_ratio": _finite(
-                        pause_ratio(
-                            [
-                                (
-                                    r.score.mouth_opening,
-                                    closed_reading(r.score.mouth_opening),
-                                    pause,
-                                    speech,
-                                )
-                            ]
-                        )
-                    ),
+                    "pause_ratio": _finite(pause_ratio([(r.score.mouth_opening, pause, speech)])),
                     "closed": _finite(closed_reading(r.score.mouth_opening)),
                     "portrait_closed": _finite(closed),
                     "pause_opening": _finite(_mean_finite(r.score.mouth_opening[pause])),
