@@ -32,9 +32,12 @@ def round_trip(vae: object, frames: np.ndarray) -> np.ndarray:
     """uint8 ``(f, h, w, 3)`` frames encoded (the distribution's mode) and decoded."""
     import torch
 
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    from emo.training.prepare import _encode_latents
+
+    # the latents the trainer caches, unscaled again for the decoder
+    latents = _encode_latents(vae, torch.from_numpy(frames))
+    latents = latents / float(vae.config["scaling_factor"])  # type: ignore[attr-defined]
     with torch.no_grad():
-        latents = vae.encode(x).mode()  # type: ignore[attr-defined]
         y = vae.decode(latents)  # type: ignore[attr-defined]
     y = getattr(y, "sample", y)
     return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
