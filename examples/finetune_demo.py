@@ -46,12 +46,24 @@ GROUPS = ["backbone_spatial", "reference_net", "face_locator", "temporal", "audi
 
 
 def finetune_config(
-    data: Path, out: Path, base: Path, steps: int, learning_rate: float, batch: int, device: str
+    data: Path,
+    out: Path,
+    base: Path,
+    steps: int,
+    learning_rate: float,
+    batch: int,
+    device: str,
+    schedule: str = "constant",
 ) -> dict[str, Any]:
-    """The trainer config: ``train_demo``'s stage 3 from ``base`` with every group trainable."""
+    """The trainer config: ``train_demo``'s stage 3 from ``base`` with every group trainable.
+
+    ``schedule`` is the learning rate's after the warm-up: ``"constant"`` (the shipped
+    model's fine-tune) or ``"cosine"``, decaying to 0 at ``steps``, for a last run whose
+    small final steps settle details such as the eyes.
+    """
     config = stage_config(3, data, out, base, RECIPE, device)
     config["seed"] = RECIPE["seed"] + 10  # another sample order than the base's stage 3
-    config["optimizer"].update(learning_rate=learning_rate, warmup_steps=50)
+    config["optimizer"].update(learning_rate=learning_rate, warmup_steps=50, schedule=schedule)
     config["training"].update(max_steps=steps, batch_size=batch, trainable=list(GROUPS))
     config["checkpoints"]["every"] = 100
     return config
@@ -67,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument(
+        "--schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="learning rate after the warm-up: constant, or cosine decay to 0 at --steps",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--export", default=None, help="copy the finished model folder here")
@@ -91,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     stage_dir = out / "finetune"
     config = finetune_config(
         Path(args.data), stage_dir, base, args.steps, args.learning_rate, args.batch_size,
-        args.device,
+        args.device, args.schedule,
     )  # fmt: skip
     stage_dir.mkdir(parents=True, exist_ok=True)
     (stage_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -105,10 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         trained_parameters=len(result.trained_parameters),
         data=os.fspath(Path(args.data).resolve()),
         learning_rate=args.learning_rate,
+        schedule=args.schedule,
         batch_size=args.batch_size,
     )
-    recipe = dict(RECIPE, resolution=64, render_size=96)  # the base model's size
-    final = finish(stage_dir / "pipeline", out / "emo-demo", recipe)
+    # the recipe's generation defaults; the frame size is the base's own
+    final = finish(stage_dir / "pipeline", out / "emo-demo", RECIPE)
     (final / "training.json").write_text(json.dumps(record.data, indent=2) + "\n")
     if args.export_package:
         args.export = os.fspath(PACKAGE_MODEL)
