@@ -13,6 +13,7 @@ Usage::
 
     python examples/finetune_demo.py --data runs/ft/data_latents --out runs/ft --steps 3000
     python examples/finetune_demo.py --data ... --out runs/ft --steps 2000 --export-package
+    python examples/finetune_demo.py --data ... --out runs/ft --steps 4000 --schedule cosine
 
 A cut-short run resumes from its newest checkpoint; ``--steps`` smaller than the steps
 done ends it there and saves the model.
