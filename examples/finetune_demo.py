@@ -42,6 +42,8 @@ from train_demo import (  # noqa: E402
     stage_config,
 )
 
+from emo.training.settings import LEARNING_RATE_SCHEDULES  # noqa: E402
+
 #: Every group learns: the audio attention meets new voices, the rest keeps up with it.
 GROUPS = ["backbone_spatial", "reference_net", "face_locator", "temporal", "audio", "speed"]
 
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument(
         "--schedule",
-        choices=["constant", "cosine"],
+        choices=LEARNING_RATE_SCHEDULES,
         default="constant",
         help="learning rate after the warm-up: constant, or cosine decay to 0 at --steps",
     )

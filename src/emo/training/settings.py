@@ -15,19 +15,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from emo._deprecation import warn_renamed
 from emo.errors import ConfigError
 from emo.training.schema import from_dict, to_dict
 
 __all__ = [
+    "LEARNING_RATE_SCHEDULES",
     "PARAMETER_GROUPS",
     "STAGE_TRAINABLE",
     "CheckpointSettings",
     "DataSettings",
     "DistributedSettings",
     "DropoutSettings",
+    "LearningRateSchedule",
     "LoggingSettings",
     "LossSettings",
     "ModelSettings",
@@ -38,6 +40,11 @@ __all__ = [
     "ValidationSettings",
     "load_config",
 ]
+
+#: How the learning rate moves after the warm-up (:attr:`OptimizerSettings.schedule`).
+LearningRateSchedule = Literal["constant", "cosine"]
+#: The names :data:`LearningRateSchedule` admits, for command lines and messages.
+LEARNING_RATE_SCHEDULES: tuple[str, ...] = get_args(LearningRateSchedule)
 
 #: Every parameter group a stage may train (see :mod:`emo.training.params`).
 PARAMETER_GROUPS = (
@@ -209,7 +216,7 @@ class OptimizerSettings:
     weight_decay: float = 1e-2
     max_grad_norm: float | None = 1.0
     warmup_steps: int = 0
-    schedule: Literal["constant", "cosine"] = "constant"
+    schedule: LearningRateSchedule = "constant"
 
     def __post_init__(self) -> None:
         _positive("optimizer", learning_rate=self.learning_rate, eps=self.eps)
