@@ -42,10 +42,10 @@ from train_demo import (  # noqa: E402
     stage_config,
 )
 
-from emo.training.settings import LEARNING_RATE_SCHEDULES  # noqa: E402
+from emo.training.settings import LEARNING_RATE_SCHEDULES, PARAMETER_GROUPS  # noqa: E402
 
 #: Every group learns: the audio attention meets new voices, the rest keeps up with it.
-GROUPS = ["backbone_spatial", "reference_net", "face_locator", "temporal", "audio", "speed"]
+GROUPS = list(PARAMETER_GROUPS)
 
 
 def finetune_config(
