@@ -42,7 +42,7 @@ from emo.training.params import FrozenWeightsChanged, apply_trainable, fingerpri
 if TYPE_CHECKING:
     from emo.denoiser import EMODenoiser
     from emo.pipelines.emo_pipeline import EMOPipeline
-    from emo.training.settings import TrainingConfig
+    from emo.training.settings import LearningRateSchedule, TrainingConfig
 
 __all__ = ["TrainResult", "Trainer", "train"]
 
@@ -83,7 +83,7 @@ class TrainResult:
     resumed_from: Path | None = None
 
 
-def _lr_lambda(warmup: int, total: int, schedule: str) -> Callable[[int], float]:
+def _lr_lambda(warmup: int, total: int, schedule: LearningRateSchedule) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
