@@ -54,3 +54,42 @@ def test_only_the_decoder_learns_and_it_reconstructs_better(
 def test_bad_settings_are_refused(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match="DecoderSettings"):
         DecoderSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_sharpen_decoder_script_swaps_in_a_new_decoder_and_keeps_the_rest(
+    prepared: Path, tmp_path: Path
+) -> None:
+    import importlib.util
+
+    from safetensors.torch import load_file
+
+    from emo.pipelines.emo_pipeline import EMOPipeline
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "sharpen_decoder.py"
+    spec = importlib.util.spec_from_file_location("sharpen_decoder", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    base = tmp_path / "base"
+    EMOPipeline.from_preset("tiny", face_mask="full").save_pretrained(base)
+    (base / "training.json").write_text(json.dumps({"recipe": {"resolution": 32}}))
+    out = tmp_path / "sharp"
+    argv = ["--model", str(base), "--data", str(prepared), "--out", str(out), "--steps", "3",
+            "--batch-size", "2", "--latent-noise", "0.1", "--threads", "1"]  # fmt: skip
+    assert module.main(argv) == 0
+
+    model = out / "emo-demo"
+    old = load_file(base / "vae" / "model.safetensors")
+    new = load_file(model / "vae" / "model.safetensors")
+    decoder = [k for k in old if k.startswith(("decoder.", "post_quant_conv."))]
+    assert any(not torch.equal(old[k], new[k]) for k in decoder)
+    assert all(torch.equal(old[k], new[k]) for k in old if k not in decoder)
+    for part in ("backbone", "reference_net", "audio_projection"):
+        want = load_file(base / part / "model.safetensors")
+        got = load_file(model / part / "model.safetensors")
+        assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    record = json.loads((model / "training.json").read_text())
+    assert record["recipe"] == {"resolution": 32} and record["base"]["recipe"]["resolution"] == 32
+    assert record["phases"]["decoder"]["steps"] == 3
+    assert record["phases"]["decoder"]["latent_noise"] == 0.1
