@@ -102,13 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     record = Record(out / "record.json")
     record.data.setdefault("machine", _machine())
     base = Path(args.base)
-    base_record = base / "training.json"
-    if base_record.is_file():
-        record.data.setdefault("base", json.loads(base_record.read_text()))
-        # the clips' geometry (render size, crop, resolution) is the base's: the benchmark
-        # crops its cases from it
-        if "recipe" in record.data["base"]:
-            record.data.setdefault("recipe", record.data["base"]["recipe"])
+    record.continue_from(base)
     stage_dir = out / "finetune"
     config = finetune_config(
         Path(args.data), stage_dir, base, args.steps, args.learning_rate, args.batch_size,

@@ -29,6 +29,11 @@ import sys
 import time
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, os.fspath(HERE))
+
+from train_demo import Record, _machine  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -59,10 +64,13 @@ def main(argv: list[str] | None = None) -> int:
 
     model, out = Path(args.model), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    record = Record(out / "record.json")
+    record.data.setdefault("machine", _machine())
+    record.continue_from(model)
     # trained in float32 whatever the saved precision (a committed model may be half)
     start = out / "vae_start"
     AutoencoderKL.from_pretrained(model / "vae", dtype=torch.float32).save_pretrained(start)
-    began = time.time()
+    began = record.start("decoder")
     result = finetune_decoder(
         args.data,
         start,
@@ -85,28 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     pipe.vae = AutoencoderKL.from_pretrained(out / "vae")
     final = out / "emo-demo"
     pipe.save_pretrained(final)
-    base_record = model / "training.json"
-    record: dict[str, object] = {"phases": {}}
-    if base_record.is_file():
-        base = json.loads(base_record.read_text())
-        record["base"] = base
-        if "recipe" in base:
-            # the clips' geometry, which the benchmark crops its cases with
-            record["recipe"] = base["recipe"]
-    record["phases"] = {
-        "decoder": {
-            "steps": result.steps,
-            "seconds": round(time.time() - began, 1),
-            "reconstruction_l1": round(result.reconstruction_l1, 4),
-            "frames": result.frames,
-            "data": os.fspath(Path(args.data).resolve()),
-            "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate,
-            "edge_weight": args.edge_weight,
-            "latent_noise": args.latent_noise,
-        }
-    }
-    (final / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    record.save(
+        "decoder",
+        steps=result.steps,
+        seconds=round(time.time() - began, 1),
+        reconstruction_l1=round(result.reconstruction_l1, 4),
+        frames=result.frames,
+        data=os.fspath(Path(args.data).resolve()),
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        edge_weight=args.edge_weight,
+        latent_noise=args.latent_noise,
+    )
+    (final / "training.json").write_text(json.dumps(record.data, indent=2) + "\n")
     print(f"[sharpen] model: {final}", flush=True)
     return 0
 

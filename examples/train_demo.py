@@ -184,6 +184,20 @@ class Record:
         self.data["phases"][phase] = values
         self._write()
 
+    def continue_from(self, base: Path) -> None:
+        """Chain the record of the model ``base`` continues, when its folder holds one.
+
+        Its ``training.json`` goes under ``base``, and its ``recipe`` is kept as this run's:
+        the clips' geometry (render size, crop, resolution) is the base's, and the benchmark
+        crops its cases from it.
+        """
+        base_record = base / "training.json"
+        if base_record.is_file():
+            self.data.setdefault("base", json.loads(base_record.read_text()))
+            if "recipe" in self.data["base"]:
+                self.data.setdefault("recipe", self.data["base"]["recipe"])
+            self._write()
+
     def _write(self) -> None:
         tmp = self.path.with_suffix(".json.partial")
         tmp.write_text(json.dumps(self.data, indent=2) + "\n")
