@@ -57,18 +57,22 @@ def finetune_config(
     batch: int,
     device: str,
     schedule: str = "constant",
+    change_weight: float = 0.0,
 ) -> dict[str, Any]:
     """The trainer config: ``train_demo``'s stage 3 from ``base`` with every group trainable.
 
     ``schedule`` is the learning rate's after the warm-up: ``"constant"`` (the shipped
     model's fine-tune) or ``"cosine"``, decaying to 0 at ``steps``, for a last run whose
-    small final steps settle details such as the eyes.
+    small final steps settle details such as the eyes. ``change_weight`` is the trainer's
+    ``loss.change_weight``: above 0 the latent pixels that differ from the reference (the
+    mouth, the eyes, a turning head) weigh more.
     """
     config = stage_config(3, data, out, base, RECIPE, device)
     config["seed"] = RECIPE["seed"] + 10  # another sample order than the base's stage 3
     config["optimizer"].update(learning_rate=learning_rate, warmup_steps=50, schedule=schedule)
     config["training"].update(max_steps=steps, batch_size=batch, trainable=list(GROUPS))
     config["checkpoints"]["every"] = 100
+    config["loss"]["change_weight"] = change_weight
     return config
 
 
@@ -88,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         default="constant",
         help="learning rate after the warm-up: constant, or cosine decay to 0 at --steps",
     )
+    parser.add_argument(
+        "--change-weight",
+        type=float,
+        default=0.0,
+        help="weigh latent pixels that differ from the reference more (loss.change_weight)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--export", default=None, help="copy the finished model folder here")
@@ -106,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     stage_dir = out / "finetune"
     config = finetune_config(
         Path(args.data), stage_dir, base, args.steps, args.learning_rate, args.batch_size,
-        args.device, args.schedule,
+        args.device, args.schedule, args.change_weight,
     )  # fmt: skip
     stage_dir.mkdir(parents=True, exist_ok=True)
     (stage_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -121,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         data=os.fspath(Path(args.data).resolve()),
         learning_rate=args.learning_rate,
         schedule=args.schedule,
+        change_weight=args.change_weight,
         batch_size=args.batch_size,
     )
     # the recipe's generation defaults; the frame size is the base's own

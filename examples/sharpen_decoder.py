@@ -8,7 +8,12 @@ latents the diffusion networks were trained on stay the same, so the model keeps
 working and only its pictures get sharper. ``--latent-noise`` adds Gaussian noise (in
 the diffusion's scaled latent units) to the latents the decoder learns from, so that it
 also decodes the slightly-off latents a diffusion model generates without inventing
-edges in them.
+edges in them. ``--generated-clips N`` goes further: it has the model itself predict the
+clean latents of N training clips from noised copies (under each clip's reference, audio,
+motion frames and speed, with the model's guidance;
+:func:`emo.training.decoder_pairs.generated_latent_pairs`), and ``--generated-share`` of
+every batch teaches the decoder to turn those into the true frames: the model's own
+errors instead of Gaussian noise.
 
 The new model is written to ``OUT/emo-demo`` (the base's networks, settings and
 generation defaults, the new VAE), its ``training.json`` chaining the base's record
@@ -18,6 +23,8 @@ Usage::
 
     python examples/sharpen_decoder.py --model runs/ft/emo-demo --data runs/demo96/data \\
         --out runs/sharp --steps 400 --latent-noise 0.15 --threads 2
+    python examples/sharpen_decoder.py --model runs/ft/emo-demo --data runs/ft/data_latents \
+        --out runs/sharp-gen --steps 400 --generated-clips 800 --threads 2
 """
 
 from __future__ import annotations
@@ -50,6 +57,23 @@ def main(argv: list[str] | None = None) -> int:
         default=0.15,
         help="std of the noise added to the latents the decoder learns from (scaled units)",
     )
+    parser.add_argument(
+        "--generated-clips",
+        type=int,
+        default=0,
+        help="training clips whose latents the model predicts for the decoder (0: none)",
+    )
+    parser.add_argument(
+        "--generated-share",
+        type=float,
+        default=0.5,
+        help="fraction of each batch decoded from the model's predicted latents",
+    )
+    parser.add_argument(
+        "--timesteps",
+        default="100,600",
+        help="LOW,HIGH: the range of timesteps the clips are noised to before predicting",
+    )
     parser.add_argument("--max-frames", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -60,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from emo.models.vae import AutoencoderKL
     from emo.pipelines.emo_pipeline import EMOPipeline
+    from emo.training.decoder_pairs import GeneratedPairSettings, generated_latent_pairs
     from emo.training.vae import DecoderSettings, finetune_decoder
 
     model, out = Path(args.model), Path(args.out)
@@ -71,6 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     start = out / "vae_start"
     AutoencoderKL.from_pretrained(model / "vae", dtype=torch.float32).save_pretrained(start)
     began = record.start("decoder")
+    generated = None
+    low, high = (int(v) for v in args.timesteps.split(","))
+    if args.generated_clips:
+        generated = generated_latent_pairs(
+            model,
+            args.data,
+            GeneratedPairSettings(
+                clips=args.generated_clips,
+                min_timestep=low,
+                max_timestep=high,
+                seed=args.seed,
+                threads=args.threads,
+                device=args.device,
+            ),
+        )
+        print(
+            f"[sharpen] {len(generated)} generated latents in {time.time() - began:.0f} s",
+            flush=True,
+        )
     result = finetune_decoder(
         args.data,
         start,
@@ -81,11 +125,13 @@ def main(argv: list[str] | None = None) -> int:
             learning_rate=args.learning_rate,
             edge_weight=args.edge_weight,
             latent_noise=args.latent_noise,
+            generated_share=args.generated_share,
             max_frames=args.max_frames,
             seed=args.seed,
             threads=args.threads,
             device=args.device,
         ),
+        generated=generated,
         log_every=100,
         log=lambda line: print(f"[sharpen] {line}", flush=True),
     )
@@ -104,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.learning_rate,
         edge_weight=args.edge_weight,
         latent_noise=args.latent_noise,
+        generated_clips=args.generated_clips,
+        generated_share=args.generated_share if args.generated_clips else 0.0,
+        timesteps=[low, high] if args.generated_clips else None,
     )
     (final / "training.json").write_text(json.dumps(record.data, indent=2) + "\n")
     print(f"[sharpen] model: {final}", flush=True)

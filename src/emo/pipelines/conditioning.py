@@ -20,6 +20,7 @@ __all__ = [
     "PreparedPortrait",
     "clip_speed_window",
     "first_clip_motion_features",
+    "guided_prediction",
     "head_speed_track",
     "next_motion_latents",
     "prepare_portrait",
@@ -335,3 +336,34 @@ class ClipAudioFeatures:
             - self._start
         )
         return cached[index.to(cached.device)]
+
+
+def guided_prediction(
+    full: torch.Tensor,
+    reference_only: torch.Tensor,
+    neither: torch.Tensor | None,
+    audio_scale: float,
+    reference_scale: float,
+) -> torch.Tensor:
+    """Classifier-free guidance over the branches "full", "reference only" and "neither".
+
+    ``reference_only + audio_scale * (full - reference_only)``, plus
+    ``(reference_scale - 1) * (reference_only - neither)`` when ``neither`` is given: audio
+    guidance pushes away from the prediction without the audio, reference guidance away
+    from the one without the reference either. Linear, so it holds for epsilon, v and x0
+    predictions alike.
+
+    Parameters
+    ----------
+    full, reference_only
+        ``(b, c, f, h, w)`` predictions with every condition, and without the audio.
+    neither
+        ``(b, c, f, h, w)`` prediction without the audio and the reference, or ``None``
+        (no reference guidance).
+    audio_scale, reference_scale
+        The guidance scales (1: off).
+    """
+    guided = reference_only + audio_scale * (full - reference_only)
+    if neither is not None:
+        guided = guided + (reference_scale - 1.0) * (reference_only - neither)
+    return guided

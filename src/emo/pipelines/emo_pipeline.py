@@ -21,6 +21,7 @@ from emo.pipelines.conditioning import (
     ClipAudioFeatures,
     clip_speed_window,
     first_clip_motion_features,
+    guided_prediction,
     head_speed_track,
     next_motion_latents,
     prepare_portrait,
@@ -957,9 +958,5 @@ class EMOPipeline:
         """Combine the guidance branches ``[full, reference only, neither]`` into one prediction."""
         if noise_pred.shape[0] == 1:
             return noise_pred
-        full, ref_only = noise_pred[0:1], noise_pred[1:2]
-        guided = ref_only + audio_cfg * (full - ref_only)
-        if use_ref_cfg:
-            neither = noise_pred[2:3]
-            guided = guided + (ref_cfg - 1.0) * (ref_only - neither)
-        return guided
+        neither = noise_pred[2:3] if use_ref_cfg else None
+        return guided_prediction(noise_pred[0:1], noise_pred[1:2], neither, audio_cfg, ref_cfg)

@@ -13,7 +13,13 @@ if TYPE_CHECKING:
     from emo.pipelines.emo_pipeline import EMOPipeline
     from emo.training.dataset import ClipDataset
 
-__all__ = ["batch_latents", "change_weights", "diffusion_loss", "evaluation_loss"]
+__all__ = [
+    "batch_latents",
+    "change_weights",
+    "diffusion_loss",
+    "evaluation_loss",
+    "model_prediction",
+]
 
 
 def batch_latents(pipe: EMOPipeline, values: torch.Tensor, cached: bool) -> torch.Tensor:
@@ -81,14 +87,71 @@ def diffusion_loss(
         Extra weight of the elements that differ from the reference
         (:class:`~emo.training.settings.LossSettings`); 0: the plain mean.
     """
-    device = pipe.device
     target_latents = batch_latents(pipe, batch["target"], cached)
     reference = batch_latents(pipe, batch["reference"][:, :, None], cached)[:, :, 0]
-    scheduler = pipe.scheduler
-    noise = noise.to(device)
-    timesteps = timesteps.to(device)
-    noisy = scheduler.add_noise(target_latents, noise, timesteps)
-    target = scheduler.training_target(target_latents, noise, timesteps)
+    noise = noise.to(pipe.device)
+    timesteps = timesteps.to(pipe.device)
+    target = pipe.scheduler.training_target(target_latents, noise, timesteps)
+    noisy = pipe.scheduler.add_noise(target_latents, noise, timesteps)
+    prediction = model_prediction(
+        model,
+        pipe,
+        batch,
+        noisy,
+        timesteps,
+        reference=reference,
+        cached=cached,
+        drop_reference=drop_reference,
+        drop_audio=drop_audio,
+        autocast_dtype=autocast_dtype,
+        speed_fps=speed_fps,
+        motion_noise=motion_noise,
+    )
+    if change_weight <= 0.0:
+        return F.mse_loss(prediction.float(), target.float())
+    weight = change_weights(target_latents, reference, change_weight)
+    error = (prediction.float() - target.float()).square()
+    weighted: torch.Tensor = (error * weight).mean() / weight.mean()
+    return weighted
+
+
+def model_prediction(
+    model: Any,
+    pipe: EMOPipeline,
+    batch: dict[str, torch.Tensor],
+    noisy: torch.Tensor,
+    timesteps: torch.Tensor,
+    *,
+    reference: torch.Tensor,
+    cached: bool,
+    drop_reference: torch.Tensor | None = None,
+    drop_audio: torch.Tensor | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    speed_fps: float | None = None,
+    motion_noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The model's output for noisy target latents under a batch's conditions.
+
+    What :func:`diffusion_loss` compares with the training target, and what
+    :func:`emo.training.decoder_pairs.generated_latent_pairs` turns into clean latents.
+
+    Parameters
+    ----------
+    model, pipe, batch, cached, drop_reference, drop_audio, autocast_dtype, speed_fps, motion_noise
+        As in :func:`diffusion_loss`.
+    noisy
+        ``(b, c, f, h, w)`` noisy target latents, on the pipeline's device.
+    timesteps
+        ``(b,)`` their timesteps, on the pipeline's device.
+    reference
+        ``(b, c, h, w)`` reference latents (:func:`batch_latents` of ``batch["reference"]``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(b, c, f, h, w)``: epsilon, v or x0, as the scheduler's ``prediction_type``.
+    """
+    device = pipe.device
     kwargs: dict[str, Any] = {
         "reference_latent": reference,
         "face_mask": batch["mask"].to(device),
@@ -112,13 +175,8 @@ def diffusion_loss(
         else contextlib.nullcontext()
     )
     with autocast:
-        prediction = model(noisy, timesteps, **kwargs)
-    if change_weight <= 0.0:
-        return F.mse_loss(prediction.float(), target.float())
-    weight = change_weights(target_latents, reference, change_weight)
-    error = (prediction.float() - target.float()).square()
-    weighted: torch.Tensor = (error * weight).mean() / weight.mean()
-    return weighted
+        prediction: torch.Tensor = model(noisy, timesteps, **kwargs)
+    return prediction
 
 
 def change_weights(

@@ -28,6 +28,7 @@ from emo.training.devices import check_device, resolve_device
 
 if TYPE_CHECKING:
     from emo.models.vae import AutoencoderKL
+    from emo.training.decoder_pairs import GeneratedPairs
 
 __all__ = [
     "DecoderSettings",
@@ -396,6 +397,12 @@ class DecoderSettings:
         Weight of an L1 loss on the horizontal and vertical pixel differences, next to
         the per-pixel L1: plain L1 settles on the blurred average of what the latent
         leaves open, edges pull eyes, brows and lips back into focus.
+    latent_noise
+        Standard deviation of Gaussian noise added to the encoder's latents, in units of
+        the scaled latents the diffusion model sees: a stand-in for generation errors.
+    generated_share
+        With ``generated`` pairs given to :func:`finetune_decoder`, the fraction of each
+        batch drawn from them (the rest: encoded frames).
     max_frames
         At most this many frames are read (see :func:`load_prepared_frames`).
     seed
@@ -412,6 +419,7 @@ class DecoderSettings:
     warmup_steps: int = 50
     edge_weight: float = 1.0
     latent_noise: float = 0.0
+    generated_share: float = 0.5
     max_frames: int = 20_000
     seed: int = 0
     threads: int | None = None
@@ -433,6 +441,11 @@ class DecoderSettings:
                 raise ConfigError(f"DecoderSettings.{name} must be a number >= 0, got {value!r}")
         if self.warmup_steps < 0:
             raise ConfigError("DecoderSettings.warmup_steps must be >= 0")
+        share = self.generated_share
+        if isinstance(share, bool) or not (math.isfinite(share) and 0 <= share <= 1):
+            raise ConfigError(
+                f"DecoderSettings.generated_share must be a number in [0, 1], got {share!r}"
+            )
 
 
 def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -446,6 +459,7 @@ def finetune_decoder(
     output_dir: str | os.PathLike[str],
     settings: DecoderSettings | None = None,
     *,
+    generated: GeneratedPairs | None = None,
     log_every: int = 50,
     log: Callable[[str], None] | None = None,
 ) -> VAEResult:
@@ -468,6 +482,11 @@ def finetune_decoder(
         Where the VAE with the new decoder is saved, with ``training.json``.
     settings
         :class:`DecoderSettings`; the defaults when ``None``.
+    generated
+        Latents a diffusion model predicted, with the true frames
+        (:func:`emo.training.decoder_pairs.generated_latent_pairs`): a share
+        (:attr:`DecoderSettings.generated_share`) of every batch decodes them, so the
+        decoder learns what to draw from the model's latents, errors included.
     log_every, log
         Progress lines, as in :func:`train_vae`.
 
@@ -505,19 +524,43 @@ def finetune_decoder(
     gen = torch.Generator().manual_seed(cfg.seed)
     noise = _noise_generator(device, cfg.seed, gen)
 
-    def decoder_loss(pixels: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            latent = vae.encode(pixels).mode()
-            if cfg.latent_noise > 0:
-                scale = cfg.latent_noise / float(vae.config["scaling_factor"])
-                latent = latent + scale * torch.randn(
-                    latent.shape, generator=noise, device=latent.device
-                )
+    extra = 0
+    if generated is not None and len(generated):
+        if generated.frames.shape[1:] != frames.shape[1:]:
+            raise InputError(
+                f"generated pairs' frames are {tuple(generated.frames.shape[1:])}, the data's "
+                f"{tuple(frames.shape[1:])}; make the pairs from the same data set"
+            )
+        extra = round(cfg.batch_size * cfg.generated_share)
+
+    def decoded_error(latent: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
         reconstruction = vae.decode(latent)
         loss = (reconstruction - pixels).abs().mean()
         if cfg.edge_weight > 0:
             for got, want in zip(_edges(reconstruction), _edges(pixels), strict=True):
                 loss = loss + cfg.edge_weight * (got - want).abs().mean()
+        return loss
+
+    def encoded_error(own: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            latent = vae.encode(own).mode()
+            if cfg.latent_noise > 0:
+                scale = cfg.latent_noise / float(vae.config["scaling_factor"])
+                latent = latent + scale * torch.randn(
+                    latent.shape, generator=noise, device=latent.device
+                )
+        return decoded_error(latent, own) * (own.shape[0] / cfg.batch_size)
+
+    def decoder_loss(pixels: torch.Tensor) -> torch.Tensor:
+        own = pixels[: pixels.shape[0] - extra]
+        loss = pixels.new_zeros(())
+        if own.shape[0]:
+            loss = encoded_error(own)
+        if extra and generated is not None:
+            pick = torch.randint(0, len(generated), (extra,), generator=gen)
+            drawn = generated.latents[pick].to(device)
+            truth = _pixels(generated.frames[pick].to(device))
+            loss = loss + decoded_error(drawn, truth) * (extra / pixels.shape[0])
         return loss
 
     losses, seconds = _optimise(params, frames, cfg, decoder_loss, gen, log_every, log, "decoder")
@@ -536,4 +579,5 @@ def finetune_decoder(
         scaling,
         losses,
         finetuned_decoder_of=os.fspath(vae_dir),
+        generated_pairs=len(generated) if generated is not None else 0,
     )
