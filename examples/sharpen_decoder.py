@@ -42,6 +42,15 @@ sys.path.insert(0, os.fspath(HERE))
 from train_demo import Record, _machine  # noqa: E402
 
 
+def timestep_range(text: str) -> tuple[int, int]:
+    """``"LOW,HIGH"`` -> ``(LOW, HIGH)``, refused by argparse unless two ints."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (two whole numbers), got {text!r}")
+    low, high = (int(p) for p in parts)
+    return low, high
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="the pipeline folder whose VAE to sharpen")
@@ -71,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--timesteps",
-        default="100,600",
+        type=timestep_range,
+        default=(100, 600),
         help="LOW,HIGH: the range of timesteps the clips are noised to before predicting",
     )
     parser.add_argument("--max-frames", type=int, default=20_000)
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     AutoencoderKL.from_pretrained(model / "vae", dtype=torch.float32).save_pretrained(start)
     began = record.start("decoder")
     generated = None
-    low, high = (int(v) for v in args.timesteps.split(","))
+    low, high = args.timesteps
     if args.generated_clips:
         generated = generated_latent_pairs(
             model,

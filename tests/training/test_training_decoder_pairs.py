@@ -173,3 +173,5 @@ def test_sharpen_decoder_script_learns_from_generated_latents(
     old = load_file(model / "vae" / "model.safetensors")
     new = load_file(out / "emo-demo" / "vae" / "model.safetensors")
     assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
+    with pytest.raises(SystemExit):
+        module.main([*argv[:-4], "--timesteps", "100", "--threads", "1"])
