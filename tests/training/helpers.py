@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -35,3 +36,15 @@ def trained_weights(out: Path) -> dict[str, torch.Tensor]:
     """The trained parameters in the newest checkpoint of a run."""
     newest = sorted((out / "checkpoints").glob("step-*"))[-1]
     return load_file(newest / "trained.safetensors")
+
+
+def load_example(name: str) -> ModuleType:
+    """The script ``examples/NAME.py`` loaded as a module (its ``main`` called in-process)."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

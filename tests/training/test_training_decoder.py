@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_example
 
 from emo.errors import ConfigError
 from emo.models.vae import AutoencoderKL
@@ -59,18 +60,11 @@ def test_bad_settings_are_refused(field: str, value: object) -> None:
 def test_sharpen_decoder_script_swaps_in_a_new_decoder_and_keeps_the_rest(
     prepared: Path, tmp_path: Path
 ) -> None:
-    import importlib.util
-
     from safetensors.torch import load_file
 
     from emo.pipelines.emo_pipeline import EMOPipeline
 
-    script = Path(__file__).resolve().parents[2] / "examples" / "sharpen_decoder.py"
-    spec = importlib.util.spec_from_file_location("sharpen_decoder", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
+    module = load_example("sharpen_decoder")
     base = tmp_path / "base"
     EMOPipeline.from_preset("tiny", face_mask="full").save_pretrained(base)
     (base / "training.json").write_text(json.dumps({"recipe": {"resolution": 32}}))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import stage_config
+from helpers import load_example, stage_config
 
 from emo.errors import ConfigError, InputError
 from emo.models.vae import AutoencoderKL
@@ -150,16 +150,9 @@ def test_the_decoder_learns_to_decode_the_models_latents(
 def test_sharpen_decoder_script_learns_from_generated_latents(
     model: Path, prepared: Path, tmp_path: Path
 ) -> None:
-    import importlib.util
-
     from safetensors.torch import load_file
 
-    script = Path(__file__).resolve().parents[2] / "examples" / "sharpen_decoder.py"
-    spec = importlib.util.spec_from_file_location("sharpen_decoder_generated", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
+    module = load_example("sharpen_decoder")
     out = tmp_path / "sharp"
     argv = ["--model", str(model), "--data", str(prepared), "--out", str(out), "--steps", "3",
             "--batch-size", "4", "--generated-clips", "2", "--generated-share", "0.75",

@@ -20,6 +20,7 @@ __all__ = [
     "PreparedPortrait",
     "clip_speed_window",
     "first_clip_motion_features",
+    "guidance_branch_count",
     "guided_prediction",
     "head_speed_track",
     "next_motion_latents",
@@ -336,6 +337,17 @@ class ClipAudioFeatures:
             - self._start
         )
         return cached[index.to(cached.device)]
+
+
+def guidance_branch_count(audio_scale: float, reference_scale: float) -> int:
+    """How many of the branches ``[full, reference only, neither]`` guidance needs.
+
+    Reference guidance needs all three, audio guidance alone the first two, no guidance
+    (both scales 1) only the full one.
+    """
+    if reference_scale != 1.0:
+        return 3
+    return 2 if audio_scale != 1.0 else 1
 
 
 def guided_prediction(

@@ -21,6 +21,7 @@ from emo.pipelines.conditioning import (
     ClipAudioFeatures,
     clip_speed_window,
     first_clip_motion_features,
+    guidance_branch_count,
     guided_prediction,
     head_speed_track,
     next_motion_latents,
@@ -747,8 +748,8 @@ class EMOPipeline:
         )
         # Guidance branches [full, reference only, neither], batched in one call or run
         # one by one (settings.guidance_batching).
-        use_ref_cfg = ref_cfg != 1.0
-        branches = 3 if use_ref_cfg else (2 if audio_cfg != 1.0 else 1)
+        branches = guidance_branch_count(audio_cfg, ref_cfg)
+        use_ref_cfg = branches == 3
         batched = self._guidance_batched(device)
 
         # Every condition goes through the denoiser the trainer uses: the unguided

@@ -143,7 +143,7 @@ def generated_latent_pairs(
         If the data does not fit the model (too short clips, no audio).
     """
     from emo.denoiser import EMODenoiser
-    from emo.pipelines.conditioning import guided_prediction
+    from emo.pipelines.conditioning import guidance_branch_count, guided_prediction
     from emo.pipelines.emo_pipeline import EMOPipeline
     from emo.schedulers.core import predicted_x0
     from emo.training.data_format import read_dataset_info
@@ -186,13 +186,18 @@ def generated_latent_pairs(
     )
     gen = torch.Generator().manual_seed(cfg.seed)
     order = [int(i) for i in torch.randperm(len(source), generator=gen)]
-    picks = [(n // len(order), order[n % len(order)]) for n in range(cfg.clips)]
+    # ``clips`` samples: the permuted clips, again in later epochs (other frame windows)
+    # when more are asked for than the data set has.
+    chunks: list[tuple[int, list[int]]] = []
+    for epoch in range(math.ceil(cfg.clips / len(order))):
+        wanted = order[: cfg.clips - epoch * len(order)]
+        step = cfg.batch_size
+        chunks += [(epoch, wanted[i : i + step]) for i in range(0, len(wanted), step)]
     scaling = float(pipe.vae.config["scaling_factor"])
     latents, frames, steps = [], [], []
-    for first in range(0, len(picks), cfg.batch_size):
-        chunk = picks[first : first + cfg.batch_size]
-        batch = _stack([source.sample(i, epoch) for epoch, i in chunk])
-        truth_batch = _stack([truth.sample(i, epoch) for epoch, i in chunk]) if cached else batch
+    for epoch, indices in chunks:
+        batch = source.batch(indices, epoch)
+        truth_batch = truth.batch(indices, epoch) if cached else batch
         clean = batch_latents(pipe, batch["target"], cached)
         reference = batch_latents(pipe, batch["reference"][:, :, None], cached)[:, :, 0]
         b = clean.shape[0]
@@ -200,8 +205,8 @@ def generated_latent_pairs(
         noise = torch.randn(clean.shape, generator=gen).to(device)
         t = t.to(device)
         noisy = pipe.scheduler.add_noise(clean, noise, t)
-        branches = _branches(b, audio_scale, reference_scale, device)
-        count = len(branches)
+        count = guidance_branch_count(audio_scale, reference_scale)
+        branches = _branches(b, device)[:count]
         output = model_prediction(
             denoiser,
             pipe,
@@ -237,22 +242,12 @@ def generated_latent_pairs(
     return GeneratedPairs(torch.cat(latents), torch.cat(frames), torch.cat(steps))
 
 
-def _stack(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+def _branches(batch: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(drop_audio, drop_reference)`` of the guidance branches full, reference only, neither.
 
-
-def _branches(
-    batch: int, audio_scale: float, reference_scale: float, device: torch.device
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``(drop_audio, drop_reference)`` per guidance branch: full, reference only, neither.
-
-    The pipeline's branches (:meth:`emo.pipelines.emo_pipeline.EMOPipeline.__call__`):
-    reference guidance needs all three, audio guidance alone the first two.
+    The pipeline's branches (:meth:`emo.pipelines.emo_pipeline.EMOPipeline.__call__`);
+    :func:`~emo.pipelines.conditioning.guidance_branch_count` says how many are used.
     """
     keep = torch.zeros(batch, dtype=torch.bool, device=device)
     drop = torch.ones(batch, dtype=torch.bool, device=device)
-    if reference_scale != 1.0:
-        return [(keep, keep), (drop, keep), (drop, drop)]
-    if audio_scale != 1.0:
-        return [(keep, keep), (drop, keep)]
-    return [(keep, keep)]
+    return [(keep, keep), (drop, keep), (drop, drop)]
