@@ -58,6 +58,7 @@ def finetune_config(
     device: str,
     schedule: str = "constant",
     change_weight: float = 0.0,
+    mouth_weight: float = 0.0,
 ) -> dict[str, Any]:
     """The trainer config: ``train_demo``'s stage 3 from ``base`` with every group trainable.
 
@@ -65,7 +66,9 @@ def finetune_config(
     model's fine-tune) or ``"cosine"``, decaying to 0 at ``steps``, for a last run whose
     small final steps settle details such as the eyes. ``change_weight`` is the trainer's
     ``loss.change_weight``: above 0 the latent pixels that differ from the reference (the
-    mouth, the eyes, a turning head) weigh more.
+    mouth, the eyes, a turning head) weigh more. ``mouth_weight`` is ``loss.mouth_weight``:
+    above 0 the latent pixels in each frame's mouth box weigh more (the data needs mouth
+    boxes: ``emo mouth-boxes DATA_DIR``).
     """
     config = stage_config(3, data, out, base, RECIPE, device)
     config["seed"] = RECIPE["seed"] + 10  # another sample order than the base's stage 3
@@ -73,6 +76,7 @@ def finetune_config(
     config["training"].update(max_steps=steps, batch_size=batch, trainable=list(GROUPS))
     config["checkpoints"]["every"] = 100
     config["loss"]["change_weight"] = change_weight
+    config["loss"]["mouth_weight"] = mouth_weight
     return config
 
 
@@ -98,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="weigh latent pixels that differ from the reference more (loss.change_weight)",
     )
+    parser.add_argument(
+        "--mouth-weight",
+        type=float,
+        default=0.0,
+        help="weigh latent pixels in each frame's mouth box more (loss.mouth_weight)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--export", default=None, help="copy the finished model folder here")
@@ -116,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     stage_dir = out / "finetune"
     config = finetune_config(
         Path(args.data), stage_dir, base, args.steps, args.learning_rate, args.batch_size,
-        args.device, args.schedule, args.change_weight,
+        args.device, args.schedule, args.change_weight, args.mouth_weight,
     )  # fmt: skip
     stage_dir.mkdir(parents=True, exist_ok=True)
     (stage_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -132,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.learning_rate,
         schedule=args.schedule,
         change_weight=args.change_weight,
+        mouth_weight=args.mouth_weight,
         batch_size=args.batch_size,
     )
     # the recipe's generation defaults; the frame size is the base's own

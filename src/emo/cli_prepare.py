@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
-__all__ = ["register", "run_prepare"]
+__all__ = ["register", "run_mouth_boxes", "run_prepare"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,6 +39,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_prepare)
+    m = sub.add_parser(
+        "mouth-boxes",
+        help="add mouth boxes (for the loss's mouth weight) to a prepared data set",
+        description="Find the lips in every frame of a prepared data set's clips that have no "
+        "mouth boxes yet, and store them in the clip files. Needs emo[face]. Resumable.",
+    )
+    m.add_argument("data", help="folder written by emo prepare")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(func=run_mouth_boxes)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
@@ -68,6 +78,35 @@ def run_prepare(args: argparse.Namespace) -> int:
         f"emo: {report.clips} clips in {args.output} ({report.videos_done} videos prepared now, "
         f"{report.videos_resumed} already done, {len(report.skipped)} skipped; reasons in "
         f"{args.output}/skipped.jsonl)",
+        file=sys.stdout,
+    )
+    return 0
+
+
+def run_mouth_boxes(args: argparse.Namespace) -> int:
+    """Run ``emo mouth-boxes`` with parsed arguments; returns the exit code."""
+    from emo.training.mouth import add_mouth_boxes
+
+    bar: Any = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(unit="clip", desc="mouth boxes")
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        report = add_mouth_boxes(args.data, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    missed = f"; no lips found in {len(report.missed)}" if report.missed else ""
+    print(
+        f"emo: mouth boxes added to {report.added} clips in {args.data} "
+        f"({report.present} had them{missed})",
         file=sys.stdout,
     )
     return 0

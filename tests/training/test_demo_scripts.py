@@ -35,13 +35,16 @@ def test_train_demo_quick_runs_every_phase_then_finetune_continues_it(tmp_path: 
     assert settings["height"] == 64 and settings["output_size"] == 512
     _run(str(EXAMPLES / "finetune_demo.py"), "--data", str(run / "data_latents"), "--out",
          str(tmp_path / "ft"), "--base", str(model), "--steps", "3", "--schedule", "cosine",
-         "--change-weight", "2", "--threads", "2")  # fmt: skip
+         "--change-weight", "2", "--mouth-weight", "3", "--threads", "2")  # fmt: skip
     continued = json.loads((tmp_path / "ft" / "emo-demo" / "training.json").read_text())
     assert continued["phases"]["finetune"]["steps"] == 3
     assert continued["phases"]["finetune"]["schedule"] == "cosine"
     config = json.loads((tmp_path / "ft" / "finetune" / "config.json").read_text())
     assert config["optimizer"]["schedule"] == "cosine"
     assert config["loss"]["change_weight"] == continued["phases"]["finetune"]["change_weight"] == 2
+    assert config["loss"]["mouth_weight"] == continued["phases"]["finetune"]["mouth_weight"] == 3
+    clip = next((run / "data_latents" / "clips").glob("*.safetensors"))
+    assert load_file(clip)["mouth_boxes"].shape[1] == 4  # emo prepare found the lips
     assert continued["base"]["recipe"]["resolution"] == continued["recipe"]["resolution"] == 64
     before = load_file(model / "audio_projection" / "model.safetensors")
     after = load_file(tmp_path / "ft" / "emo-demo" / "audio_projection" / "model.safetensors")

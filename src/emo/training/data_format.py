@@ -18,7 +18,10 @@ Tensors of a clip of ``f`` frames at ``dataset.json["resolution"]`` pixels:
 - ``audio_features`` float32 ``(f, layers, dim)``: the audio-encoder features per frame;
 - ``audio`` float32 ``(samples,)``: the clip's mono audio at the encoder's rate;
 - ``latents`` float32 ``(f, c, s/k, s/k)``: VAE latents (mode x scaling factor), only
-  when prepared with a VAE.
+  when prepared with a VAE;
+- ``mouth_boxes`` float32 ``(f, 4)``: box ``x0, y0, x1, y1`` around the lip landmarks
+  per frame, crop pixels (absent without the face extra; ``emo mouth-boxes`` adds it
+  to an existing data set), for the loss's mouth weight.
 """
 
 from __future__ import annotations

@@ -54,6 +54,9 @@ class SampleSpec:
         Fewest frames between the reference and the target frames (when the clip allows).
     zero_motion_probability
         Probability that a sample's motion frames are marked "none" (first clip).
+    mouth_boxes
+        Include the target frames' mouth boxes (for the loss's mouth weight); NaN rows
+        for a clip prepared without them.
     """
 
     frames_per_clip: int
@@ -63,6 +66,7 @@ class SampleSpec:
     speed_context: int = 0
     min_reference_distance: int = 1
     zero_motion_probability: float = 0.0
+    mouth_boxes: bool = False
 
     @property
     def num_frames(self) -> int:
@@ -147,7 +151,9 @@ class ClipDataset:
             ``"reference"`` ``(c, h, w)``; ``"motion"`` ``(c, n, h, w)`` (stages 2-3);
             ``"mask"`` float ``(1, H, W)``: union of the target frames' face boxes;
             ``"audio"`` ``(f + 2m, layers, dim)`` (stages 2-3); ``"speed"`` ``(f + 2m,)``
-            (stage 3, with ``m = speed_context`` real neighbours, edges repeated); ``"zero_motion"`` bool ``()``.
+            (stage 3, with ``m = speed_context`` real neighbours, edges repeated); ``"zero_motion"`` bool ``()``;
+            ``"mouth_boxes"`` ``(f, 4)`` pixels, NaN where the clip has none (with
+            :attr:`SampleSpec.mouth_boxes`).
         """
         from safetensors import safe_open
 
@@ -181,6 +187,12 @@ class ClipDataset:
                 m = spec.speed_context
                 positions = torch.arange(first - m, stop + m).clamp(0, count - 1)
                 out["speed"] = f.get_tensor("speed")[positions].float()
+            if spec.mouth_boxes:
+                out["mouth_boxes"] = (
+                    f.get_slice("mouth_boxes")[first:stop].float()
+                    if "mouth_boxes" in set(f.keys())
+                    else torch.full((spec.frames_per_clip, 4), float("nan"))
+                )
         out["mask"] = self._mask(boxes)
         out["zero_motion"] = torch.tensor(zero_motion)
         return out

@@ -9,6 +9,9 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from emo.errors import ConfigError
+from emo.training.mouth import mouth_weights
+
 if TYPE_CHECKING:
     from emo.pipelines.emo_pipeline import EMOPipeline
     from emo.training.dataset import ClipDataset
@@ -54,6 +57,8 @@ def diffusion_loss(
     speed_fps: float | None = None,
     motion_noise: torch.Tensor | None = None,
     change_weight: float = 0.0,
+    mouth_weight: float = 0.0,
+    frame_size: int | None = None,
 ) -> torch.Tensor:
     """Mean squared error between the model's output and the scheduler's training target.
 
@@ -86,6 +91,12 @@ def diffusion_loss(
     change_weight
         Extra weight of the elements that differ from the reference
         (:class:`~emo.training.settings.LossSettings`); 0: the plain mean.
+    mouth_weight
+        Extra weight of the elements inside the target frames' mouth boxes
+        (``batch["mouth_boxes"]``, :func:`emo.training.mouth.mouth_weights`); 0: none.
+    frame_size
+        Side of the prepared frames in pixels, which the mouth boxes are measured on
+        (default: the side of ``batch["target"]`` frames; needed with cached latents).
     """
     target_latents = batch_latents(pipe, batch["target"], cached)
     reference = batch_latents(pipe, batch["reference"][:, :, None], cached)[:, :, 0]
@@ -107,9 +118,20 @@ def diffusion_loss(
         speed_fps=speed_fps,
         motion_noise=motion_noise,
     )
-    if change_weight <= 0.0:
+    if change_weight <= 0.0 and mouth_weight <= 0.0:
         return F.mse_loss(prediction.float(), target.float())
-    weight = change_weights(target_latents, reference, change_weight)
+    weight = torch.ones_like(target_latents[:, :1], dtype=torch.float32)
+    if change_weight > 0.0:
+        weight = change_weights(target_latents, reference, change_weight)
+    if mouth_weight > 0.0:
+        if "mouth_boxes" not in batch:
+            raise ConfigError(
+                "loss.mouth_weight needs mouth boxes in the batch (SampleSpec(mouth_boxes=True))"
+            )
+        size = frame_size if frame_size is not None else int(batch["target"].shape[-1])
+        latent_size = (int(weight.shape[-2]), int(weight.shape[-1]))
+        extra = mouth_weights(batch["mouth_boxes"], latent_size, size, mouth_weight)
+        weight = weight + (extra.to(weight.device) - 1.0)
     error = (prediction.float() - target.float()).square()
     weighted: torch.Tensor = (error * weight).mean() / weight.mean()
     return weighted

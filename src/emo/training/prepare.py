@@ -41,6 +41,7 @@ from emo.training.data_format import (
     write_dataset_info,
 )
 from emo.training.devices import check_device, resolve_device
+from emo.training.mouth import fill_gaps, mouth_boxes_from_frames
 
 __all__ = ["PrepareReport", "PrepareSettings", "find_videos", "prepare_dataset"]
 
@@ -201,7 +202,8 @@ class _Tools:
         self.vae: Any = None
         if settings.vae is not None:
             self.vae = _load_vae(settings.vae).to(resolve_device(settings.device, "prepare"))
-        self.pose = _pose_estimator()
+        self.analyzer = _face_analyzer()
+        self.pose = _pose_estimator(self.analyzer)
 
 
 _TOOLS: dict[str, _Tools] = {}
@@ -237,24 +239,31 @@ def vae_fingerprint(vae: Any) -> str:
     return digest.hexdigest()
 
 
-def _pose_estimator() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None] | None:
-    """Per-frame head angles ``(f, 3)`` of frames in known face boxes, via ``emo.face``.
-
-    ``None`` when the face extra (``pip install emo[face]``) is not installed; the
-    estimator returns ``None`` for a clip where fewer than half the poses are known
-    (gaps in the rest are filled linearly).
-    """
+def _face_analyzer() -> Any:
+    """An :class:`emo.face.FaceAnalyzer`, or ``None`` without the face extra (logged once)."""
     import importlib
 
     try:
         # Looked up by name: emo.face is optional and may be absent from this install.
-        analyzer = importlib.import_module("emo.face").FaceAnalyzer()
+        return importlib.import_module("emo.face").FaceAnalyzer()
     except (ImportError, AttributeError, EMOError) as exc:
         logger.warning(
-            "head pose unavailable (%s): clips get no head speed, so stage 3 cannot use them; "
-            "install the face extra: pip install 'emo[face]'",
+            "face analysis unavailable (%s): clips get no head speed (stage 3 cannot use "
+            "them) and no mouth boxes; install the face extra: pip install 'emo[face]'",
             exc,
         )
+        return None
+
+
+def _pose_estimator(
+    analyzer: Any,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None] | None:
+    """Per-frame head angles ``(f, 3)`` of frames in known face boxes, via ``emo.face``.
+
+    ``None`` without an analyzer; the estimator returns ``None`` for a clip where fewer
+    than half the poses are known (gaps in the rest are filled linearly).
+    """
+    if analyzer is None:
         return None
 
     def run(frames: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None:
@@ -264,18 +273,7 @@ def _pose_estimator() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | N
         known = torch.isfinite(poses).all(dim=1)
         if int(known.sum()) * 2 < poses.shape[0]:
             return None
-        index = torch.arange(poses.shape[0], dtype=torch.float32)
-        good = index[known]
-        for axis in range(3):
-            values = poses[known, axis]
-            pos = torch.searchsorted(good, index).clamp(1, max(1, good.numel() - 1))
-            if good.numel() == 1:
-                poses[:, axis] = values[0]
-                continue
-            x0, x1 = good[pos - 1], good[pos]
-            w = ((index - x0) / (x1 - x0)).clamp(0, 1)
-            poses[:, axis] = torch.lerp(values[pos - 1], values[pos], w)
-        return poses
+        return fill_gaps(torch.where(known[:, None], poses, 0.0), known)
 
     return run
 
@@ -454,6 +452,10 @@ def _prepare_video(
                     tensors["speed"] = _speed_per_frame(
                         head_rotation_speed(angles), picks, src_fps, settings.fps
                     )
+                if tools.analyzer is not None:
+                    mouth = mouth_boxes_from_frames(tools.analyzer, crops)
+                    if mouth is not None:
+                        tensors["mouth_boxes"] = mouth
                 if tools.vae is not None:
                     tensors["latents"] = _encode_latents(tools.vae, crops)
                 write_clip(

@@ -238,13 +238,23 @@ class LossSettings:
         channels), and the loss is divided by the mean weight. The mouth, the eyes and
         a turning head are a small part of a talking-head frame but all of what the
         audio and the speed layers must learn; 0 (the default) is the plain mean.
+    mouth_weight
+        Extra weight of the latent pixels inside each target frame's mouth box (the lip
+        landmarks' box grown 1.5 times, :mod:`emo.training.mouth`): they weigh
+        ``1 + mouth_weight`` (by the share of the pixel inside), added to the change
+        weight. Unlike ``change_weight`` it does not reward turning the head away. The
+        data needs mouth boxes (``emo prepare`` with ``emo[face]``, or
+        ``emo mouth-boxes DATA_DIR``); clips without weigh 1. 0 (the default): none.
     """
 
     change_weight: float = 0.0
+    mouth_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.change_weight) and self.change_weight >= 0):
-            raise ConfigError(f"loss.change_weight must be a number >= 0, got {self.change_weight}")
+        for name in ("change_weight", "mouth_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"loss.{name} must be a number >= 0, got {value}")
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,7 @@ class Trainer:
             speed_context=int(pipe.backbone.config.get("speed_context_frames", 0) or 0),
             min_reference_distance=cfg.data.min_reference_distance,
             zero_motion_probability=cfg.data.zero_motion_probability,
+            mouth_boxes=cfg.loss.mouth_weight > 0,
         )
 
     def _use_latents(self, info: dict[str, Any], pipe: EMOPipeline) -> bool:
@@ -511,6 +512,8 @@ class Trainer:
             speed_fps=dataset.fps,
             motion_noise=motion_noise,
             change_weight=cfg.loss.change_weight,
+            mouth_weight=cfg.loss.mouth_weight,
+            frame_size=dataset.resolution,
         )
 
     @staticmethod
