@@ -80,23 +80,25 @@ def test_no_face_gives_no_mouth_boxes(analyzer: Any) -> None:
     assert mouth_boxes_from_frames(analyzer, blank) is None
 
 
-def _with_faces(prepared: Path, out: Path, talking: Any) -> tuple[Path, str]:
-    """A copy of the prepared set whose first clip shows the talking head (32 px)."""
+def _with_faces(prepared: Path, out: Path, talking: Any, count: int = 1) -> tuple[Path, str]:
+    """A copy of the prepared set whose first ``count`` clips show the talking head (32 px)."""
     shutil.copytree(prepared, out)
-    first = read_clip_index(out)[0]["id"]
-    path = out / "clips" / f"{first}.safetensors"
-    tensors = load_file(path)
-    count = tensors["frames"].shape[0]
-    small = torch.nn.functional.interpolate(
-        torch.as_tensor(talking.frames[:count]).permute(0, 3, 1, 2).float(),
-        size=tensors["frames"].shape[1:3],
-        mode="area",
-    )
-    tensors["frames"] = small.round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    write_clip(path, tensors, meta)
-    return out, first
+    ids = [row["id"] for row in read_clip_index(out)]
+    for k, clip in enumerate(ids[:count]):
+        path = out / "clips" / f"{clip}.safetensors"
+        tensors = load_file(path)
+        frames = tensors["frames"].shape[0]
+        start = (3 * k) % (talking.num_frames - frames)
+        small = torch.nn.functional.interpolate(
+            torch.as_tensor(talking.frames[start : start + frames]).permute(0, 3, 1, 2).float(),
+            size=tensors["frames"].shape[1:3],
+            mode="area",
+        )
+        tensors["frames"] = small.round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+        write_clip(path, tensors, meta)
+    return out, ids[0]
 
 
 def test_add_mouth_boxes_fills_clips_with_lips_keeps_the_rest_and_resumes(
@@ -228,3 +230,33 @@ def test_emo_mouth_boxes_from_the_command_line(
     assert "mouth_boxes" in load_file(data / "clips" / f"{first}.safetensors")
     assert main(["mouth-boxes", str(tmp_path / "nothing"), "--quiet"]) == 1
     assert "emo prepare" in capsys.readouterr().err
+
+
+def test_training_with_a_mouth_weight_needs_mouth_boxes_and_changes_the_weights(
+    prepared: Path, tmp_path: Path, analyzer: Any, talking: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from helpers import stage_config, trained_weights
+
+    from emo.training.settings import load_config
+    from emo.training.trainer import train
+
+    def run(data: Path, name: str, stage: int, **loss: float) -> dict[str, torch.Tensor]:
+        config = stage_config(
+            stage, data, tmp_path / name, loss=loss,
+            training={"max_steps": 2, "batch_size": 2, "device": "cpu"},
+        )  # fmt: skip
+        train(load_config(config))
+        return trained_weights(tmp_path / name)
+
+    with pytest.raises(ConfigError, match="emo mouth-boxes"):
+        run(prepared, "none", 2, mouth_weight=4.0)
+    data, _ = _with_faces(
+        prepared, tmp_path / "data", talking, count=len(read_clip_index(prepared)) - 1
+    )
+    add_mouth_boxes(data, analyzer=analyzer)
+    with caplog.at_level("WARNING", logger="emo.training"):
+        weighted = run(data, "mouth", 2, mouth_weight=40.0)
+    assert "1 of " in caplog.text and "have no mouth boxes and weigh 1 everywhere" in caplog.text
+    plain = run(data, "plain", 2)
+    assert any(not torch.equal(weighted[k], plain[k]) for k in weighted)
+    run(data, "stage1", 1, mouth_weight=4.0)  # stage 1 samples carry the boxes too

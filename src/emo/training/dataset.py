@@ -137,6 +137,16 @@ class ClipDataset:
         """Side of the prepared frames in pixels."""
         return int(self.info["resolution"])
 
+    def clips_with(self, key: str) -> int:
+        """How many of the usable clips hold tensor ``key`` (read from the file headers)."""
+        from safetensors import safe_open
+
+        count = 0
+        for index in range(len(self.clips)):
+            with safe_open(os.fspath(self.clip_path(index)), framework="pt") as f:
+                count += key in set(f.keys())
+        return count
+
     def clip_path(self, index: int) -> Path:
         """The safetensors file of clip ``index``."""
         return self.root / "clips" / f"{self.clips[index]['id']}.safetensors"

@@ -121,11 +121,11 @@ def mouth_weights(
     boxes = boxes.float()
     centre = (boxes[..., :2] + boxes[..., 2:]) / 2
     half = (boxes[..., 2:] - boxes[..., :2]) / 2 * growth
-    scale = torch.tensor([w / resolution, h / resolution])
+    scale = torch.tensor([w / resolution, h / resolution], device=boxes.device)
     low, high = (centre - half) * scale, (centre + half) * scale
 
     def overlap(lo: torch.Tensor, hi: torch.Tensor, cells: int) -> torch.Tensor:
-        edges = torch.arange(cells, dtype=torch.float32)
+        edges = torch.arange(cells, dtype=torch.float32, device=lo.device)
         left = torch.maximum(edges, lo[..., None])
         right = torch.minimum(edges + 1, hi[..., None])
         return (right - left).clamp(0, 1).nan_to_num(0.0)  # (b, f, cells)

@@ -142,6 +142,7 @@ class Trainer:
             return SampleSpec(
                 frames_per_clip=cfg.data.frames_per_clip or 1,
                 min_reference_distance=cfg.data.min_reference_distance,
+                mouth_boxes=cfg.loss.mouth_weight > 0,
             )
         frames_per_clip = pipe.settings.frames_per_clip
         motion = pipe.settings.motion_frames
@@ -161,6 +162,24 @@ class Trainer:
             zero_motion_probability=cfg.data.zero_motion_probability,
             mouth_boxes=cfg.loss.mouth_weight > 0,
         )
+
+    def _check_mouth_boxes(self, dataset: ClipDataset) -> None:
+        """``loss.mouth_weight`` needs mouth boxes: refuse data without any, warn on gaps."""
+        have = dataset.clips_with("mouth_boxes")
+        root = self.config.data.root
+        if have == 0:
+            raise ConfigError(
+                f"loss.mouth_weight is set but no clip of {root!r} has mouth boxes; add them "
+                f"with: emo mouth-boxes {root} (needs emo[face])"
+            )
+        if have < len(dataset):
+            logger.warning(
+                "%d of %d clips have no mouth boxes and weigh 1 everywhere; emo mouth-boxes %s "
+                "adds them",
+                len(dataset) - have,
+                len(dataset),
+                root,
+            )
 
     def _use_latents(self, info: dict[str, Any], pipe: EMOPipeline) -> bool:
         cached = info.get("latents")
@@ -218,6 +237,8 @@ class Trainer:
         dataset = ClipDataset(
             cfg.data.root, spec, seed=cfg.seed, use_latents=self._use_latents(info, pipe)
         )
+        if cfg.loss.mouth_weight > 0:
+            self._check_mouth_boxes(dataset)
         batch_size = cfg.training.batch_size
         global_batch = batch_size * ctx.world_size
         per_epoch = len(dataset) // global_batch
