@@ -39,6 +39,7 @@ from emo.errors import CheckpointError, InputError
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "clip_metadata",
     "read_clip",
     "read_clip_index",
     "read_dataset_info",
@@ -60,6 +61,17 @@ def write_clip(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str,
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def clip_metadata(row: dict[str, Any]) -> dict[str, str]:
+    """The string metadata of a clip file (source video, start time) from its ``clips.jsonl`` row.
+
+    What ``emo prepare`` writes, for tools that rewrite a clip file with more tensors.
+    """
+    return {
+        "source": str(row.get("source", "")),
+        "start_seconds": f"{float(row.get('start_seconds', 0.0)):.6f}",
+    }
 
 
 def read_clip(path: Path) -> dict[str, torch.Tensor]:

@@ -60,6 +60,7 @@ def encode_dataset_latents(
         VAE in ``output``, or its frames do not fit the VAE.
     """
     from emo.training.data_format import (
+        clip_metadata,
         read_clip,
         read_clip_index,
         read_dataset_info,
@@ -104,11 +105,7 @@ def encode_dataset_latents(
         if "frames" not in tensors:
             raise InputError(f"clip {row['id']!r} of {os.fspath(source)!r} holds no frames")
         tensors["latents"] = _encode_latents(model, tensors["frames"], batch_size)
-        metadata = {
-            "source": str(row.get("source", "")),
-            "start_seconds": f"{float(row.get('start_seconds', 0.0)):.6f}",
-        }
-        write_clip(target, tensors, metadata)
+        write_clip(target, tensors, clip_metadata(row))
     for name in ("clips.jsonl", "skipped.jsonl"):
         if (source / name).is_file():
             shutil.copyfile(source / name, out / name)

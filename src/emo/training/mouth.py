@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from emo.training.data_format import read_clip, read_clip_index, read_dataset_info, write_clip
+from emo.training.data_format import (
+    clip_metadata,
+    read_clip,
+    read_clip_index,
+    read_dataset_info,
+    write_clip,
+)
 
 __all__ = [
     "MOUTH_GROWTH",
@@ -42,18 +48,16 @@ def fill_gaps(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """Rows of ``values`` ``(f, k)`` where ``known`` ``(f,)`` is false, filled linearly.
 
     Rows before the first (after the last) known row repeat it. At least one row must
-    be known.
+    be known; the unknown rows are never read (they may hold NaN).
     """
-    out = values.clone().float()
+    rows = values[known].float()
+    if rows.shape[0] == 1:
+        return rows.expand(values.shape[0], -1).clone()
     index = torch.arange(values.shape[0], dtype=torch.float32)
     good = index[known]
-    if good.numel() == 1:
-        out[:] = out[known][0]
-        return out
     pos = torch.searchsorted(good, index).clamp(1, good.numel() - 1)
     x0, x1 = good[pos - 1], good[pos]
     w = ((index - x0) / (x1 - x0)).clamp(0, 1)[:, None]
-    rows = out[known]
     return torch.lerp(rows[pos - 1], rows[pos], w)
 
 
@@ -87,7 +91,7 @@ def mouth_boxes_from_frames(analyzer: Any, frames: torch.Tensor) -> torch.Tensor
     known = torch.isfinite(boxes).all(dim=1) & torch.as_tensor(np.asarray(track.found))
     if int(known.sum()) * 2 < boxes.shape[0]:
         return None
-    return fill_gaps(torch.where(known[:, None], boxes, 0.0), known)
+    return fill_gaps(boxes, known)
 
 
 def mouth_weights(
@@ -201,17 +205,8 @@ def add_mouth_boxes(
             if boxes is None:
                 missed.append(str(row["id"]))
             else:
-                write_clip(path, {**tensors, "mouth_boxes": boxes}, _metadata(path))
+                write_clip(path, {**tensors, "mouth_boxes": boxes}, clip_metadata(row))
                 added += 1
         if progress is not None:
             progress(done, len(rows))
     return MouthBoxReport(added, present, missed)
-
-
-def _metadata(path: Path) -> dict[str, str]:
-    """The string metadata of a clip file (source, start time), kept on rewrite."""
-    from safetensors import safe_open
-
-    with safe_open(os.fspath(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    return {str(k): str(v) for k, v in meta.items()}

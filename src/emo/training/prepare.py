@@ -273,7 +273,7 @@ def _pose_estimator(
         known = torch.isfinite(poses).all(dim=1)
         if int(known.sum()) * 2 < poses.shape[0]:
             return None
-        return fill_gaps(torch.where(known[:, None], poses, 0.0), known)
+        return fill_gaps(poses, known)
 
     return run
 
