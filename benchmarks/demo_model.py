@@ -642,7 +642,9 @@ def group_scores(
     dict
         ``{group: {"cases", "scored" (cases with a finite r), "lip_sync_truth" (mean r of
         those), "offsets" (theirs),
-        "pause_ratio" (:func:`pause_ratio` over the group's cases), "voices"}}``.
+        "pause_ratio" (:func:`pause_ratio` over the group's cases), "face_found" (mean
+        fraction of frames whose face was found: a model that loses the face loses its lip
+        sync with it), "voices"}}``.
     """
     by_group: dict[str, list[int]] = {}
     for i, result in enumerate(results):
@@ -666,6 +668,7 @@ def group_scores(
             "lip_sync_truth": float(np.mean([s.correlation for s in syncs])) if syncs else None,
             "offsets": sorted({int(s.offset) for s in syncs}),
             "pause_ratio": ratio if math.isfinite(ratio) else None,
+            "face_found": float(np.mean([r.score.face_ratio for r in rows])),
             "voices": sorted({getattr(r.case, "voice_key", "") or "formant" for r in rows}),
         }
     return out
@@ -815,9 +818,11 @@ def main(argv: list[str] | None = None) -> int:
         + " | ".join(f"{n} lip sync r (offsets)" for n in groups)
         + " | "
         + " | ".join(f"{n} pause ratio" for n in groups)
+        + " | "
+        + " | ".join(f"{n} face found" for n in groups)
         + " |"
     ]
-    group_lines.append("|---|---|" + "---|" * (2 * len(groups)))
+    group_lines.append("|---|---|" + "---|" * (3 * len(groups)))
     for group in groups["truth"]:
         cells = []
         for per in groups.values():
@@ -834,6 +839,9 @@ def main(argv: list[str] | None = None) -> int:
         for per in groups.values():
             in_group = per.get(group, {}).get("pause_ratio")
             cells.append(f"{in_group:.3f}" if in_group is not None else "-")
+        for per in groups.values():
+            found = per.get(group, {}).get("face_found")
+            cells.append(f"{found:.2f}" if found is not None else "-")
         group_lines.append(
             f"| {group} | {groups['truth'][group]['cases']} | " + " | ".join(cells) + " |"
         )

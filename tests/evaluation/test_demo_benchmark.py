@@ -291,20 +291,23 @@ def test_a_voice_group_s_lip_sync_is_the_mean_of_its_scored_cases(bench: ModuleT
 
     from emo.evaluation.signals import LipSync
 
-    def row(r: float, offset: int) -> SimpleNamespace:
+    def row(r: float, offset: int, found: float = 1.0) -> SimpleNamespace:
         sync = LipSync(correlation=r, offset=offset, peak_correlation=r)
         opening = np.array([0.02, 0.02, 0.3, 0.2, 0.25])
         return SimpleNamespace(
             case=SimpleNamespace(group="held-out voice", voice_key="espeak-ng:x"),
-            score=SimpleNamespace(lip_sync_truth=sync, mouth_opening=opening),
+            score=SimpleNamespace(lip_sync_truth=sync, mouth_opening=opening, face_ratio=found),
         )
 
     pause = np.array([True, True, False, False, False])
     pauses = [(pause, ~pause, 0.05)] * 3
     # the second case's faces were too rarely found: its r is NaN, its offset meaningless
-    groups = bench.group_scores([row(0.7, 0), row(float("nan"), -3), row(0.8, 0)], pauses)
+    groups = bench.group_scores(
+        [row(0.7, 0), row(float("nan"), -3, found=0.1), row(0.8, 0)], pauses
+    )
     group = groups["held-out voice"]
     assert group["cases"] == 3 and group["scored"] == 2
     assert group["lip_sync_truth"] == pytest.approx(0.75)
     assert group["offsets"] == [0]
     assert group["pause_ratio"] == pytest.approx(0.0)
+    assert group["face_found"] == pytest.approx(0.7)  # (1 + 0.1 + 1) / 3, every case counts
