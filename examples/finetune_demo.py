@@ -59,8 +59,9 @@ def finetune_config(
     schedule: str = "constant",
     change_weight: float = 0.0,
     mouth_weight: float = 0.0,
+    trainable: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The trainer config: ``train_demo``'s stage 3 from ``base`` with every group trainable.
+    """The trainer config: ``train_demo``'s stage 3 from ``base``, every group trainable by default.
 
     ``schedule`` is the learning rate's after the warm-up: ``"constant"`` (the shipped
     model's fine-tune) or ``"cosine"``, decaying to 0 at ``steps``, for a last run whose
@@ -68,12 +69,17 @@ def finetune_config(
     ``loss.change_weight``: above 0 the latent pixels that differ from the reference (the
     mouth, the eyes, a turning head) weigh more. ``mouth_weight`` is ``loss.mouth_weight``:
     above 0 the latent pixels in each frame's mouth box weigh more (the data needs mouth
-    boxes: ``emo mouth-boxes DATA_DIR``).
+    boxes: ``emo mouth-boxes DATA_DIR``). ``trainable`` names the parameter groups trained
+    (``training.trainable``; default all): ``["audio"]`` trains only the audio projection and
+    the Backbone's audio attentions, so the rest of the model, the look of the face included,
+    cannot drift.
     """
     config = stage_config(3, data, out, base, RECIPE, device)
     config["seed"] = RECIPE["seed"] + 10  # another sample order than the base's stage 3
     config["optimizer"].update(learning_rate=learning_rate, warmup_steps=50, schedule=schedule)
-    config["training"].update(max_steps=steps, batch_size=batch, trainable=list(GROUPS))
+    config["training"].update(
+        max_steps=steps, batch_size=batch, trainable=list(trainable or GROUPS)
+    )
     config["checkpoints"]["every"] = 100
     config["loss"]["change_weight"] = change_weight
     config["loss"]["mouth_weight"] = mouth_weight
@@ -108,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="weigh latent pixels in each frame's mouth box more (loss.mouth_weight)",
     )
+    parser.add_argument(
+        "--trainable",
+        default=",".join(GROUPS),
+        help="comma-separated parameter groups to train (training.trainable; default all): "
+        + ", ".join(GROUPS),
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--export", default=None, help="copy the finished model folder here")
@@ -124,9 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(args.base)
     record.continue_from(base)
     stage_dir = out / "finetune"
+    trainable = [g.strip() for g in args.trainable.split(",") if g.strip()]
+    unknown = sorted(set(trainable) - set(GROUPS))
+    if unknown or not trainable:
+        parser.error(
+            f"--trainable: unknown or no groups {unknown}; choose from {', '.join(GROUPS)}"
+        )
     config = finetune_config(
         Path(args.data), stage_dir, base, args.steps, args.learning_rate, args.batch_size,
-        args.device, args.schedule, args.change_weight, args.mouth_weight,
+        args.device, args.schedule, args.change_weight, args.mouth_weight, trainable,
     )  # fmt: skip
     stage_dir.mkdir(parents=True, exist_ok=True)
     (stage_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -143,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         schedule=args.schedule,
         change_weight=args.change_weight,
         mouth_weight=args.mouth_weight,
+        trainable=trainable,
         batch_size=args.batch_size,
     )
     # the recipe's generation defaults; the frame size is the base's own

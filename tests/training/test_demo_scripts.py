@@ -35,7 +35,8 @@ def test_train_demo_quick_runs_every_phase_then_finetune_continues_it(tmp_path: 
     assert settings["height"] == 64 and settings["output_size"] == 512
     _run(str(EXAMPLES / "finetune_demo.py"), "--data", str(run / "data_latents"), "--out",
          str(tmp_path / "ft"), "--base", str(model), "--steps", "3", "--schedule", "cosine",
-         "--change-weight", "2", "--mouth-weight", "3", "--threads", "2")  # fmt: skip
+         "--change-weight", "2", "--mouth-weight", "3", "--trainable", "audio",
+         "--threads", "2")  # fmt: skip
     continued = json.loads((tmp_path / "ft" / "emo-demo" / "training.json").read_text())
     assert continued["phases"]["finetune"]["steps"] == 3
     assert continued["phases"]["finetune"]["schedule"] == "cosine"
@@ -43,12 +44,23 @@ def test_train_demo_quick_runs_every_phase_then_finetune_continues_it(tmp_path: 
     assert config["optimizer"]["schedule"] == "cosine"
     assert config["loss"]["change_weight"] == continued["phases"]["finetune"]["change_weight"] == 2
     assert config["loss"]["mouth_weight"] == continued["phases"]["finetune"]["mouth_weight"] == 3
+    assert config["training"]["trainable"] == continued["phases"]["finetune"]["trainable"]
+    assert config["training"]["trainable"] == ["audio"]
     clip = next((run / "data_latents" / "clips").glob("*.safetensors"))
     assert load_file(clip)["mouth_boxes"].shape[1] == 4  # emo prepare found the lips
     assert continued["base"]["recipe"]["resolution"] == continued["recipe"]["resolution"] == 64
     before = load_file(model / "audio_projection" / "model.safetensors")
     after = load_file(tmp_path / "ft" / "emo-demo" / "audio_projection" / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
+    # only the audio group trained: the Backbone's audio attentions moved, nothing else did
+    before = load_file(model / "backbone" / "model.safetensors")
+    after = load_file(tmp_path / "ft" / "emo-demo" / "backbone" / "model.safetensors")
+    audio = [k for k in before if ".audio_" in k]
+    assert audio and any(not torch.equal(before[k], after[k]) for k in audio)
+    assert all(torch.equal(before[k], after[k]) for k in before if k not in audio)
+    before = load_file(model / "reference_net" / "model.safetensors")
+    after = load_file(tmp_path / "ft" / "emo-demo" / "reference_net" / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
     # A second run on the same data continues the model with its VAE (kept in half
     # precision, as a small checkpoint), batches halved (twice the steps): no VAE phase,
