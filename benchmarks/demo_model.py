@@ -31,13 +31,16 @@ Usage::
     python benchmarks/demo_model.py --out bench-demo            # 4 identities x speeds 0, 1, 2
     python benchmarks/demo_model.py --model runs/demo/emo-demo --identities 2 --out bench
     python benchmarks/demo_model.py --voices 2 --out bench   # + engine voices, by group
+    python benchmarks/demo_model.py --identities 1 --speeds 0 --voices 6 --out bench-voices
 
 With ``--voices N`` (needs espeak-ng and festival: ``examples/make_voice_data.py`` names the
 packages) every case is also spoken by real speech engines' voices: ``N`` seen voices
 (training voices, new text), ``N`` held-out voices of seen engines and ``N`` voices of the
 held-out engine (:func:`emo.datasets.synthetic.voice_split`), each with its own held-out
 identity; lip sync and the pause-opening ratio are reported per group (``formant``,
-``seen voice``, ``held-out voice``, ``held-out engine``).
+``seen voice``, ``held-out voice``, ``held-out engine``), with the fraction of frames
+whose face was found. One case moves a two-case group's mean by a tenth or more: judge
+the held-out groups on six cases or more (the last usage line, 19 cases).
 
 Writes ``OUT/report.md`` (tables + targets) and ``OUT/report.json``.
 """
