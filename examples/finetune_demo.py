@@ -125,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", default=None, help="copy the finished model folder here")
     parser.add_argument("--export-package", action="store_true", help="copy it into the package")
     args = parser.parse_args(argv)
+    # checked before anything is written
+    trainable = [g.strip() for g in args.trainable.split(",") if g.strip()]
+    unknown = sorted(set(trainable) - set(GROUPS))
+    if unknown or not trainable:
+        parser.error(
+            f"--trainable: unknown or no groups {unknown}; choose from {', '.join(GROUPS)}"
+        )
     if args.threads:
         import torch
 
@@ -136,12 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(args.base)
     record.continue_from(base)
     stage_dir = out / "finetune"
-    trainable = [g.strip() for g in args.trainable.split(",") if g.strip()]
-    unknown = sorted(set(trainable) - set(GROUPS))
-    if unknown or not trainable:
-        parser.error(
-            f"--trainable: unknown or no groups {unknown}; choose from {', '.join(GROUPS)}"
-        )
     config = finetune_config(
         Path(args.data), stage_dir, base, args.steps, args.learning_rate, args.batch_size,
         args.device, args.schedule, args.change_weight, args.mouth_weight, trainable,

@@ -119,3 +119,15 @@ def test_pack_and_unpack_keep_a_prepared_set_within_coding_loss(
             got["audio_features"], want["audio_features"], rtol=1e-3, atol=1e-3
         )
         assert torch.equal(got["boxes"], want["boxes"])
+
+
+def test_finetune_refuses_unknown_parameter_groups_before_writing(tmp_path: Path) -> None:
+    out = tmp_path / "ft"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "finetune_demo.py"), "--data", str(tmp_path),
+         "--out", str(out), "--trainable", "audio,eyes"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--trainable" in done.stderr and "eyes" in done.stderr and "audio" in done.stderr
+    assert not out.exists()
