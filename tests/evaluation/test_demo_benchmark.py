@@ -3,7 +3,6 @@ the case geometry, the mouth in pauses and the target rows."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -13,17 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "demo_model.py"
+from benchmark_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("demo_model_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("demo_model")
 
 
 def _summary(truth: float, model: float, autoencoder: float | None) -> dict[str, dict[str, Any]]:
@@ -271,11 +265,7 @@ def test_the_vae_retrieval_benchmark_prints_the_round_trip_of_the_bundled_model(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("dlib", reason="the descriptor is dlib's (emo[face])")
-    path = SCRIPT.parent / "demo_vae_retrieval.py"
-    spec = importlib.util.spec_from_file_location("demo_vae_retrieval", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("demo_vae_retrieval")
     assert module.main(["--model", "emo-demo", "--identities", "2", "--frames", "2"]) == 0
     row = capsys.readouterr().out.strip().splitlines()[-1]
     cells = [c.strip() for c in row.strip("|").split("|")]
