@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-GROUP_NAMES = {"": "seen voice", "voice": "held-out voice", "engine": "held-out engine"}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_model import VOICE_GROUPS  # the benchmark's own group names
 
 
 def find_clips(folder: Path) -> list[Path]:
@@ -50,7 +51,7 @@ def clip_group(truth: dict[str, Any]) -> str:
     audio = truth.get("audio") or {}
     if not audio.get("engine"):
         return "formant"
-    return GROUP_NAMES.get(str(audio.get("heldout_by", "")), "held-out voice")
+    return VOICE_GROUPS.get(str(audio.get("heldout_by", "")), "held-out voice")
 
 
 def clip_inputs(pipe: Any, path: Path) -> dict[str, Any]:

@@ -68,6 +68,10 @@ PSNR_MARGIN_DB = 6.0
 RETRIEVAL_TARGET = 0.75
 #: Mean opening in pauses at most this fraction of the mean opening in speech.
 PAUSE_RATIO_TARGET = 0.25
+#: The voice groups, by a voice's ``heldout_by`` (:class:`emo.datasets.synthetic.Voice`),
+#: in the order their cases are drawn: training voices, held-out voices of seen engines,
+#: the held-out engine's voices.
+VOICE_GROUPS = {"": "seen voice", "voice": "held-out voice", "engine": "held-out engine"}
 #: A silence this long (seconds) or longer is a pause: the usual threshold for a silent
 #: pause in speech research (250 ms); shorter gaps between words are part of speaking and
 #: leave no time for a mouth to close and open again.
@@ -507,7 +511,7 @@ def voice_cases(count: int, duration: float, size: int, seed: int = 0) -> list[A
     """
     import dataclasses
 
-    from emo.datasets.synthetic import make_clip, voice_split, voice_track
+    from emo.datasets.synthetic import make_clip, voice_catalogue, voice_split, voice_track
     from emo.evaluation.benchmark import BenchmarkCase
 
     @dataclasses.dataclass(frozen=True)
@@ -529,11 +533,9 @@ def voice_cases(count: int, duration: float, size: int, seed: int = 0) -> list[A
             )
 
     rng = np.random.default_rng([seed, 53])
-    heldout = voice_split("heldout")
+    catalogue = voice_catalogue()
     groups = {
-        "seen voice": voice_split("train"),
-        "held-out voice": [v for v in heldout if v.heldout_by == "voice"],
-        "held-out engine": [v for v in heldout if v.heldout_by == "engine"],
+        name: [v for v in catalogue if v.heldout_by == by] for by, name in VOICE_GROUPS.items()
     }
     cases = []
     for g, (group, voices) in enumerate(groups.items()):
