@@ -38,7 +38,7 @@ from demo_model import VOICE_GROUPS  # the benchmark's own group names
 
 
 def find_clips(folder: Path) -> list[Path]:
-    """Truth files under ``folder`` (any depth) that have a mouth truth and their MP4."""
+    """Truth ``.json`` files under ``folder`` (any depth) with an MP4 of the same name beside them."""
     found = []
     for path in sorted(folder.rglob("*.json")):
         if path.with_suffix(".mp4").exists():
@@ -93,10 +93,16 @@ def predict(model: tuple[np.ndarray, ...], x: np.ndarray) -> np.ndarray:
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r, NaN where either side does not vary (a silent clip)."""
+    """:func:`emo.evaluation.signals.pearson`, but NaN where either side does not vary.
+
+    ``pearson`` gives 0 there; a silent clip's flat truth says nothing of the audio path,
+    so it is left out of the group's mean rather than counted as a miss.
+    """
+    from emo.evaluation.signals import pearson
+
     if a.std() < 1e-9 or b.std() < 1e-9:
         return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    return pearson(a, b)
 
 
 def probe(
